@@ -1,0 +1,157 @@
+"""Simulated board: a virtual clock, a button pin with interrupts, one-shot timers and a
+battery ADC, all driven by the simulator or a test. Same interface as the real boards.
+
+Time only moves when the driver calls advance()/run_until(): due timers fire in deadline order,
+each at its own deadline, so tests are exact and never sleep. ticks_ms() wraps like the ports'
+(period 2**30), and a run can start just before the wrap.
+"""
+from micropython import const
+
+NAME = "sim"
+BUTTON_ACTIVE_LOW = True
+ADC_MAX_COUNTS = 4095
+ADC_REF_MV = 3300
+DIVIDER_NUM = 2  # battery -> 2:1 divider -> ADC pin, as on the XIAO ESP32-C3 guides
+DIVIDER_DEN = 1
+CHEMISTRY = "lipo"
+CAPACITY_MAH = 500
+# Datasheet-style figures for the model: the sim borrows the XIAO ESP32-C3's (see that board).
+CURRENT_UA_ACTIVE = 22000
+CURRENT_UA_ADVERTISING = 6500
+CURRENT_UA_CONNECTED = 3400
+CURRENT_UA_LIGHT_SLEEP = 130
+CURRENT_UA_DEEP_SLEEP = 44
+BLE_BONDING = True
+BLE_PRIVACY = True
+
+TICKS_PERIOD = 1 << 30
+_TICKS_MASK = const((1 << 30) - 1)
+_TICKS_HALF = const(1 << 29)
+
+
+def ticks_add(ticks, delta):
+    """Same contract as time.ticks_add."""
+    return (ticks + delta) & _TICKS_MASK
+
+
+def ticks_diff(end, start):
+    """Same contract as time.ticks_diff: signed, correct across the wrap."""
+    return ((end - start + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
+
+
+class SimTimer:
+    """One-shot timer on the virtual clock: start() re-arms, cancel() disarms."""
+
+    def __init__(self, board, timer_id):
+        self._board = board
+        self.id = timer_id
+        self.deadline = -1  # absolute virtual ms, -1 when disarmed
+        self._callback = None
+
+    def start(self, delay_ms, callback):
+        self.deadline = self._board.now_ms + max(0, delay_ms)
+        self._callback = callback
+
+    def cancel(self):
+        self.deadline = -1
+
+    def fire(self):
+        self.deadline = -1
+        self._callback(self)
+
+
+class SimButton:
+    """The button pin. The driver sets the physical level; handlers run like pin IRQs."""
+
+    def __init__(self, board):
+        self._board = board
+        self._handler = None
+
+    def pressed(self):
+        level = self._board.pin_level
+        return level == 0 if BUTTON_ACTIVE_LOW else level == 1
+
+    def irq(self, handler):
+        self._handler = handler
+
+    def edge(self):
+        if self._handler is not None:
+            self._handler(self)
+
+
+class SimBoard:
+    """One simulated board; the firmware sees the same names as a real board module."""
+
+    NAME = NAME
+    BUTTON_ACTIVE_LOW = BUTTON_ACTIVE_LOW
+    ADC_MAX_COUNTS = ADC_MAX_COUNTS
+    ADC_REF_MV = ADC_REF_MV
+    DIVIDER_NUM = DIVIDER_NUM
+    DIVIDER_DEN = DIVIDER_DEN
+    CHEMISTRY = CHEMISTRY
+    CAPACITY_MAH = CAPACITY_MAH
+    BLE_BONDING = BLE_BONDING
+    BLE_PRIVACY = BLE_PRIVACY
+
+    def __init__(self, start_ms=0, battery_mv=4000):
+        self.now_ms = start_ms  # absolute and unwrapped; ticks_ms() wraps it
+        self.pin_level = 1 if BUTTON_ACTIVE_LOW else 0
+        self.battery_mv = battery_mv
+        self.timers = []
+        self.button = SimButton(self)
+        self.resets = 0
+
+    # --- the board interface the firmware uses ---
+    def ticks_ms(self):
+        return self.now_ms & _TICKS_MASK
+
+    def ticks_diff(self, end, start):
+        return ticks_diff(end, start)
+
+    def ticks_add(self, ticks, delta):
+        return ticks_add(ticks, delta)
+
+    def Timer(self, timer_id):
+        timer = SimTimer(self, timer_id)
+        self.timers.append(timer)
+        return timer
+
+    def Button(self):
+        return self.button
+
+    def battery_counts(self):
+        pin_mv = self.battery_mv * DIVIDER_DEN // DIVIDER_NUM
+        counts = pin_mv * ADC_MAX_COUNTS // ADC_REF_MV
+        return min(max(counts, 0), ADC_MAX_COUNTS)
+
+    # --- the simulator's side ---
+    def set_pressed(self, pressed):
+        """Moves the physical contact; an edge interrupts like a GPIO IRQ on both edges."""
+        level = (0 if pressed else 1) if BUTTON_ACTIVE_LOW else (1 if pressed else 0)
+        if level != self.pin_level:
+            self.pin_level = level
+            self.button.edge()
+
+    def next_deadline(self):
+        best = -1
+        for t in self.timers:
+            if t.deadline >= 0 and (best < 0 or t.deadline < best):
+                best = t.deadline
+        return best
+
+    def run_until(self, t_ms):
+        """Advances the clock to t_ms, firing every timer due on the way, in order."""
+        while True:
+            due = self.next_deadline()
+            if due < 0 or due > t_ms:
+                break
+            self.now_ms = max(self.now_ms, due)
+            for timer in self.timers:
+                if timer.deadline == due:
+                    timer.fire()
+                    break
+        self.now_ms = max(self.now_ms, t_ms)
+
+    def advance(self, delta_ms):
+        """Advances the clock by delta_ms."""
+        self.run_until(self.now_ms + delta_ms)

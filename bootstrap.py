@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Sets up the project's own virtual environment with pinned packages, then runs a job in it.
+
+Usage: python3 bootstrap.py demo [ARGS...]   the main job (the simulated press-to-host chain)
+       python3 bootstrap.py test [ARGS...]   the whole test suite, build checks included
+
+Only Python 3.11+ and pip are needed; everything else comes from PyPI, pinned in
+pyproject.toml and requirements/constraints.txt. The environment is rebuilt when either changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / "msa-installed.sha256"
+CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
+# The firmware is type-checked against the official ESP32-C3 stubs; they shadow stdlib names
+# (hashlib, struct, ...) so they live in their own folder, never on the host's import path.
+STUBS_DIR = VENV / "mpstubs"
+STUBS = "micropython-esp32-esp32-generic-c3-stubs==1.29.0.post1"
+
+
+def _python() -> Path:
+    return VENV / ("Scripts" if os.name == "nt" else "bin") / "python"
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256(STUBS.encode())
+    for path in (ROOT / "pyproject.toml", CONSTRAINTS):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _run(*args: str | Path) -> None:
+    subprocess.run([str(a) for a in args], check=True, cwd=ROOT)
+
+
+def ensure_env() -> Path:
+    """Create .venv and install the pinned project into it, unless it is already current."""
+    if sys.version_info < (3, 11):
+        sys.exit("msa: Python 3.11 or newer is needed; run this script with python3.11")
+    want = _fingerprint()
+    if STAMP.exists() and STAMP.read_text().strip() == want and _python().exists():
+        return _python()
+    print("msa: setting up .venv with pinned dependencies (first run takes a minute)", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    pip = (_python(), "-m", "pip", "--disable-pip-version-check", "-q")
+    _run(*pip, "install", "-c", CONSTRAINTS, "-e", f"{ROOT}[dev]")
+    _run(*pip, "install", "--no-deps", "--target", STUBS_DIR, STUBS,
+         "micropython-stdlib-stubs==1.29.0.post2")
+    STAMP.write_text(want + "\n")
+    return _python()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    python = ensure_env()
+    job, rest = argv[0], argv[1:]
+    if job == "demo":
+        cmd = [str(python), "-m", "msa.tools.cli", "sim", "demo", *rest]
+    else:
+        cmd = [str(python), "-m", "pytest", *rest]
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,48 @@
+"""Seals a frame for an alarm advert burst: AES-128-CTR, so an observer learns nothing.
+
+Imported only when an alarm has to go out without a connection. The advert payload is
+iv(4) || AES-CTR(k_adv, iv)(frame without the button id), iv being the frame tag's first four
+bytes (a synthetic IV: unique because the tag covers the never-reused sequence number). The
+host decrypts with each of its buttons' keys, puts the button id back and checks the frame tag.
+"""
+import cryptolib
+
+from micropython import const
+
+from frame import BODY_LEN, FRAME_LEN, derive
+
+PAYLOAD_LEN = const(26)
+COMPANY_ID = const(0xFFFF)
+_IV_LEN = const(4)
+_ECB = const(1)
+
+
+class BurstSealer:
+    """Turns frames into encrypted advert payloads for one button key."""
+
+    def __init__(self, key):
+        self._key = derive(key, b"msa1 adv")[:16]
+        self._block = bytearray(16)
+
+    def seal(self, frame):
+        """The 26-byte advert payload for a 26-byte frame."""
+        plain = bytes(frame[0:2]) + bytes(frame[6:FRAME_LEN])
+        out = bytearray(PAYLOAD_LEN)
+        iv = frame[BODY_LEN:BODY_LEN + _IV_LEN]
+        out[0:_IV_LEN] = iv
+        aes = cryptolib.aes(self._key, _ECB)
+        block = self._block
+        for i in range(len(plain)):
+            if i % 16 == 0:
+                for j in range(16):
+                    block[j] = 0
+                block[0:_IV_LEN] = iv
+                block[15] = i // 16
+                stream = aes.encrypt(block)
+            out[_IV_LEN + i] = plain[i] ^ stream[i % 16]
+        return out
+
+
+def advert(payload):
+    """Advertising data carrying a sealed payload: one manufacturer-specific AD structure."""
+    return bytes((len(payload) + 3, 0xFF, COMPANY_ID & 0xFF, COMPANY_ID >> 8)) + bytes(payload)

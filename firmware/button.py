@@ -1,0 +1,131 @@
+"""The button without its radio: press, gesture, numbered and persisted event, frame.
+
+The radio layer (peripheral.py) asks this object for frames to send and hands it the host's
+acknowledgements. Everything that touches hardware goes through the board passed in.
+"""
+from micropython import const
+
+import config
+from battery import Battery
+from counters import Counters
+from debounce import Debouncer
+from evqueue import ORIGIN_UNKNOWN, EventQueue
+from frame import (AGE_UNKNOWN, GESTURE_NONE, KIND_ALARM, KIND_BOOT, KIND_HEARTBEAT,
+                   KIND_LOW_BATTERY, KIND_TEST, FrameEncoder)
+from gesture import Gesture
+
+OUTBOX = "outbox"
+_TIMER_DEBOUNCE = const(0)
+_TIMER_GESTURE = const(1)
+
+
+class Button:
+    """One boot of a provisioned button. notify() is called (in timer context) on a gesture."""
+
+    def __init__(self, board, store, cfg, notify=None):
+        self.board = board
+        self.store = store
+        self.cfg = cfg
+        self.button_id = cfg["button_id"]
+        self.counters = Counters(store)
+        self.queue = EventQueue()
+        saved = store.load(OUTBOX)
+        if saved:
+            self.queue.restore(saved)
+        self.encoder = FrameEncoder(config.key_bytes(cfg), self.button_id)
+        self.battery = Battery(board.CHEMISTRY, board.ADC_MAX_COUNTS, board.ADC_REF_MV,
+                               board.DIVIDER_NUM, board.DIVIDER_DEN,
+                               cfg["battery_hysteresis_pct"], cfg["low_battery_pct"])
+        self.battery.update(board.battery_counts())
+        self._low_reported = False
+        self._notify = notify
+        self._gesture = 0  # handed over from timer context; read by service()
+        self._gesture_ms = 0
+        self.gestures_missed = 0
+        self.gesture = Gesture(board.Timer(_TIMER_GESTURE), board, self._on_gesture,
+                               config.GESTURES[cfg["gesture"]], cfg["hold_ms"], cfg["count"],
+                               cfg["within_ms"])
+        self.debouncer = Debouncer(board.Button(), board.Timer(_TIMER_DEBOUNCE), board,
+                                   self.gesture.on_press, self.gesture.on_release,
+                                   cfg["debounce_ms"], self.gesture.on_settled)
+        self.gesture.attach(self.debouncer)
+        self.boot_ms = board.ticks_ms()
+        self.raise_event(KIND_BOOT, GESTURE_NONE, self.boot_ms)
+
+    def _on_gesture(self, gesture, press_ms):
+        if self._gesture:
+            self.gestures_missed += 1  # service() has not run since the last one
+            return
+        self._gesture_ms = press_ms
+        self._gesture = gesture
+        if self._notify is not None:
+            self._notify()
+
+    def service(self):
+        """Main-loop work after notify(): turns a recognised gesture into a persisted alarm.
+
+        Returns the alarm's sequence number, or 0 if there was nothing to do.
+        """
+        gesture = self._gesture
+        if not gesture:
+            return 0
+        seq = self.raise_event(KIND_ALARM, gesture, self._gesture_ms)
+        self._gesture = 0
+        return seq
+
+    def raise_event(self, kind, gesture, origin_ms):
+        """Numbers and queues an event; alarms and tests reach flash before this returns."""
+        seq = self.counters.next_seq()
+        dropped = self.queue.push(kind, gesture, self.counters.boot_id, seq, origin_ms,
+                                  self.battery.pct)
+        if kind in (KIND_ALARM, KIND_TEST) or dropped in (KIND_ALARM, KIND_TEST):
+            self.store.save(OUTBOX, self.queue.persisted())
+        return seq
+
+    def sample_battery(self):
+        """Reads the cell; queues a low-battery event once each time the level falls low."""
+        pct = self.battery.update(self.board.battery_counts())
+        if self.battery.low and not self._low_reported:
+            self._low_reported = True
+            self.raise_event(KIND_LOW_BATTERY, GESTURE_NONE, self.board.ticks_ms())
+        elif not self.battery.low:
+            self._low_reported = False
+        return pct
+
+    def next_frame(self):
+        """(seq, frame) for the oldest unacknowledged event, or (0, None) when none waits.
+
+        The frame is re-encoded each time so that its age is current; the buffer is reused.
+        """
+        q = self.queue
+        i = q.oldest()
+        if i < 0:
+            return 0, None
+        origin = q.origin_ms[i]
+        age = AGE_UNKNOWN if origin == ORIGIN_UNKNOWN else \
+            self.board.ticks_diff(self.board.ticks_ms(), origin)
+        frame = self.encoder.encode(q.kind[i], q.boot_id[i], q.seq[i], q.gesture[i],
+                                    q.battery[i], age)
+        return q.seq[i], frame
+
+    def heartbeat_frame(self):
+        """A fresh heartbeat (numbered, never queued: a late heartbeat is worth nothing)."""
+        return self.encoder.encode(KIND_HEARTBEAT, self.counters.boot_id,
+                                   self.counters.next_seq(), GESTURE_NONE, self.battery.pct,
+                                   self.board.ticks_diff(self.board.ticks_ms(), self.boot_ms))
+
+    def ack(self, seq):
+        """The host has stored event `seq`: forget it (and on flash if it was saved there)."""
+        i = self.queue.find(seq)
+        if i < 0:
+            return False
+        kind = self.queue.kind[i]
+        self.queue.remove(seq)
+        if kind in (KIND_ALARM, KIND_TEST):
+            self.store.save(OUTBOX, self.queue.persisted())
+        return True
+
+    def close(self):
+        """Releases the pin and timers."""
+        self.debouncer.close()
+        self.gesture.close()

@@ -1,0 +1,1 @@
+"""msa simulator: runs firmware, radio and peripherals for real under test."""

@@ -1,0 +1,1 @@
+"""msa tools: the `msa` command line for engineers, technicians and CI."""

@@ -1,0 +1,3 @@
+"""The msa command line (placeholder while wiring packaging)."""
+def main() -> None:
+    print("ok")
