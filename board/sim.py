@@ -39,6 +39,10 @@ def ticks_diff(end, start):
     return ((end - start + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
 
 
+def _nothing(_timer):
+    pass
+
+
 class SimTimer:
     """One-shot timer on the virtual clock: start() re-arms, cancel() disarms."""
 
@@ -46,7 +50,7 @@ class SimTimer:
         self._board = board
         self.id = timer_id
         self.deadline = -1  # absolute virtual ms, -1 when disarmed
-        self._callback = None
+        self._callback = _nothing
 
     def start(self, delay_ms, callback):
         self.deadline = self._board.now_ms + max(0, delay_ms)

@@ -32,7 +32,7 @@ def validate(cfg):
     unknown = [k for k in cfg if k not in LIMITS and k not in ("key", "gesture")]
     if unknown:
         raise ValueError("unknown key: " + unknown[0])
-    out = {}
+    out = {}  # type: dict
     for name, (default, lo, hi) in LIMITS.items():
         value = cfg.get(name, default)
         if value is None:

@@ -1,3 +1,101 @@
-"""The msa command line (placeholder while wiring packaging)."""
-def main() -> None:
-    print("ok")
+"""The msa command line: a thin shell over the library, with one error boundary."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .errors import ToolError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="msa")
+def cli() -> None:
+    """msa: the mobile stalking alarm's tools for engineers, technicians and CI."""
+
+
+@cli.group()
+def firmware() -> None:
+    """Firmware builds."""
+
+
+@firmware.command("size")
+@click.option("--board", default="xiao_esp32c3", show_default=True,
+              help="Board whose module is included as board.py.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def firmware_size(board: str, as_json: bool) -> None:
+    """Compile every module with mpy-cross and print each .mpy size and the total.
+
+    Example: msa firmware size --board pico_w
+    """
+    from . import firmware as fw
+
+    compiled = fw.compile_board(board)
+    total = sum(c.size for c in compiled)
+    if as_json:
+        click.echo(json.dumps({"board": board, "total": total,
+                               "modules": {c.name: c.size for c in compiled}}))
+        return
+    for c in sorted(compiled, key=lambda c: -c.size):
+        click.echo(f"{c.name:<20} {c.size:>7,} B")
+    click.echo(f"{'total':<20} {total:>7,} B  ({len(compiled)} modules, board {board})")
+
+
+@cli.group()
+def protocol() -> None:
+    """The button-host protocol (docs/protocol.md)."""
+
+
+@protocol.command("vectors")
+def protocol_vectors() -> None:
+    """Print the hex test vectors as docs/protocol.md publishes them.
+
+    Example: msa protocol vectors > /tmp/vectors.json
+    """
+    from . import vectors
+
+    click.echo(vectors.render())
+
+
+@cli.group()
+def sim() -> None:
+    """The simulated button and its surroundings."""
+
+
+@sim.command("demo")
+@click.option("--hold-ms", default=2500, show_default=True, type=click.IntRange(0, 30000),
+              help="How long the simulated finger holds the button.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def sim_demo(hold_ms: int, as_json: bool) -> None:
+    """Press a simulated button (firmware in MicroPython) and verify the alarm on the host.
+
+    Example: msa sim demo --json
+    """
+    from msa.simulator import demo
+
+    result = demo.run(hold_ms=hold_ms)
+    click.echo(json.dumps(result.as_json()) if as_json else demo.render(result))
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: every known failure becomes one `msa: ...` line and a non-zero exit."""
+    from msa.host.errors import HostError
+    from msa.simulator.errors import SimError
+
+    try:
+        return cli.main(args=argv, prog_name="msa", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("msa: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (ToolError, HostError, SimError) as exc:
+        click.echo(f"msa: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

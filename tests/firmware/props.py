@@ -122,3 +122,36 @@ def check_command(key_hex, button_id, cmd_hex, nonce_hex):
             bytes.fromhex(cmd_hex), bytes.fromhex(nonce_hex)))
     except ValueError as exc:
         return exc.args[0]
+
+
+def press_path_allocation_free(hold_ms):
+    """Runs pin IRQ -> debounce -> gesture -> hand-over with the heap locked (MicroPython).
+
+    Returns the gestures seen, or raises MemoryError if anything on the path allocated.
+    """
+    import micropython
+
+    import button
+    import config
+    board = SimBoard(start_ms=100)
+    st = store.Store("/flash", CutFs())
+    seen = [0]
+
+    def notify():
+        seen[0] += 1
+
+    b = button.Button(board, st, config.validate({"button_id": 3, "key": "22" * 32}), notify)
+    board.advance(1)
+    micropython.heap_lock()
+    try:
+        board.set_pressed(True)
+        board.advance(1)
+        board.set_pressed(False)
+        board.advance(1)
+        board.set_pressed(True)
+        board.advance(hold_ms)
+        board.set_pressed(False)
+        board.advance(100)
+    finally:
+        micropython.heap_unlock()
+    return [seen[0], b.service() > 0]

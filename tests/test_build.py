@@ -1,0 +1,64 @@
+"""Build checks: every device file compiles with mpy-cross, the firmware type-checks against
+the official MicroPython ESP32-C3 stubs, and host, simulator and tools type-check strictly."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from msa.tools import firmware as fw
+
+ROOT = Path(__file__).resolve().parent.parent
+STUBS = ROOT / ".venv" / "mpstubs"
+DEVICE_SOURCES = sorted({*ROOT.joinpath("firmware").glob("*.py"),
+                         *ROOT.joinpath("board").glob("*.py"),
+                         *ROOT.joinpath("simulator", "mp").glob("*.py")})
+
+
+@pytest.mark.parametrize("source", DEVICE_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_compiles_with_mpy_cross(source: Path, tmp_path: Path) -> None:
+    compiled = fw.compile_file(source, tmp_path / (source.stem + ".mpy"))
+    assert compiled.size > 0 and compiled.mpy.read_bytes()[:1] == b"M"
+
+
+@pytest.mark.parametrize("board", fw.boards())
+def test_every_board_builds_a_complete_image(board: str) -> None:
+    names = {c.name for c in fw.compile_board(board)}
+    assert {"board.mpy", "frame.mpy", "button.mpy", "store.mpy"} <= names
+
+
+def test_unknown_board_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(fw.UnknownBoard) as err:
+        fw.device_files("arduino_uno")
+    assert "xiao_esp32c3" in str(err.value) or "sim" in str(err.value)
+
+
+def _mypy(*args: str, env_path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = None
+    if env_path is not None:
+        import os
+        env = dict(os.environ, MYPYPATH=env_path)
+    return subprocess.run([sys.executable, "-m", "mypy", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env)
+
+
+def test_firmware_type_checks_against_esp32_c3_stubs() -> None:
+    assert STUBS.is_dir(), f"{STUBS} missing: run `python3 bootstrap.py test`, which installs them"
+    files = [str(p.relative_to(ROOT)) for p in DEVICE_SOURCES]
+    proc = _mypy("--config-file", "tests/mypy_firmware.ini", "--custom-typeshed-dir",
+                 str(STUBS), *files, env_path=str(STUBS))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_host_simulator_and_tools_type_check_strictly(tmp_path: Path) -> None:
+    # The folders install as msa.host, msa.simulator, msa.tools; mypy sees them the same way.
+    pkg = tmp_path / "msa"
+    pkg.mkdir()
+    for name in ("host", "simulator", "tools", "firmware", "board"):
+        (pkg / name).symlink_to(ROOT / name)
+    proc = _mypy("--strict", "--exclude", "/mp/", "--cache-dir", str(tmp_path / "cache"),
+                 "-p", "msa.host",
+                 "-p", "msa.simulator", "-p", "msa.tools", env_path=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
