@@ -59,15 +59,18 @@ class Worker:
                 err = proc.stderr.read() if proc.stderr else ""
                 self._proc = None
                 raise MicroPythonError(f"MicroPython died running {mod}.{fn}: {err}")
-            reply = json.loads(line)
+            try:
+                reply = json.loads(line)
+            except json.JSONDecodeError:
+                self.close()
+                raise MicroPythonError(f"{mod}.{fn} printed instead of replying: {line!r}")
         if not reply["ok"]:
             raise MicroPythonError(f"{mod}.{fn} under MicroPython:\n{reply['error']}")
         return reply["result"]
 
     def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            assert self._proc.stdin is not None
-            self._proc.stdin.close()
+            self._proc.kill()
             self._proc.wait(timeout=10)
         self._proc = None
 
