@@ -63,10 +63,11 @@ class OsFs:
 
 
 class Store:
-    """Named records under a folder of the flash. fs defaults to the real filesystem."""
+    """Named records under a folder of the flash ("." is the device's working folder, its
+    flash root). fs defaults to the real filesystem."""
 
-    def __init__(self, root, fs=None):
-        self._root = root.rstrip("/")
+    def __init__(self, root=".", fs=None):
+        self._root = root.rstrip("/") or "."
         self._fs = fs if fs is not None else OsFs()
         self._gens = {}
 
