@@ -49,8 +49,21 @@ class Button:
                                    self.gesture.on_press, self.gesture.on_release,
                                    cfg["debounce_ms"], self.gesture.on_settled)
         self.gesture.attach(self.debouncer)
+        self._time_s = 0  # Unix seconds at _time_ticks, once the host has sent TIME
+        self._time_ticks = 0
         self.boot_ms = board.ticks_ms()
         self.raise_event(KIND_BOOT, GESTURE_NONE, self.boot_ms)
+
+    def set_time(self, unix_s):
+        """The host's clock (TIME command): lets events saved across a reboot get an age."""
+        self._time_s = unix_s
+        self._time_ticks = self.board.ticks_ms()
+
+    def unix_s(self, ticks):
+        """Unix seconds at `ticks` of this boot, or 0 while the clock is unknown."""
+        if not self._time_s:
+            return 0
+        return self._time_s + self.board.ticks_diff(ticks, self._time_ticks) // 1000
 
     def _on_gesture(self, gesture, press_ms):
         if self._gesture:
@@ -77,7 +90,7 @@ class Button:
         """Numbers and queues an event; alarms and tests reach flash before this returns."""
         seq = self.counters.next_seq()
         dropped = self.queue.push(kind, gesture, self.counters.boot_id, seq, origin_ms,
-                                  self.battery.pct)
+                                  self.battery.pct, self.unix_s(origin_ms))
         if kind in (KIND_ALARM, KIND_TEST) or dropped in (KIND_ALARM, KIND_TEST):
             self.store.save(OUTBOX, self.queue.persisted())
         return seq
@@ -93,17 +106,24 @@ class Button:
         return pct
 
     def next_frame(self):
-        """(seq, frame) for the oldest unacknowledged event, or (0, None) when none waits.
-
-        The frame is re-encoded each time so that its age is current; the buffer is reused.
-        """
-        q = self.queue
-        i = q.oldest()
+        """(seq, frame) for the oldest unacknowledged event, or (0, None) when none waits."""
+        i = self.queue.oldest()
         if i < 0:
             return 0, None
+        return self.frame_at(i)
+
+    def frame_at(self, i):
+        """(seq, frame) for queue slot i, re-encoded so that its age is current (the buffer
+        is reused). Events from an earlier boot get an age once the host has set the clock."""
+        q = self.queue
+        now = self.board.ticks_ms()
         origin = q.origin_ms[i]
-        age = AGE_UNKNOWN if origin == ORIGIN_UNKNOWN else \
-            self.board.ticks_diff(self.board.ticks_ms(), origin)
+        if origin != ORIGIN_UNKNOWN:
+            age = self.board.ticks_diff(now, origin)
+        elif q.origin_s[i] and self._time_s:
+            age = (self.unix_s(now) - q.origin_s[i]) * 1000
+        else:
+            age = AGE_UNKNOWN
         frame = self.encoder.encode(q.kind[i], q.boot_id[i], q.seq[i], q.gesture[i],
                                     q.battery[i], age)
         return q.seq[i], frame

@@ -18,8 +18,9 @@ DEFAULT_CAPACITY = const(16)
 # Priority by event kind (index = kind): none, alarm, test, heartbeat, low battery, boot.
 _PRIORITY = b"\x00\x04\x03\x00\x03\x01"
 _PERSISTED = (KIND_ALARM, KIND_TEST)
-_ENTRY = ">BBHIB"  # kind, gesture, boot_id, seq, battery: how a saved entry is laid out
-_ENTRY_LEN = const(9)
+# A saved entry: kind, gesture, boot_id, seq, battery, origin in Unix seconds (0: unknown).
+_ENTRY = ">BBHIBI"
+_ENTRY_LEN = const(13)
 ORIGIN_UNKNOWN = const(-1)
 
 
@@ -36,6 +37,7 @@ class EventQueue:
         self.boot_id = array("H", [0] * capacity)
         self.seq = array("I", [0] * capacity)
         self.origin_ms = array("i", [0] * capacity)  # ticks_ms of this boot, or -1
+        self.origin_s = array("I", [0] * capacity)  # Unix seconds if the clock was set, or 0
         self.dropped = bytearray(len(_PRIORITY))  # per kind, saturating at 255
         self.count = 0
 
@@ -59,7 +61,7 @@ class EventQueue:
         if self.dropped[kind] < 255:
             self.dropped[kind] += 1
 
-    def push(self, kind, gesture, boot_id, seq, origin_ms, battery):
+    def push(self, kind, gesture, boot_id, seq, origin_ms, battery, origin_s=0):
         """Queues an event; returns the kind of the event dropped to make room, or 0."""
         slot = -1
         for i in range(self.capacity):
@@ -80,6 +82,7 @@ class EventQueue:
         self.boot_id[slot] = boot_id
         self.seq[slot] = seq
         self.origin_ms[slot] = origin_ms
+        self.origin_s[slot] = origin_s
         self.battery[slot] = battery
         self.count += 1
         return dropped
@@ -114,7 +117,7 @@ class EventQueue:
         for i in range(self.capacity):
             if self.kind[i] in _PERSISTED:
                 out += struct.pack(_ENTRY, self.kind[i], self.gesture[i], self.boot_id[i],
-                                   self.seq[i], self.battery[i])
+                                   self.seq[i], self.battery[i], self.origin_s[i])
         return bytes(out)
 
     def restore(self, data):
@@ -122,7 +125,7 @@ class EventQueue:
         if len(data) % _ENTRY_LEN:
             raise ValueError("outbox length")
         for off in range(0, len(data), _ENTRY_LEN):
-            kind, gesture, boot_id, seq, battery = struct.unpack_from(_ENTRY, data, off)
+            kind, gesture, boot_id, seq, battery, origin_s = struct.unpack_from(_ENTRY, data, off)
             if kind not in _PERSISTED:
                 raise ValueError("outbox kind")
-            self.push(kind, gesture, boot_id, seq, ORIGIN_UNKNOWN, battery)
+            self.push(kind, gesture, boot_id, seq, ORIGIN_UNKNOWN, battery, origin_s)

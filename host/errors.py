@@ -23,3 +23,12 @@ class StateError(HostError):
         self.path = path
         self.detail = detail
         super().__init__(f"receiver state {path}: {detail}")
+
+
+class LinkError(HostError):
+    """The BLE link to a button failed or could not be set up."""
+
+    def __init__(self, button_id: int, detail: str) -> None:
+        self.button_id = button_id
+        self.detail = detail
+        super().__init__(f"button {button_id:#010x}: {detail}")

@@ -94,3 +94,19 @@ def test_heartbeat_is_numbered_but_not_queued():
     before = b.queue.count
     frame = b.heartbeat_frame()
     assert frame[1] == 3 and b.queue.count == before
+
+
+def test_saved_alarm_gets_its_age_back_once_the_clock_is_set():
+    fs = CutFs()
+    b, board, _, _ = _make(fs)
+    b.set_time(1800000000)
+    _bouncy_press(board, 2500)
+    seq = b.service()
+    b2, board2, _, _ = _make(fs, SimBoard(start_ms=0))
+    _, frame = b2.frame_at(b2.queue.find(seq))
+    assert bytes(frame[14:18]) == b"\xff\xff\xff\xff"
+    board2.advance(500)
+    b2.set_time(1800000000 + 60)
+    _, frame = b2.frame_at(b2.queue.find(seq))
+    age = (frame[14] << 24) | (frame[15] << 16) | (frame[16] << 8) | frame[17]
+    assert 55000 <= age <= 61000

@@ -1,0 +1,55 @@
+"""Advertising: idle adverts that carry nothing but the flags, and encrypted alarm bursts.
+
+Nothing an idle advert holds names the device or what it is; a burst's payload is AES-CTR
+ciphertext under a generic company id (docs/protocol.md, Advertising). Bursts are short and
+spaced, so the button is not a beacon.
+"""
+from micropython import const
+
+_IDLE_ADV = b"\x02\x01\x06"  # Flags: LE general discoverable, no BR/EDR; nothing else
+IDLE_INTERVAL_US = const(250000)
+BURST_INTERVAL_US = const(20000)
+BURST_MS = const(3000)
+BURST_PERIOD_MS = const(30000)
+
+_OFF = const(0)
+_IDLE = const(1)
+_BURST = const(2)
+
+
+class Advertiser:
+    """Switches the radio between no adverts, idle adverts and a burst for one frame."""
+
+    def __init__(self, ble, key):
+        self._ble = ble
+        self._key = key
+        self._sealer = None
+        self._mode = _OFF
+        self._burst_seq = 0
+
+    def idle(self):
+        if self._mode != _IDLE:
+            self._ble.gap_advertise(IDLE_INTERVAL_US, adv_data=_IDLE_ADV, connectable=True)
+            self._mode = _IDLE
+
+    def burst(self, seq, frame):
+        """Advertises one sealed frame (connectable, so a host may also connect and fetch it)."""
+        if self._mode == _BURST and self._burst_seq == seq:
+            return
+        if self._sealer is None:
+            import burst  # rarely needed: only when an alarm finds no host connected
+            self._burst_mod = burst
+            self._sealer = burst.BurstSealer(self._key)
+        adv = self._burst_mod.advert(self._sealer.seal(frame))
+        self._ble.gap_advertise(BURST_INTERVAL_US, adv_data=adv, connectable=True)
+        self._mode = _BURST
+        self._burst_seq = seq
+
+    def stop(self):
+        if self._mode != _OFF:
+            self._ble.gap_advertise(None)
+            self._mode = _OFF
+
+    @property
+    def bursting(self):
+        return self._mode == _BURST

@@ -1,0 +1,249 @@
+"""The button's BLE peripheral: admits only a bonded host or one that proves the button key,
+delivers queued events by indication until the host acknowledges each, takes commands, sends
+heartbeats, and advertises idle or in encrypted bursts (docs/protocol.md).
+
+The radio object is passed in. IRQs only copy and flag; the work happens in run().
+"""
+import asyncio
+import os
+
+from micropython import const
+
+import config
+import gatt
+from advert import BURST_MS, BURST_PERIOD_MS, Advertiser
+from bonds import Bonds
+from frame import (GESTURE_REMOTE, KIND_ALARM, KIND_LOW_BATTERY, KIND_TEST,
+                   NONCE_LEN, OP_ACK, OP_TEST, OP_TIME, CommandVerifier)
+from version import VERSION
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_GATTS_INDICATE_DONE = const(20)
+_IRQ_MTU_EXCHANGED = const(21)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_GET_SECRET = const(29)
+_IRQ_SET_SECRET = const(30)
+
+_IO_NO_INPUT_OUTPUT = const(3)
+_ADDR_MODE_RPA = const(2)
+_ADMISSION_MS = const(3000)  # an unproven central is dropped after this
+_MIN_MTU = const(29)  # a 26-byte frame plus the 3-byte ATT header
+_INBOX_MAX = const(4)
+_BURST_KINDS = (KIND_ALARM, KIND_TEST, KIND_LOW_BATTERY)
+
+
+class _Conn:
+    def __init__(self, now_ms):
+        self.since_ms = now_ms
+        self.admitted = False
+        self.mtu = 23
+
+
+class Peripheral:
+    """Owns the radio for one boot. start() once, then run() as a task."""
+
+    def __init__(self, ble, board, button, cfg):
+        self._ble = ble
+        self._board = board
+        self._button = button
+        key = config.key_bytes(cfg)
+        self._verifier = CommandVerifier(key, cfg["button_id"])
+        self._ack_timeout_ms = cfg["ack_timeout_ms"]
+        self._heartbeat_ms = cfg["heartbeat_s"] * 1000
+        self.bonds = Bonds(button.store)
+        self._adv = Advertiser(ble, key)
+        self._conns = {}
+        self._inbox = []  # (conn_handle, command bytes) copied by the IRQ
+        self._nonce = bytearray(NONCE_LEN)
+        self._wake = asyncio.ThreadSafeFlag()
+        self._inflight = 0
+        self._sent_ms = 0
+        self._next_heartbeat_ms = 0
+        self._burst_until_ms = 0
+        self._next_burst_ms = 0
+        self._burst_turn = 0
+        self.commands_rejected = 0
+        self.alive_ms = board.ticks_ms()
+        self.h = gatt.Handles(0, 0, 0, 0, 0)  # real handles once start() registered them
+
+    def start(self):
+        ble = self._ble
+        ble.active(True)
+        encrypted = self._board.BLE_BONDING
+        if encrypted:
+            ble.config(bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT)
+        if self._board.BLE_PRIVACY:
+            ble.config(addr_mode=_ADDR_MODE_RPA)
+        ble.config(mtu=64)
+        ble.irq(self._irq)
+        self.h = gatt.register(ble, encrypted)
+        ble.gatts_write(self.h.firmware, VERSION.encode())
+        ble.gatts_write(self.h.battery, bytes((self._button.battery.pct,)))
+        self._renew_nonce()
+        self._next_heartbeat_ms = self._board.ticks_add(self._board.ticks_ms(),
+                                                        self._heartbeat_ms)
+
+    def wake(self):
+        """Something changed (a new event was queued): reconsider now."""
+        self._wake.set()
+
+    # --- IRQ: copy, flag, return ---
+    def _irq(self, event, data):
+        if event == _IRQ_CENTRAL_CONNECT:
+            self._conns[data[0]] = _Conn(self._board.ticks_ms())
+        elif event == _IRQ_CENTRAL_DISCONNECT:
+            self._conns.pop(data[0], None)
+        elif event == _IRQ_GATTS_WRITE:
+            conn, attr = data
+            if attr == self.h.control and len(self._inbox) < _INBOX_MAX:
+                self._inbox.append((conn, bytes(self._ble.gatts_read(attr))))
+        elif event == _IRQ_MTU_EXCHANGED:
+            c = self._conns.get(data[0])
+            if c is not None:
+                c.mtu = data[1]
+        elif event == _IRQ_ENCRYPTION_UPDATE:
+            c = self._conns.get(data[0])
+            if c is not None and data[1] and data[3]:
+                c.admitted = True  # encrypted with a bond this button keeps
+        elif event == _IRQ_GET_SECRET:
+            return self.bonds.get(*data)
+        elif event == _IRQ_SET_SECRET:
+            result = self.bonds.set(*data)
+            self._wake.set()
+            return result
+        elif event != _IRQ_GATTS_INDICATE_DONE:
+            return None
+        self._wake.set()
+        return None
+
+    # --- main loop ---
+    async def run(self):
+        while True:
+            now = self._board.ticks_ms()
+            self.alive_ms = now
+            self._commands(now)
+            self._admission(now)
+            self._deliver(now)
+            self._heartbeat(now)
+            self._advertise(now)
+            self.bonds.flush()
+            wait = self._next_deadline(now)
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    def _renew_nonce(self):
+        self._nonce[:] = os.urandom(NONCE_LEN)
+        self._ble.gatts_write(self.h.control, self._nonce)
+
+    def _commands(self, now):
+        while self._inbox:
+            conn, cmd = self._inbox.pop(0)
+            try:
+                op, seq, value = self._verifier.verify(cmd, self._nonce)
+            except ValueError:
+                self.commands_rejected += 1
+                continue
+            c = self._conns.get(conn)
+            if c is not None:
+                c.admitted = True  # it proved the key
+            if op == OP_ACK:
+                if self._button.ack(seq) and seq == self._inflight:
+                    self._inflight = 0
+            elif op == OP_TEST:
+                self._button.raise_event(KIND_TEST, GESTURE_REMOTE, now)
+                self._renew_nonce()
+            elif op == OP_TIME:
+                self._button.set_time(value)
+                self._renew_nonce()
+
+    def _admission(self, now):
+        for conn, c in list(self._conns.items()):
+            if not c.admitted and self._board.ticks_diff(now, c.since_ms) >= _ADMISSION_MS:
+                try:
+                    self._ble.gap_disconnect(conn)
+                except OSError:
+                    pass
+                self._conns.pop(conn, None)
+
+    def _host(self):
+        for conn, c in self._conns.items():
+            if c.admitted and c.mtu >= _MIN_MTU:
+                return conn
+        return None
+
+    def _deliver(self, now):
+        conn = self._host()
+        if conn is None:
+            return
+        seq, frame = self._button.next_frame()
+        if not seq:
+            self._inflight = 0
+            return
+        due = seq != self._inflight or \
+            self._board.ticks_diff(now, self._sent_ms) >= self._ack_timeout_ms
+        if due:
+            try:
+                self._ble.gatts_indicate(conn, self.h.event, frame)
+            except OSError:
+                return  # the stack is busy or the link went: try again at the deadline
+            self._inflight = seq
+            self._sent_ms = now
+
+    def _heartbeat(self, now):
+        if self._board.ticks_diff(now, self._next_heartbeat_ms) < 0:
+            return
+        self._next_heartbeat_ms = self._board.ticks_add(now, self._heartbeat_ms)
+        before = self._button.battery.pct
+        pct = self._button.sample_battery()
+        self._ble.gatts_write(self.h.battery, bytes((pct,)))
+        for conn, c in self._conns.items():
+            if not c.admitted:
+                continue
+            try:
+                self._ble.gatts_notify(conn, self.h.status, self._button.heartbeat_frame())
+                if pct != before:
+                    self._ble.gatts_notify(conn, self.h.battery)
+            except OSError:
+                pass
+
+    def _burstable(self):
+        """Slot of the next pending event worth a burst, taking turns among them."""
+        q = self._button.queue
+        slots = [i for i in range(q.capacity) if q.kind[i] in _BURST_KINDS]
+        if not slots:
+            return -1
+        slots.sort(key=lambda i: q.seq[i])
+        return slots[self._burst_turn % len(slots)]
+
+    def _advertise(self, now):
+        if any(c.admitted for c in self._conns.values()):
+            self._adv.stop()  # the host is here: nothing to announce
+            return
+        diff = self._board.ticks_diff
+        slot = self._burstable()
+        if slot >= 0 and diff(now, self._next_burst_ms) >= 0:
+            self._burst_until_ms = self._board.ticks_add(now, BURST_MS)
+            self._next_burst_ms = self._board.ticks_add(now, BURST_PERIOD_MS)
+            self._burst_turn += 1
+            seq, frame = self._button.frame_at(slot)
+            self._adv.burst(seq, frame)
+        elif slot < 0 or diff(now, self._burst_until_ms) >= 0:
+            self._adv.idle()
+
+    def _next_deadline(self, now):
+        diff = self._board.ticks_diff
+        deadlines = [diff(self._next_heartbeat_ms, now)]
+        if self._inflight:
+            deadlines.append(self._ack_timeout_ms - diff(now, self._sent_ms))
+        for c in self._conns.values():
+            if not c.admitted:
+                deadlines.append(_ADMISSION_MS - diff(now, c.since_ms))
+        if self._adv.bursting:
+            deadlines.append(diff(self._burst_until_ms, now))
+        elif self._burstable() >= 0 and not self._host():
+            deadlines.append(diff(self._next_burst_ms, now))
+        return max(1, min(deadlines))
