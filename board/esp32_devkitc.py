@@ -1,0 +1,62 @@
+"""Espressif ESP32-DevKitC (ESP32-WROOM-32): a development board for bench work, not for a
+worn button (its LDO and power LED draw milliamps even in deep sleep).
+
+Wiring: the alarm switch from GPIO27 (an RTC GPIO, so it can wake deep sleep) to GND, internal
+pull-up; a LiPo through a 100k/100k divider to GPIO34 (ADC1 channel 6; ADC2 pins cannot be
+read while the radio is on). GPIO0 (BOOT) is avoided: pressing it at reset enters download mode.
+"""
+import esp32
+import machine
+
+import hwbase
+from hwbase import deepsleep, lightsleep, radio, reset, ticks_add, ticks_diff, ticks_ms  # noqa: F401
+from hwbase import unique_id  # noqa: F401
+
+NAME = "esp32_devkitc"
+BUTTON_PIN = 27
+BUTTON_ACTIVE_LOW = True
+BATTERY_ADC_PIN = 34
+ADC_MAX_COUNTS = 3300  # calibrated millivolts at the pin (read_uv), as on the XIAO
+ADC_REF_MV = 3300
+DIVIDER_NUM = 2
+DIVIDER_DEN = 1
+CHEMISTRY = "lipo"
+CAPACITY_MAH = 1000
+# Espressif ESP32 datasheet, "Power consumption by power modes" (chip only):
+CURRENT_UA_ACTIVE = 31000  # modem-sleep, CPU at 80 MHz (datasheet range 20-31 mA)
+CURRENT_UA_ADVERTISING = 31000  # estimate: MicroPython keeps the CPU awake with BLE on
+CURRENT_UA_CONNECTED = 31000  # estimate, as above
+CURRENT_UA_LIGHT_SLEEP = 800  # datasheet light-sleep
+# Board level: the chip's 10 uA deep sleep (datasheet) is dwarfed by the AMS1117 regulator's
+# quiescent current (about 5 mA, its datasheet) and the power LED: an estimate.
+CURRENT_UA_DEEP_SLEEP = 6000
+BLE_BONDING = True  # NimBLE, as on the C3
+BLE_PRIVACY = True
+
+_TIMERS = {}  # type: dict
+
+
+def Timer(timer_id):
+    if timer_id not in (0, 1):
+        raise ValueError("timers 0 and 1 are the firmware's")
+    if timer_id not in _TIMERS:
+        _TIMERS[timer_id] = hwbase.OneShot(timer_id)
+    return _TIMERS[timer_id]
+
+
+def Button():
+    return hwbase.PinButton(BUTTON_PIN, BUTTON_ACTIVE_LOW)
+
+
+def battery_counts():
+    return hwbase.esp32_adc_mv(BATTERY_ADC_PIN)
+
+
+def watchdog(timeout_ms):
+    return hwbase.Watchdog(timeout_ms)
+
+
+def wake_on_button():
+    """Deep sleep ends when the button pulls GPIO27 low (EXT0 wake, an RTC GPIO)."""
+    esp32.wake_on_ext0(machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP),
+                       esp32.WAKEUP_ALL_LOW)

@@ -1,0 +1,195 @@
+"""Keeps one bonded button over BLE through bleak's public API: finds it, connects, pairs,
+subscribes, proves itself with a TIME command, acknowledges each event only after the
+dispatch sink has stored it, reconnects with backoff, and hears alarm bursts while apart.
+
+The same code runs on BlueZ, CoreBluetooth and WinRT; the simulator plugs in as a bleak
+backend (`backend=`, with its own keyword arguments in `backend_kwargs`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+
+from .errors import LinkError
+from .events import ButtonEvent, Via
+from .protocol import ButtonKeys, Op, burst_from_advert, encode_command
+from .receiver import Receiver
+
+log = logging.getLogger("msa.host.link")
+
+EVENT_CHAR = "b182cb72-379c-44cd-b789-24f4d789ed80"
+STATUS_CHAR = "ffd7f0a2-0462-4665-b495-7b4d607c3f32"
+CONTROL_CHAR = "87104502-f92b-45f8-aa1a-923dce815d73"
+BATTERY_LEVEL_CHAR = "00002a19-0000-1000-8000-00805f9b34fb"
+
+EventSink = Callable[[ButtonEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ButtonTarget:
+    """The button this host keeps: its id, its identity address and its keys."""
+
+    button_id: int
+    address: str
+    keys: ButtonKeys
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnection delays: doubling from `first_s` up to `max_s`, with some jitter."""
+
+    first_s: float = 0.2
+    max_s: float = 5.0
+
+    def delays(self) -> Any:
+        delay = self.first_s
+        while True:
+            yield delay * random.uniform(0.8, 1.2)
+            delay = min(delay * 2, self.max_s)
+
+
+class ButtonLink:
+    """One button's link; run() until stop(). Events go to `sink` in arrival order."""
+
+    def __init__(self, target: ButtonTarget, receiver: Receiver, sink: EventSink, *,
+                 backend: type[Any] | None = None,
+                 backend_kwargs: Mapping[str, Any] | None = None,
+                 backoff: Backoff | None = None, connect_timeout_s: float = 10.0) -> None:
+        self.target = target
+        self._receiver = receiver
+        self._sink = sink
+        self._backend = backend
+        self._backend_kwargs = dict(backend_kwargs or {})
+        self._backoff = backoff or Backoff()
+        self._timeout = connect_timeout_s
+        self._inbox: asyncio.Queue[tuple[bytes, Via]] = asyncio.Queue()
+        self._found: asyncio.Queue[BLEDevice] = asyncio.Queue(maxsize=1)
+        self._client: BleakClient | None = None
+        self._disconnected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.connections = 0
+
+    # --- callbacks from bleak: copy into the queue, nothing more ---
+    def _on_indication(self, _char: Any, data: bytearray) -> None:
+        self._inbox.put_nowait((bytes(data), Via.GATT))
+
+    def _on_advert(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        payload = burst_from_advert(adv.manufacturer_data)
+        if payload is not None:
+            self._inbox.put_nowait((payload, Via.ADVERT))
+        if device.address.upper() == self.target.address.upper() and self._found.empty():
+            self._found.put_nowait(device)
+
+    def _on_disconnect(self, _client: BleakClient) -> None:
+        self.connected.clear()
+        self._disconnected.set()
+
+    # --- the loops ---
+    async def run(self) -> None:
+        """Keeps the button until stop(); returns when stopped."""
+        worker = asyncio.create_task(self._process())
+        try:
+            delays = self._backoff.delays()
+            while not self._stopping.is_set():
+                try:
+                    await self._session()
+                    delays = self._backoff.delays()  # a session happened: start over
+                except (BleakError, asyncio.TimeoutError, OSError, LinkError) as exc:
+                    log.info("link to button %#010x failed: %s", self.target.button_id, exc)
+                if self._stopping.is_set():
+                    break
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), next(delays))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._disconnected.set()
+        client = self._client
+        if client is not None and client.is_connected:
+            await client.disconnect()
+
+    async def _find(self) -> BLEDevice:
+        while not self._found.empty():
+            self._found.get_nowait()
+        scanner = BleakScanner(detection_callback=self._on_advert, backend=self._backend,
+                               **self._backend_kwargs)
+        await scanner.start()
+        try:
+            stop = asyncio.ensure_future(self._stopping.wait())
+            found = asyncio.ensure_future(self._found.get())
+            done, _ = await asyncio.wait({stop, found}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if found not in done:
+                found.cancel()
+                raise LinkError(self.target.button_id, "stopped while scanning")
+            return found.result()
+        finally:
+            await scanner.stop()
+
+    async def _session(self) -> None:
+        device = await self._find()
+        self._disconnected.clear()
+        client = BleakClient(device, disconnected_callback=self._on_disconnect,
+                             timeout=self._timeout, backend=self._backend,
+                             **self._backend_kwargs)
+        self._client = client
+        await client.connect()
+        try:
+            await client.pair()
+            if client.mtu_size < 29:
+                raise LinkError(self.target.button_id, f"ATT MTU {client.mtu_size} < 29")
+            await client.start_notify(EVENT_CHAR, self._on_indication)
+            await client.start_notify(STATUS_CHAR, self._on_indication)
+            await self._command(Op.TIME, int(time.time()))
+            self.connections += 1
+            self.connected.set()
+            await self._disconnected.wait()
+        finally:
+            self.connected.clear()
+            self._client = None
+            if client.is_connected:
+                await client.disconnect()
+
+    async def _command(self, op: Op, value: int = 0, seq: int = 0) -> None:
+        client = self._client
+        if client is None or not client.is_connected:
+            raise LinkError(self.target.button_id, "not connected")
+        nonce = b""
+        if op is not Op.ACK:
+            nonce = bytes(await client.read_gatt_char(CONTROL_CHAR))
+        cmd = encode_command(self.target.keys, self.target.button_id, op, seq, value, nonce)
+        await client.write_gatt_char(CONTROL_CHAR, cmd, response=True)
+
+    async def request_test(self) -> None:
+        """Asks the button for a TEST alarm through its own event path."""
+        await self._command(Op.TEST)
+
+    async def _process(self) -> None:
+        while True:
+            raw, via = await self._inbox.get()
+            out = self._receiver.frame(raw, via) if via is Via.GATT else \
+                self._receiver.advert(raw)
+            if out.event is not None:
+                await self._sink(out.event)  # stored before it is acknowledged
+            if out.ack is not None:
+                try:
+                    await self._command(Op.ACK, seq=out.ack)
+                except (BleakError, LinkError, asyncio.TimeoutError) as exc:
+                    # The button retransmits; the duplicate will be acknowledged then.
+                    log.info("ack %d not sent: %s", out.ack, exc)
