@@ -159,3 +159,75 @@ class SimBoard:
     def advance(self, delta_ms):
         """Advances the clock by delta_ms."""
         self.run_until(self.now_ms + delta_ms)
+
+
+# --- as the virtual board's board.py: the board interface in real time ---------------------
+# The machinery lives in simhw (on the virtual board's path), made on first use, never at
+# import time, so that the unit tests above import this module without a simulator.
+_hw = None
+
+
+def _hardware():
+    global _hw
+    if _hw is None:
+        import simhw
+
+        _hw = simhw.Hardware()
+    return _hw
+
+
+def ticks_ms():
+    import time
+
+    # Folded to the period of ticks_diff/ticks_add above (the unix port's own is longer).
+    return time.ticks_ms() & _TICKS_MASK  # type: ignore[operator]  # plain ints on unix
+
+
+def Timer(timer_id):
+    return _hardware().Timer(timer_id)
+
+
+def Button():
+    return _hardware().button
+
+
+def battery_counts():
+    return _hardware().battery_counts()
+
+
+def radio():
+    import bluetooth
+
+    return bluetooth.BLE()
+
+
+def watchdog(timeout_ms):
+    import simhw
+
+    return simhw.Watchdog(_hardware(), timeout_ms)
+
+
+def reset():
+    import sys
+
+    import simhw
+
+    sys.exit(simhw.EXIT_RESET)
+
+
+def unique_id():
+    return b"\x5e\x11\x00\x00\x00\x01"
+
+
+def lightsleep(ms):
+    import time
+
+    time.sleep_ms(ms)
+
+
+def deepsleep(ms):
+    reset()
+
+
+def wake_on_button():
+    pass  # the simulated button always wakes the board

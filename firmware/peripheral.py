@@ -57,6 +57,7 @@ class Peripheral:
         self._conns = {}
         self._inbox = []  # (conn_handle, command bytes) copied by the IRQ
         self._nonce = bytearray(NONCE_LEN)
+        self._fresh_nonce = False  # set by a new connection: renew the challenge
         self._wake = asyncio.ThreadSafeFlag()
         self._inflight = 0
         self._sent_ms = 0
@@ -93,6 +94,7 @@ class Peripheral:
     def _irq(self, event, data):
         if event == _IRQ_CENTRAL_CONNECT:
             self._conns[data[0]] = _Conn(self._board.ticks_ms())
+            self._fresh_nonce = True
         elif event == _IRQ_CENTRAL_DISCONNECT:
             self._conns.pop(data[0], None)
         elif event == _IRQ_GATTS_WRITE:
@@ -140,8 +142,13 @@ class Peripheral:
         self._ble.gatts_write(self.h.control, self._nonce)
 
     def _commands(self, now):
+        if self._fresh_nonce:
+            self._fresh_nonce = False
+            self._renew_nonce()
         while self._inbox:
             conn, cmd = self._inbox.pop(0)
+            # A central's write replaced the readable value: put the challenge back.
+            self._ble.gatts_write(self.h.control, self._nonce)
             try:
                 op, seq, value = self._verifier.verify(cmd, self._nonce)
             except ValueError:

@@ -2,8 +2,8 @@
 subscribes, proves itself with a TIME command, acknowledges each event only after the
 dispatch sink has stored it, reconnects with backoff, and hears alarm bursts while apart.
 
-The same code runs on BlueZ, CoreBluetooth and WinRT; the simulator plugs in as a bleak
-backend (`backend=`, with its own keyword arguments in `backend_kwargs`).
+The same code runs on BlueZ, CoreBluetooth and WinRT; the simulator plugs in as bleak
+backends (`Backends(scanner, client, kwargs)`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from bleak.exc import BleakError
 
 from .errors import LinkError
 from .events import ButtonEvent, Via
-from .protocol import ButtonKeys, Op, burst_from_advert, encode_command
+from .protocol import NONCE_LEN, ButtonKeys, Op, burst_from_advert, encode_command
 from .receiver import Receiver
 
 log = logging.getLogger("msa.host.link")
@@ -45,6 +45,16 @@ class ButtonTarget:
 
 
 @dataclass(frozen=True)
+class Backends:
+    """bleak backends to use instead of the platform's (the simulator's, in tests), with the
+    keyword arguments they take."""
+
+    scanner: type[Any]
+    client: type[Any]
+    kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Backoff:
     """Reconnection delays: doubling from `first_s` up to `max_s`, with some jitter."""
 
@@ -62,14 +72,12 @@ class ButtonLink:
     """One button's link; run() until stop(). Events go to `sink` in arrival order."""
 
     def __init__(self, target: ButtonTarget, receiver: Receiver, sink: EventSink, *,
-                 backend: type[Any] | None = None,
-                 backend_kwargs: Mapping[str, Any] | None = None,
+                 backends: Backends | None = None,
                  backoff: Backoff | None = None, connect_timeout_s: float = 10.0) -> None:
         self.target = target
         self._receiver = receiver
         self._sink = sink
-        self._backend = backend
-        self._backend_kwargs = dict(backend_kwargs or {})
+        self._backends = backends
         self._backoff = backoff or Backoff()
         self._timeout = connect_timeout_s
         self._inbox: asyncio.Queue[tuple[bytes, Via]] = asyncio.Queue()
@@ -107,6 +115,9 @@ class ButtonLink:
                     delays = self._backoff.delays()  # a session happened: start over
                 except (BleakError, asyncio.TimeoutError, OSError, LinkError) as exc:
                     log.info("link to button %#010x failed: %s", self.target.button_id, exc)
+                except Exception:  # noqa: BLE001 - a bug must not end the watch over a button
+                    log.exception("link to button %#010x failed unexpectedly",
+                                  self.target.button_id)
                 if self._stopping.is_set():
                     break
                 try:
@@ -127,8 +138,9 @@ class ButtonLink:
     async def _find(self) -> BLEDevice:
         while not self._found.empty():
             self._found.get_nowait()
-        scanner = BleakScanner(detection_callback=self._on_advert, backend=self._backend,
-                               **self._backend_kwargs)
+        b = self._backends
+        scanner = BleakScanner(detection_callback=self._on_advert,
+                               backend=b.scanner if b else None, **(b.kwargs if b else {}))
         await scanner.start()
         try:
             stop = asyncio.ensure_future(self._stopping.wait())
@@ -144,14 +156,18 @@ class ButtonLink:
 
     async def _session(self) -> None:
         device = await self._find()
+        log.debug("found button %#010x at %s", self.target.button_id, device.address)
         self._disconnected.clear()
+        b = self._backends
         client = BleakClient(device, disconnected_callback=self._on_disconnect,
-                             timeout=self._timeout, backend=self._backend,
-                             **self._backend_kwargs)
+                             timeout=self._timeout, backend=b.client if b else None,
+                             **(b.kwargs if b else {}))
         self._client = client
         await client.connect()
+        log.debug("connected to button %#010x", self.target.button_id)
         try:
             await client.pair()
+            log.debug("link to button %#010x encrypted", self.target.button_id)
             if client.mtu_size < 29:
                 raise LinkError(self.target.button_id, f"ATT MTU {client.mtu_size} < 29")
             await client.start_notify(EVENT_CHAR, self._on_indication)
@@ -173,6 +189,8 @@ class ButtonLink:
         nonce = b""
         if op is not Op.ACK:
             nonce = bytes(await client.read_gatt_char(CONTROL_CHAR))
+            if len(nonce) != NONCE_LEN:
+                raise LinkError(self.target.button_id, f"challenge of {len(nonce)} bytes")
         cmd = encode_command(self.target.keys, self.target.button_id, op, seq, value, nonce)
         await client.write_gatt_char(CONTROL_CHAR, cmd, response=True)
 

@@ -13,3 +13,7 @@ class InterpreterError(SimError):
         self.what = what
         self.output = output
         super().__init__(f"MicroPython {what}: {output.strip()}")
+
+
+class BridgeError(SimError):
+    """The bridge to a virtual board failed: no connection, no reply, or the board died."""

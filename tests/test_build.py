@@ -2,6 +2,8 @@
 the official MicroPython ESP32-C3 stubs, and host, simulator and tools type-check strictly."""
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +14,10 @@ from msa.tools import firmware as fw
 
 ROOT = Path(__file__).resolve().parent.parent
 STUBS = ROOT / ".venv" / "mpstubs"
-DEVICE_SOURCES = sorted({*ROOT.joinpath("firmware").glob("*.py"),
-                         *ROOT.joinpath("board").glob("*.py"),
-                         *ROOT.joinpath("simulator", "mp").glob("*.py")})
+FIRMWARE_SOURCES = sorted({*ROOT.joinpath("firmware").glob("*.py"),
+                           *ROOT.joinpath("board").glob("*.py")})
+SIM_DEVICE_SOURCES = sorted(ROOT.joinpath("simulator", "mp").glob("*.py"))
+DEVICE_SOURCES = FIRMWARE_SOURCES + SIM_DEVICE_SOURCES
 
 
 @pytest.mark.parametrize("source", DEVICE_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -38,7 +41,6 @@ def test_unknown_board_is_refused_with_the_known_ones() -> None:
 def _mypy(*args: str, env_path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = None
     if env_path is not None:
-        import os
         env = dict(os.environ, MYPYPATH=env_path)
     return subprocess.run([sys.executable, "-m", "mypy", *args], capture_output=True,
                           text=True, cwd=ROOT, env=env)
@@ -46,9 +48,22 @@ def _mypy(*args: str, env_path: str | None = None) -> subprocess.CompletedProces
 
 def test_firmware_type_checks_against_esp32_c3_stubs() -> None:
     assert STUBS.is_dir(), f"{STUBS} missing: run `python3 bootstrap.py test`, which installs them"
-    files = [str(p.relative_to(ROOT)) for p in DEVICE_SOURCES]
+    files = [str(p.relative_to(ROOT)) for p in FIRMWARE_SOURCES]
     proc = _mypy("--config-file", "tests/mypy_firmware.ini", "--custom-typeshed-dir",
                  str(STUBS), *files, env_path=str(STUBS))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_virtual_board_device_code_type_checks_against_the_stubs(tmp_path: Path) -> None:
+    # Its own run: here `bluetooth` is the simulated module, not the port's.
+    files = [str(p.relative_to(ROOT)) for p in SIM_DEVICE_SOURCES]
+    device = tmp_path / "device"  # as on the virtual board's flash: sim.py is board.py
+    device.mkdir()
+    shutil.copyfile(ROOT / "board" / "sim.py", device / "board.py")
+    proc = _mypy("--config-file", "tests/mypy_firmware.ini", "--custom-typeshed-dir",
+                 str(STUBS), "--cache-dir", str(tmp_path / "cache"), *files,
+                 env_path=os.pathsep.join((str(STUBS), str(device), str(ROOT / "firmware"),
+                                           str(ROOT / "board"))))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

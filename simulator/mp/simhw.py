@@ -1,0 +1,125 @@
+"""The virtual board's hardware in real time: the sim board's pin, ADC and one-shot timers,
+driven over the bridge (topic "board"); timers run from an asyncio task as soft IRQs do.
+"""
+import asyncio
+import sys
+import time
+
+import simlink
+# On the virtual board the sim board module is the device's board.py.
+from board import ADC_MAX_COUNTS, ADC_REF_MV, DIVIDER_DEN, DIVIDER_NUM, SimButton
+
+EXIT_RESET = 75  # the process manager restarts the board when it exits with this code
+
+
+def _nothing(_timer):
+    pass
+
+
+class Timer:
+    """One-shot timer on the real clock."""
+
+    def __init__(self, hw, timer_id):
+        self._hw = hw
+        self.id = timer_id
+        self.deadline = None
+        self._callback = _nothing
+
+    def start(self, delay_ms, callback):
+        self._callback = callback
+        self.deadline = time.ticks_add(time.ticks_ms(), max(0, delay_ms))
+        self._hw.wake.set()
+
+    def cancel(self):
+        self.deadline = None
+
+    def fire(self):
+        self.deadline = None
+        self._callback(self)
+
+
+class Watchdog:
+    def __init__(self, hw, timeout_ms):
+        self._hw = hw
+        self.timeout_ms = timeout_ms
+        self.fed_ms = time.ticks_ms()
+        hw.watchdog = self
+
+    def feed(self):
+        self.fed_ms = time.ticks_ms()
+
+
+class Hardware:
+    """The process-wide simulated hardware (created on first use by board/sim.py)."""
+
+    def __init__(self):
+        self.pin_level = 1  # released: the sim button is active low
+        self.battery_mv = 3950
+        self.button = SimButton(self)
+        self.timers = []
+        self.watchdog = None
+        self.wake = asyncio.ThreadSafeFlag()
+        self._finger = asyncio.Lock()
+        self.link = simlink.get()
+        self.link.on("board", self._on_message)
+        asyncio.create_task(self._run_timers())
+
+    def battery_counts(self):
+        counts = self.battery_mv * DIVIDER_DEN // DIVIDER_NUM * ADC_MAX_COUNTS // ADC_REF_MV
+        return min(max(counts, 0), ADC_MAX_COUNTS)
+
+    def set_pressed(self, pressed):
+        level = 0 if pressed else 1
+        if level != self.pin_level:
+            self.pin_level = level
+            self.button.edge()
+
+    def Timer(self, timer_id):
+        timer = Timer(self, timer_id)
+        self.timers.append(timer)
+        return timer
+
+    async def _edges(self, edges):
+        async with self._finger:  # one finger: press scripts play one after another
+            await self._play(edges)
+
+    async def _play(self, edges):
+        for dt, pressed in edges:
+            if dt:
+                await asyncio.sleep_ms(dt)
+            self.set_pressed(pressed)
+
+    def _on_message(self, msg):
+        op = msg["op"]
+        if op == "edges":
+            asyncio.create_task(self._edges(msg["edges"]))
+        elif op == "battery":
+            self.battery_mv = msg["mv"]
+        elif op == "reset":
+            sys.exit(EXIT_RESET)
+        return {"pin": self.pin_level, "battery_mv": self.battery_mv, "ticks": time.ticks_ms()}
+
+    async def _run_timers(self):
+        while True:
+            now = time.ticks_ms()
+            wait = 1000
+            for timer in self.timers:
+                if timer.deadline is None:
+                    continue
+                left = time.ticks_diff(timer.deadline, now)
+                if left <= 0:
+                    timer.fire()
+                    wait = 0
+                else:
+                    wait = min(wait, left)
+            dog = self.watchdog
+            if dog is not None:
+                left = dog.timeout_ms - time.ticks_diff(now, dog.fed_ms)
+                if left <= 0:
+                    sys.exit(EXIT_RESET)  # the watchdog bites: the board resets
+                wait = min(wait, left)
+            if wait:
+                try:
+                    await asyncio.wait_for_ms(self.wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass

@@ -1,0 +1,260 @@
+"""The simulator's side of the virtual board's `bluetooth` module: a Bumble device on the
+simulated air that carries out the firmware's BLE calls and reports the stack's events back
+as MicroPython IRQs (same codes, same tuples). Bond keys live in the firmware, reached through
+_IRQ_GET_SECRET/_IRQ_SET_SECRET, so bonds persist exactly where the firmware keeps them.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from bumble import gatt
+from bumble.att import ATT_Error
+from bumble.core import BaseBumbleError
+from bumble.device import Connection, Device
+from bumble.keys import KeyStore, PairingKeys
+from bumble.pairing import PairingConfig, PairingDelegate
+
+from .bridge import Bridge
+from .radio import Air
+
+log = logging.getLogger("msa.simulator.peripheral")
+
+IRQ_CENTRAL_CONNECT = 1
+IRQ_CENTRAL_DISCONNECT = 2
+IRQ_GATTS_WRITE = 3
+IRQ_GATTS_INDICATE_DONE = 20
+IRQ_MTU_EXCHANGED = 21
+IRQ_ENCRYPTION_UPDATE = 28
+IRQ_GET_SECRET = 29
+IRQ_SET_SECRET = 30
+SEC_BUMBLE_KEYS = 1  # the one secret type used here: a peer's PairingKeys as JSON
+
+_FLAG_READ = 0x0002
+_FLAG_WRITE_NO_RESPONSE = 0x0004
+_FLAG_WRITE = 0x0008
+_FLAG_READ_ENCRYPTED = 0x0200
+_FLAG_READ_AUTHENTICATED = 0x0400
+_FLAG_WRITE_ENCRYPTED = 0x1000
+_FLAG_WRITE_AUTHENTICATED = 0x2000
+_PROPERTY_BITS = 0x00FF  # GATT property bits are the low byte of MicroPython's flags
+
+
+class FirmwareKeyStore(KeyStore):
+    """Bumble's key store, kept by the firmware through the secret IRQs."""
+
+    def __init__(self, irq: Any) -> None:
+        self._irq = irq
+
+    async def get(self, name: str) -> PairingKeys | None:
+        value = await self._irq(IRQ_GET_SECRET, [SEC_BUMBLE_KEYS, 0, name.encode().hex()])
+        if not value:
+            return None
+        return PairingKeys.from_dict(json.loads(bytes.fromhex(value))["keys"])
+
+    async def update(self, name: str, keys: PairingKeys) -> None:
+        blob = json.dumps({"name": name, "keys": keys.to_dict()}).encode()
+        await self._irq(IRQ_SET_SECRET, [SEC_BUMBLE_KEYS, name.encode().hex(), blob.hex()])
+
+    async def delete(self, name: str) -> None:
+        await self._irq(IRQ_SET_SECRET, [SEC_BUMBLE_KEYS, name.encode().hex(), None])
+
+    async def get_all(self) -> list[tuple[str, PairingKeys]]:
+        out = []
+        for index in range(64):
+            value = await self._irq(IRQ_GET_SECRET, [SEC_BUMBLE_KEYS, index, None])
+            if not value:
+                break
+            entry = json.loads(bytes.fromhex(value))
+            out.append((entry["name"], PairingKeys.from_dict(entry["keys"])))
+        return out
+
+    async def delete_all(self) -> None:
+        for name, _ in await self.get_all():
+            await self.delete(name)
+
+
+class Peripheral:
+    """Executes one virtual board's BLE calls on a Bumble device at `address`."""
+
+    def __init__(self, air: Air, bridge: Bridge, address: str) -> None:
+        self._bridge = bridge
+        self.address = address
+        self.device: Device = air.device(f"button-{address}", address,
+                                         FirmwareKeyStore(self._irq_request))
+        self._bonding = False
+        self._chars: dict[int, gatt.Characteristic[bytes]] = {}
+        self._values: dict[int, bytes] = {}
+        self._conns: dict[int, Connection] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        self.advertising: bytes | None = None
+        self._ops = {"active": self._active, "config": self._config, "register": self._register,
+                     "write": self._write, "notify": self._notify, "indicate": self._indicate,
+                     "advertise": self._advertise, "disconnect": self._disconnect,
+                     "pair": self._pair, "passkey": self._ignore}
+        self.device.on("connection", self._on_connection)
+        bridge.on("ble", self._on_message)
+
+    # --- to the firmware ---
+    def _irq(self, event: int, data: list[Any], **extra: Any) -> None:
+        self._bridge.send_nowait({"t": "ble", "op": "irq", "event": event, "data": data,
+                                  **extra})
+
+    async def _irq_request(self, event: int, data: list[Any]) -> Any:
+        return await self._bridge.request({"t": "ble", "op": "irq", "event": event,
+                                           "data": data})
+
+    # --- from the firmware ---
+    async def _on_message(self, msg: dict[str, Any]) -> Any:
+        op = self._ops.get(str(msg.get("op")))
+        if op is None:
+            log.warning("unknown bluetooth call %r", msg.get("op"))
+            return None
+        try:
+            return await op(msg)
+        except (BaseBumbleError, ATT_Error, asyncio.TimeoutError) as exc:
+            log.info("bluetooth call %s failed: %r", msg.get("op"), exc)
+            return None
+
+    async def _ignore(self, _msg: dict[str, Any]) -> None:
+        return None
+
+    async def _active(self, msg: dict[str, Any]) -> None:
+        if msg["on"]:
+            await self.device.power_on()
+            mac = self.address.replace(":", "").lower()
+            await self._bridge.send({"t": "ble", "op": "mac", "mac": mac})
+        else:
+            await self.device.power_off()
+
+    async def _config(self, msg: dict[str, Any]) -> None:
+        values = msg["values"]
+        if "bond" in values:
+            self._bonding = bool(values["bond"])
+            bonding = self._bonding
+            self.device.pairing_config_factory = lambda _c: PairingConfig(
+                sc=True, mitm=False, bonding=bonding,
+                delegate=PairingDelegate(
+                    io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
+                identity_address_type=PairingConfig.AddressType.RANDOM)
+
+    async def _register(self, msg: dict[str, Any]) -> None:
+        services = []
+        for service_uuid, entries in msg["services"]:
+            chars = []
+            for entry in entries:
+                uuid, flags, handle = entry[0], int(entry[1]), int(entry[2])
+                if len(entry) > 3:
+                    continue  # user descriptors are not used by the firmware
+                chars.append(self._characteristic(uuid, flags, handle))
+            services.append(gatt.Service(_bumble_uuid(service_uuid), chars))
+        self.device.add_services(services)
+
+    def _characteristic(self, uuid: str, flags: int, handle: int) -> gatt.Characteristic[bytes]:
+        perms = 0
+        if flags & _FLAG_READ:
+            perms |= gatt.Characteristic.READABLE
+        if flags & (_FLAG_READ_ENCRYPTED | _FLAG_READ_AUTHENTICATED):
+            perms |= gatt.Characteristic.READABLE | gatt.Characteristic.READ_REQUIRES_ENCRYPTION
+        if flags & (_FLAG_WRITE | _FLAG_WRITE_NO_RESPONSE):
+            perms |= gatt.Characteristic.WRITEABLE
+        if flags & (_FLAG_WRITE_ENCRYPTED | _FLAG_WRITE_AUTHENTICATED):
+            perms |= gatt.Characteristic.WRITEABLE | gatt.Characteristic.WRITE_REQUIRES_ENCRYPTION
+        self._values[handle] = b""
+
+        def read(_conn: Any) -> bytes:
+            return self._values.get(handle, b"")
+
+        def write(conn: Any, value: bytes) -> None:
+            self._values[handle] = bytes(value)
+            self._irq(IRQ_GATTS_WRITE, [conn.handle, handle], value=bytes(value).hex())
+
+        char: gatt.Characteristic[bytes] = gatt.Characteristic(
+            _bumble_uuid(uuid), gatt.Characteristic.Properties(flags & _PROPERTY_BITS),
+            gatt.Characteristic.Permissions(perms),
+            gatt.CharacteristicValue(read=read, write=write))
+        self._chars[handle] = char
+        return char
+
+    async def _write(self, msg: dict[str, Any]) -> None:
+        self._values[int(msg["h"])] = bytes.fromhex(msg["data"])
+
+    async def _notify(self, msg: dict[str, Any]) -> None:
+        conn = self._conns.get(int(msg["conn"]))
+        char = self._chars.get(int(msg["h"]))
+        if conn is not None and char is not None:
+            await self.device.notify_subscriber(conn, char, bytes.fromhex(msg["data"]))
+
+    async def _indicate(self, msg: dict[str, Any]) -> None:
+        # Confirmation can take up to the GATT timeout: wait for it aside, not in the queue.
+        task = asyncio.create_task(self._indicate_and_report(msg))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _indicate_and_report(self, msg: dict[str, Any]) -> None:
+        conn_handle, handle = int(msg["conn"]), int(msg["h"])
+        conn = self._conns.get(conn_handle)
+        char = self._chars.get(handle)
+        status = 0
+        try:
+            if conn is None or char is None:
+                raise ValueError("no such connection or characteristic")
+            await self.device.indicate_subscriber(conn, char, bytes.fromhex(msg["data"]))
+        except (BaseBumbleError, ATT_Error, asyncio.TimeoutError, ValueError):
+            status = 1  # not confirmed: the firmware sees a non-zero status, as on NimBLE
+        self._irq(IRQ_GATTS_INDICATE_DONE, [conn_handle, handle, status])
+
+    async def _advertise(self, msg: dict[str, Any]) -> None:
+        if self.device.is_advertising:
+            await self.device.stop_advertising()
+        if msg.get("interval_us") is None:
+            self.advertising = None
+            return
+        data = bytes.fromhex(msg.get("adv") or "")
+        self.advertising = data
+        ms = max(20.0, int(msg["interval_us"]) / 1000)
+        await self.device.start_advertising(advertising_data=data, auto_restart=False,
+                                            advertising_interval_min=ms,
+                                            advertising_interval_max=ms)
+
+    async def _disconnect(self, msg: dict[str, Any]) -> None:
+        conn = self._conns.get(int(msg["conn"]))
+        if conn is not None:
+            await conn.disconnect()
+
+    async def _pair(self, msg: dict[str, Any]) -> None:
+        conn = self._conns.get(int(msg["conn"]))
+        if conn is not None:
+            await conn.pair()
+
+    # --- stack events ---
+    def _on_connection(self, conn: Connection) -> None:
+        self._conns[conn.handle] = conn
+        peer = conn.peer_address
+        self._irq(IRQ_CENTRAL_CONNECT, [conn.handle, int(peer.address_type),
+                                        bytes(reversed(bytes(peer))).hex()])
+        conn.on("disconnection", lambda _reason: self._on_disconnection(conn))
+        conn.on("connection_att_mtu_update",
+                lambda: self._irq(IRQ_MTU_EXCHANGED, [conn.handle, conn.att_mtu]))
+        conn.on("connection_encryption_change",
+                lambda: asyncio.ensure_future(self._on_encryption(conn)))
+
+    def _on_disconnection(self, conn: Connection) -> None:
+        self._conns.pop(conn.handle, None)
+        peer = conn.peer_address
+        self._irq(IRQ_CENTRAL_DISCONNECT, [conn.handle, int(peer.address_type),
+                                           bytes(reversed(bytes(peer))).hex()])
+
+    async def _on_encryption(self, conn: Connection) -> None:
+        keystore = self.device.keystore
+        bonded = False
+        if keystore is not None and conn.is_encrypted:
+            bonded = await keystore.get(str(conn.peer_address)) is not None
+        self._irq(IRQ_ENCRYPTION_UPDATE, [conn.handle, int(conn.is_encrypted),
+                                          int(conn.authenticated), int(bonded), 16])
+
+
+def _bumble_uuid(text: str) -> str:
+    return text[2:].upper() if text.startswith("0x") else text

@@ -1,0 +1,122 @@
+"""A virtual board: the unmodified firmware in the real MicroPython unix interpreter, in its
+own process, with a folder as its flash, its simulated hardware and radio reached over the
+bridge, and its BLE calls carried out by a Bumble device on the simulated air.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from msa.tools.firmware import device_files
+
+from .bridge import Bridge, BridgeServer
+from .coreboard import micropython_binary
+from .errors import InterpreterError
+from .peripheral import Peripheral
+from .radio import Air
+
+MP_DIR = Path(__file__).resolve().parent / "mp"
+EXIT_RESET = 75  # simhw.EXIT_RESET: the board asked for a reset (or its watchdog bit)
+
+
+class VirtualBoard:
+    """One simulated button. start() boots main.py from the flash folder."""
+
+    def __init__(self, air: Air, flash: Path, address: str = "C0:00:00:00:00:01") -> None:
+        self.air = air
+        self.flash = flash
+        self.address = address
+        self.server = BridgeServer()
+        self.bridge: Bridge | None = None
+        self.peripheral: Peripheral | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self.boots = 0
+        self.output: list[str] = []
+        self.booted = asyncio.Event()
+
+    def install(self) -> None:
+        """Copies the firmware and the sim board onto the flash, as `msa flash` would."""
+        self.flash.mkdir(parents=True, exist_ok=True)
+        for f in device_files("sim"):
+            shutil.copyfile(f.source, self.flash / f.name)
+
+    async def run_snippet(self, code: str) -> str:
+        """Runs Python on the board's flash with the board stopped (a USB session)."""
+        proc = await asyncio.create_subprocess_exec(
+            micropython_binary(), "-c", code, cwd=str(self.flash), env=self._env(0),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise InterpreterError("snippet failed", (out + err).decode())
+        return out.decode()
+
+    async def provision(self, config: dict[str, Any]) -> None:
+        """Writes the button's configuration record with the firmware's own config module."""
+        await self.run_snippet("import config, store, json; config.save(store.Store('.'), "
+                               f"json.loads({json.dumps(json.dumps(config))}))")
+
+    def _env(self, port: int) -> dict[str, str]:
+        return dict(os.environ, MICROPYPATH=os.pathsep.join((".frozen", str(self.flash), str(MP_DIR))),
+                    MSA_SIMLINK=f"127.0.0.1:{port}")
+
+    async def start(self) -> None:
+        if not self.server.port:
+            await self.server.start()
+        self.booted.clear()
+        self._proc = await asyncio.create_subprocess_exec(
+            micropython_binary(), "main.py", cwd=str(self.flash), env=self._env(self.server.port),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        self.bridge = await self.server.next_bridge()
+        self.peripheral = Peripheral(self.air, self.bridge, self.address)
+        self.boots += 1
+        self.booted.set()
+        self._watch = asyncio.create_task(self._supervise(self._proc))
+
+    async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            self.output.append(line.decode(errors="replace").rstrip())
+        code = await proc.wait()
+        if code == EXIT_RESET and self._proc is proc:
+            await self._takedown()
+            await self.start()  # a reset reboots the board, as hardware would
+
+    async def _takedown(self) -> None:
+        self.air.remove(self.address)
+        if self.bridge is not None:
+            await self.bridge.close()
+        self.bridge = None
+        self.peripheral = None
+
+    async def power_cycle(self) -> None:
+        """A power cut: the process is killed wherever it is, then the board boots again."""
+        await self.stop()
+        await self.start()
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+        await self._takedown()
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.server.close()
+
+    async def press(self, edges: list[list[Any]]) -> None:
+        """Moves the contact: [[dt_ms, pressed], ...], played in real time on the board."""
+        assert self.bridge is not None
+        await self.bridge.send({"t": "board", "op": "edges", "edges": edges})
+
+    async def set_battery_mv(self, mv: int) -> None:
+        assert self.bridge is not None
+        await self.bridge.send({"t": "board", "op": "battery", "mv": mv})

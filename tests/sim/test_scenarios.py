@@ -1,0 +1,140 @@
+"""Scenarios over the simulated radio, each a real run: the unmodified firmware in MicroPython
+on a virtual board, Bumble between it and the host, the host's own bleak code."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from bleak import BleakClient
+from bleak.exc import BleakError
+from bumble.keys import MemoryKeyStore
+
+from msa.host.events import AlarmEvent, BootEvent, LowBatteryEvent, Via
+from msa.host.link import EVENT_CHAR
+from msa.host.protocol import Kind
+from msa.host.receiver import Receiver
+from msa.host.sequence import SequenceGuard
+from msa.simulator.bleak_sim import BumbleClient, BumbleScanner, Central
+from msa.simulator.world import World, hold_edges
+
+T = TypeVar("T")
+
+
+def scenario(tmp_path: Path, body: Callable[[World], Awaitable[T]], timeout: float = 60,
+             **config: Any) -> T:
+    async def main() -> T:
+        world = World(tmp_path, heartbeat_s=5, **config)
+        try:
+            return await asyncio.wait_for(body(world), timeout)
+        finally:
+            await world.close()
+    return asyncio.run(main())
+
+
+def test_bouncy_two_second_hold_gives_exactly_one_alarm_and_a_tap_none(tmp_path: Path) -> None:
+    async def body(w: World) -> tuple[Any, ...]:
+        host = await w.start()
+        assert host is not None
+        boot = await host.next_event(kind=Kind.BOOT)
+        await w.board.press(hold_edges(500))  # a tap: no alarm
+        await w.board.press([[800, False]] + hold_edges(2500)[1:])
+        alarm = await host.next_event(kind=Kind.ALARM)
+        with pytest.raises(asyncio.TimeoutError):
+            await host.next_event(timeout=3, kind=Kind.ALARM)
+        return boot, alarm
+    boot, alarm = scenario(tmp_path, body)
+    assert isinstance(boot, BootEvent) and isinstance(alarm, AlarmEvent)
+    assert alarm.frame.seq == boot.frame.seq + 1  # the tap raised nothing in between
+    assert alarm.frame.gesture.name == "HOLD" and alarm.via is Via.GATT
+    assert 1900 <= (alarm.frame.age_ms or 0) <= 4000
+
+
+def test_alarms_raised_while_apart_arrive_in_order_exactly_once(tmp_path: Path) -> None:
+    async def body(w: World) -> list[int]:
+        host = await w.start()
+        assert host is not None
+        await host.next_event(kind=Kind.BOOT)
+        await host.stop()  # the host is out of range
+        for _ in range(3):
+            await w.board.press([[0, True], [150, False], [300, False]])
+        await asyncio.sleep(0)  # nothing is awaited on timing: the host comes back now
+        back = await w.add_host()
+        seqs = [(await back.next_event(kind=Kind.ALARM)).frame.seq for _ in range(3)]
+        with pytest.raises(asyncio.TimeoutError):
+            await back.next_event(timeout=3, kind=Kind.ALARM)
+        return seqs
+    seqs = scenario(tmp_path, body, gesture="single")
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+
+
+def test_burst_reaches_a_second_scanning_host_that_verifies_it(tmp_path: Path) -> None:
+    async def body(w: World) -> Any:
+        await w.start(with_host=False)
+        central = Central(w.air, "C0:00:00:00:00:20", MemoryKeyStore())
+        await central.start()
+        rx = Receiver({w.button_id: w.keys}, SequenceGuard(w.root / "listener.db"))
+        found: asyncio.Queue[Any] = asyncio.Queue()
+        scanner = BumbleScanner(None, None, central=central)
+
+        def seen(_device: Any, adv: Any) -> None:
+            from msa.host.protocol import burst_from_advert
+            payload = burst_from_advert(adv.manufacturer_data)
+            if payload is not None:
+                out = rx.advert(payload)
+                if out.event is not None:
+                    found.put_nowait(out.event)
+        scanner.register_detection_callback(seen)
+        await scanner.start()
+        await w.board.press(hold_edges(2300))
+        event = await asyncio.wait_for(found.get(), 15)
+        await scanner.stop()
+        return event
+    event = scenario(tmp_path, body)
+    assert isinstance(event, AlarmEvent) and event.via is Via.ADVERT
+
+
+def test_reboot_keeps_the_bond_and_never_reuses_a_sequence_number(tmp_path: Path) -> None:
+    async def body(w: World) -> tuple[Any, Any, Any, int]:
+        host = await w.start()
+        assert host is not None
+        boot1 = await host.next_event(kind=Kind.BOOT)
+        await w.board.press(hold_edges(2300))
+        alarm1 = await host.next_event(kind=Kind.ALARM)
+        await w.board.power_cycle()
+        boot2 = await host.next_event(kind=Kind.BOOT, timeout=20)
+        return boot1, alarm1, boot2, host.link.connections
+    boot1, alarm1, boot2, connections = scenario(tmp_path, body)
+    assert boot2.frame.boot_id == boot1.frame.boot_id + 1
+    assert boot2.frame.seq > alarm1.frame.seq > boot1.frame.seq
+    assert connections == 2  # reconnected and re-encrypted from the kept bond
+
+
+def test_an_unbonded_intruder_reads_nothing_and_is_dropped(tmp_path: Path) -> None:
+    async def body(w: World) -> tuple[str, bool]:
+        await w.start(with_host=False)
+        central = Central(w.air, "C0:00:00:00:00:66", MemoryKeyStore())
+        await central.start()
+        dropped = asyncio.Event()
+        client = BleakClient(w.board.address, lambda _c: dropped.set(), backend=BumbleClient,
+                             central=central, timeout=5)
+        await client.connect()
+        with pytest.raises(BleakError) as err:
+            await client.read_gatt_char(EVENT_CHAR)
+        await asyncio.wait_for(dropped.wait(), 8)  # admission window: 3 s
+        return str(err.value), not client.is_connected
+    error, gone = scenario(tmp_path, body)
+    assert "0x0F" in error and gone
+
+
+def test_low_battery_reaches_the_host(tmp_path: Path) -> None:
+    async def body(w: World) -> Any:
+        host = await w.start()
+        assert host is not None
+        await host.next_event(kind=Kind.BOOT)
+        await w.board.set_battery_mv(3600)
+        return await host.next_event(kind=Kind.LOW_BATTERY, timeout=30)
+    event = scenario(tmp_path, body)
+    assert isinstance(event, LowBatteryEvent) and (event.frame.battery_pct or 0) <= 15
