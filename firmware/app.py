@@ -25,16 +25,18 @@ async def run(board, radio=None, store=None):
     button = Button(board, st, cfg, flag.set)
     per = Peripheral(radio if radio is not None else board.radio(), board, button, cfg)
     per.start()
-    watchdog = board.watchdog(_WATCHDOG_MS)
     asyncio.create_task(per.run())
+    asyncio.create_task(_feed(board, board.watchdog(_WATCHDOG_MS), per))
     while True:
-        try:
-            await asyncio.wait_for_ms(flag.wait(), _FEED_MS)
-        except asyncio.TimeoutError:
-            pass
+        await flag.wait()
         if button.service():
-            per.wake()
-        # Feed only while the radio loop is alive too: a hung loop must reset the button.
+            per.alarm_now()
+
+
+async def _feed(board, watchdog, per):
+    """Feeds the watchdog only while the radio loop shows progress: a hung loop resets."""
+    while True:
+        await asyncio.sleep_ms(_FEED_MS)
         if board.ticks_diff(board.ticks_ms(), per.alive_ms) < _WATCHDOG_MS // 2:
             watchdog.feed()
 

@@ -59,6 +59,7 @@ class Peripheral:
         self._nonce = bytearray(NONCE_LEN)
         self._fresh_nonce = False  # set by a new connection: renew the challenge
         self._wake = asyncio.ThreadSafeFlag()
+        self._ticker = None  # the task that wakes run() at its next deadline
         self._inflight = 0
         self._sent_ms = 0
         self._next_heartbeat_ms = 0
@@ -88,6 +89,12 @@ class Peripheral:
 
     def wake(self):
         """Something changed (a new event was queued): reconsider now."""
+        self._wake.set()
+
+    def alarm_now(self):
+        """A new alarm was queued: indicate it at once if a host is here (no wake-up hop),
+        then let run() reconsider everything else."""
+        self._deliver(self._board.ticks_ms())
         self._wake.set()
 
     # --- IRQ: copy, flag, return ---
@@ -131,11 +138,19 @@ class Peripheral:
             self._heartbeat(now)
             self._advertise(now)
             self.bonds.flush()
-            wait = self._next_deadline(now)
-            try:
-                await asyncio.wait_for_ms(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+            self._arm(self._next_deadline(now))
+            await self._wake.wait()
+
+    def _arm(self, wait_ms):
+        """Wakes run() after wait_ms unless something else wakes it first."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._ticker = asyncio.create_task(self._tick(wait_ms))
+
+    async def _tick(self, wait_ms):
+        await asyncio.sleep_ms(wait_ms)
+        self._ticker = None
+        self._wake.set()
 
     def _renew_nonce(self):
         self._nonce[:] = os.urandom(NONCE_LEN)

@@ -17,3 +17,16 @@ class InterpreterError(SimError):
 
 class BridgeError(SimError):
     """The bridge to a virtual board failed: no connection, no reply, or the board died."""
+
+
+class AirError(SimError):
+    """The simulated air was misused: an unknown or duplicate address, a bad fault value."""
+
+
+class CentralError(SimError):
+    """A simulated central's connection, pairing or encryption failed; `code` is the HCI or
+    SMP error code when the stack gave one."""
+
+    def __init__(self, what: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(what if code is None else f"{what} (0x{code:02X})")

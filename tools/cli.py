@@ -79,6 +79,26 @@ def sim_demo(hold_ms: int, as_json: bool) -> None:
     click.echo(json.dumps(result.as_json()) if as_json else demo.render(result))
 
 
+@sim.command("latency")
+@click.option("--presses", default=200, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def sim_latency(presses: int, as_json: bool) -> None:
+    """Gesture threshold to verified event at the host, over the simulated chain.
+
+    Example: msa sim latency --presses 200
+    """
+    from msa.simulator import latency
+
+    result = latency.run(presses)
+    if as_json:
+        click.echo(json.dumps({"presses": result.presses, "median_ms": result.median_ms,
+                               "p99_ms": result.p99_ms, "max_ms": result.max_ms}))
+        return
+    click.echo(f"threshold -> verified event at the host, {result.presses} presses: "
+               f"median {result.median_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
+               f"max {result.max_ms:.2f} ms (no air time or connection interval simulated)")
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: every known failure becomes one `msa: ...` line and a non-zero exit."""
     from msa.host.errors import HostError

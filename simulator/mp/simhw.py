@@ -17,25 +17,27 @@ def _nothing(_timer):
 
 
 class Timer:
-    """One-shot timer on the real clock."""
+    """One-shot timer on the real clock: a sleeping task per start, so it fires on time."""
 
     def __init__(self, hw, timer_id):
-        self._hw = hw
         self.id = timer_id
-        self.deadline = None
+        self._task = None
         self._callback = _nothing
 
     def start(self, delay_ms, callback):
+        self.cancel()
         self._callback = callback
-        self.deadline = time.ticks_add(time.ticks_ms(), max(0, delay_ms))
-        self._hw.wake.set()
+        self._task = asyncio.create_task(self._after(max(0, delay_ms)))
+
+    async def _after(self, delay_ms):
+        await asyncio.sleep_ms(delay_ms)
+        self._task = None
+        self._callback(self)
 
     def cancel(self):
-        self.deadline = None
-
-    def fire(self):
-        self.deadline = None
-        self._callback(self)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
 
 
 class Watchdog:
@@ -58,11 +60,10 @@ class Hardware:
         self.button = SimButton(self)
         self.timers = []
         self.watchdog = None
-        self.wake = asyncio.ThreadSafeFlag()
         self._finger = asyncio.Lock()
         self.link = simlink.get()
         self.link.on("board", self._on_message)
-        asyncio.create_task(self._run_timers())
+        asyncio.create_task(self._watch())
 
     def battery_counts(self):
         counts = self.battery_mv * DIVIDER_DEN // DIVIDER_NUM * ADC_MAX_COUNTS // ADC_REF_MV
@@ -99,27 +100,14 @@ class Hardware:
             sys.exit(EXIT_RESET)
         return {"pin": self.pin_level, "battery_mv": self.battery_mv, "ticks": time.ticks_ms()}
 
-    async def _run_timers(self):
+    async def _watch(self):
+        """The watchdog: resets the board if the firmware stops feeding it."""
         while True:
-            now = time.ticks_ms()
-            wait = 1000
-            for timer in self.timers:
-                if timer.deadline is None:
-                    continue
-                left = time.ticks_diff(timer.deadline, now)
-                if left <= 0:
-                    timer.fire()
-                    wait = 0
-                else:
-                    wait = min(wait, left)
             dog = self.watchdog
-            if dog is not None:
-                left = dog.timeout_ms - time.ticks_diff(now, dog.fed_ms)
-                if left <= 0:
-                    sys.exit(EXIT_RESET)  # the watchdog bites: the board resets
-                wait = min(wait, left)
-            if wait:
-                try:
-                    await asyncio.wait_for_ms(self.wake.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+            if dog is None:
+                await asyncio.sleep_ms(1000)
+                continue
+            left = dog.timeout_ms - time.ticks_diff(time.ticks_ms(), dog.fed_ms)
+            if left <= 0:
+                sys.exit(EXIT_RESET)  # the watchdog bites: the board resets
+            await asyncio.sleep_ms(left)
