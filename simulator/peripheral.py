@@ -39,7 +39,9 @@ _FLAG_READ_ENCRYPTED = 0x0200
 _FLAG_READ_AUTHENTICATED = 0x0400
 _FLAG_WRITE_ENCRYPTED = 0x1000
 _FLAG_WRITE_AUTHENTICATED = 0x2000
-_PROPERTY_BITS = 0x00FF  # GATT property bits are the low byte of MicroPython's flags
+_PROPERTY_BITS = 0x00FF
+_FLAGS_SUBSCRIBE = 0x0010 | 0x0020
+_FLAGS_ENCRYPTED = _FLAG_READ_ENCRYPTED | _FLAG_READ_AUTHENTICATED | _FLAG_WRITE_ENCRYPTED  # GATT property bits are the low byte of MicroPython's flags
 
 
 class FirmwareKeyStore(KeyStore):
@@ -175,8 +177,24 @@ class Peripheral:
             _bumble_uuid(uuid), gatt.Characteristic.Properties(flags & _PROPERTY_BITS),
             gatt.Characteristic.Permissions(perms),
             gatt.CharacteristicValue(read=read, write=write))
+        if flags & _FLAGS_SUBSCRIBE and flags & _FLAGS_ENCRYPTED:
+            # Bumble's own CCCD needs no encryption; a protected value needs a protected one,
+            # as NimBLE gives it, so an unbonded central cannot even subscribe.
+            char.descriptors = [gatt.Descriptor(
+                gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+                gatt.Descriptor.READABLE | gatt.Descriptor.WRITEABLE
+                | gatt.Descriptor.WRITE_REQUIRES_ENCRYPTION,
+                self.device.gatt_server.make_descriptor_value(char))]
         self._chars[handle] = char
         return char
+
+    async def inject(self, uuid: str, data: bytes) -> int:
+        """Fault injection: indicates bytes the firmware never sent on a characteristic, to
+        every connected central (a tampered or replayed frame). Returns how many got it."""
+        char = next(c for c in self._chars.values() if str(c.uuid).lower() == uuid.lower())
+        for conn in list(self._conns.values()):
+            await self.device.indicate_subscriber(conn, char, data)
+        return len(self._conns)
 
     async def _write(self, msg: dict[str, Any]) -> None:
         self._values[int(msg["h"])] = bytes.fromhex(msg["data"])

@@ -36,6 +36,8 @@ EVENT = "b182cb72-379c-44cd-b789-24f4d789ed80"    # read + indicate, CCCD write 
 STATUS = "ffd7f0a2-0462-4665-b495-7b4d607c3f32"   # notify
 CONTROL = "87104502-f92b-45f8-aa1a-923dce815d73"  # write (with and without response)
 USER_DESCRIPTION = "00002901-0000-1000-8000-00805f9b34fb"
+BATTERY = "0000180f-0000-1000-8000-00805f9b34fb"
+DEVICE_INFO = "0000180a-0000-1000-8000-00805f9b34fb"
 COMPANY = 0xFFFF
 MARK = b"\x4d\x53\x41"
 WAIT = 5.0  # seconds any single awaited event may take before the test fails
@@ -176,16 +178,16 @@ def test_scanner_finds_the_peripheral_by_manufacturer_data_and_address() -> None
         found = await BleakScanner.find_device_by_address(BUTTON.lower(), timeout=WAIT,
                                                           backend=BumbleScanner, air=air)
         assert found is not None and found.address == BUTTON
-        # A service filter that the advert does not match hides it.
+        # Service filters take 128-bit UUIDs, as with bleak's own backends.
         heard: asyncio.Queue[AdvertisementData] = asyncio.Queue()
-        async with BleakScanner(lambda _d, ad: heard.put_nowait(ad), ["180f"],
+        async with BleakScanner(lambda _d, ad: heard.put_nowait(ad), [BATTERY],
                                 backend=BumbleScanner, air=air):
             data = await wait(heard.get())
         assert data.local_name == "btn" and data.rssi == -50
-        assert data.service_uuids == ["0000180f-0000-1000-8000-00805f9b34fb"]
+        assert data.service_uuids == [BATTERY]
         assert data.manufacturer_data == {COMPANY: MARK}
         assert await BleakScanner.find_device_by_filter(
-            is_mark, timeout=0.2, service_uuids=["180a"], backend=BumbleScanner, air=air) is None
+            is_mark, timeout=0.2, service_uuids=[DEVICE_INFO], backend=BumbleScanner, air=air) is None
         # discover() listens for its whole timeout by design: ten advertising intervals.
         seen = await BleakScanner.discover(timeout=0.2, return_adv=True,
                                            backend=BumbleScanner, air=air)

@@ -123,10 +123,38 @@ def test_an_unbonded_intruder_reads_nothing_and_is_dropped(tmp_path: Path) -> No
         await client.connect()
         with pytest.raises(BleakError) as err:
             await client.read_gatt_char(EVENT_CHAR)
+        with pytest.raises(BleakError) as sub:
+            await client.start_notify(EVENT_CHAR, lambda _c, _d: None)
+        await w.board.press(hold_edges(2100))  # an alarm while the intruder is connected
         await asyncio.wait_for(dropped.wait(), 8)  # admission window: 3 s
-        return str(err.value), not client.is_connected
-    error, gone = scenario(tmp_path, body)
-    assert "0x0F" in error and gone
+        return str(err.value), str(sub.value), not client.is_connected
+    error, subscribe, gone = scenario(tmp_path, body)
+    assert "0x0F" in error and "0x0F" in subscribe and gone
+
+
+def test_forged_replayed_and_truncated_frames_are_rejected_then_a_real_alarm_passes(
+        tmp_path: Path) -> None:
+    async def body(w: World) -> tuple[dict[str, int], Any, list[Any]]:
+        host = await w.start()
+        assert host is not None
+        boot = await host.next_event(kind=Kind.BOOT)
+        peripheral = w.board.peripheral
+        assert peripheral is not None
+        forged = bytearray(boot.frame.raw)
+        forged[1] = int(Kind.ALARM)  # turn the boot notice into an "alarm"
+        for bad in (bytes(forged), boot.frame.raw, boot.frame.raw[:20]):
+            await peripheral.inject(EVENT_CHAR, bad)
+        await w.board.press(hold_edges(2100))
+        alarm = await host.next_event(kind=Kind.ALARM)
+        others = []
+        while not host.events.empty():
+            others.append(host.events.get_nowait())
+        return dict(host.receiver.rejections), alarm, others
+    rejections, alarm, others = scenario(tmp_path, body)
+    assert rejections.get("tag") == 1 and rejections.get("length") == 1
+    assert rejections.get("duplicate") == 1
+    assert isinstance(alarm, AlarmEvent)
+    assert not [e for e in others if e.frame.kind in (Kind.ALARM, Kind.BOOT)]
 
 
 def test_low_battery_reaches_the_host(tmp_path: Path) -> None:
