@@ -77,7 +77,6 @@ class _Medium(LocalLink):
         self.loss = 0.0
         self.rng = random.Random(0)
         self.lost = 0
-        self.sent = 0
         # (due time, delivery); one FIFO for adverts, LL control and data alike, because a
         # CONNECT_IND overtaken by the first ATT request would lose that request.
         self._queue: collections.deque[tuple[float, Callable[[], None]]] = collections.deque()
@@ -95,10 +94,12 @@ class _Medium(LocalLink):
     def _flush(self) -> None:
         # One timer for the head of the queue: equal or later deadlines never overtake it,
         # which call_later per packet would not guarantee (the timer heap is not stable).
+        # Deliveries go through call_soon, in order, like the stock link's: one that raises
+        # is reported by the loop and does not stall the rest.
         loop = asyncio.get_running_loop()
         self._timer = None
         while self._queue and self._queue[0][0] <= loop.time():
-            self._queue.popleft()[1]()
+            loop.call_soon(self._queue.popleft()[1])
         if self._queue:
             self._timer = loop.call_at(self._queue[0][0], self._flush)
 
@@ -106,7 +107,6 @@ class _Medium(LocalLink):
                       transport: PhysicalTransport, data: bytes) -> None:
         if transport != PhysicalTransport.LE:
             raise AirError("the simulated air carries LE only")
-        self.sent += 1
         if self.loss > 0 and self.rng.random() < self.loss:
             self.lost += 1
             return

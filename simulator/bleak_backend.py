@@ -47,7 +47,14 @@ DISCONNECT_TIMEOUT_S = 5.0
 _T = AdvertisingData.Type
 
 
-def _central(air: Air | None, central: Central | None) -> Central:
+# What bleak itself passes to every backend (per-platform options); anything else is a typo.
+_PLATFORM_ARGS = frozenset({"bluez", "winrt", "cb", "adapter"})
+
+
+def _central(air: Air | None, central: Central | None, extra: dict[str, Any]) -> Central:
+    unexpected = sorted(set(extra) - _PLATFORM_ARGS)
+    if unexpected:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(unexpected)}")
     if central is not None:
         return central
     if air is not None:
@@ -104,11 +111,11 @@ class BumbleScanner(BaseBleakScanner):
     def __init__(self, detection_callback: AdvertisementDataCallback | None,
                  service_uuids: list[str] | None, scanning_mode: str = "active", *,
                  air: Air | None = None, central: Central | None = None,
-                 **_platform_args: Any) -> None:
+                 **platform_args: Any) -> None:
         # scanning_mode and bleak's per-platform args (bluez=, cb=) change nothing here:
         # the emulator's scan response only repeats the advert.
         super().__init__(detection_callback, service_uuids)
-        self._central = _central(air, central)
+        self._central = _central(air, central, platform_args)
 
     async def start(self) -> None:
         self.seen_devices = {}
@@ -154,10 +161,10 @@ class BumbleClient(BaseBleakClient):
                  services: set[str] | None = None, *,
                  disconnected_callback: Callable[[], None] | None, timeout: float,
                  air: Air | None = None, central: Central | None = None,
-                 **_platform_args: Any) -> None:
+                 **platform_args: Any) -> None:
         super().__init__(address_or_ble_device, disconnected_callback=disconnected_callback,
                          timeout=timeout)
-        self._central = _central(air, central)
+        self._central = _central(air, central, platform_args)
         self._name: str | None = None
         self._target = sim_address(self.address)
         if isinstance(address_or_ble_device, BLEDevice):
@@ -207,7 +214,6 @@ class BumbleClient(BaseBleakClient):
                     # Insufficient Encryption.
                     await self._central.secure(connection, pair=pair)
                     await connection.gatt_client.request_mtu(MTU)
-                    connection.emit(Connection.EVENT_CONNECTION_ATT_MTU_UPDATE)
                     await self._discover(connection)
             except BaseException:
                 await asyncio.shield(self.disconnect())
@@ -304,7 +310,8 @@ class BumbleClient(BaseBleakClient):
                                     data: SizedBuffer) -> None:
         await self._write(descriptor.handle, data, True)
 
-    def _characteristic(self, characteristic: BleakGATTCharacteristic) -> CharacteristicProxy[bytes]:
+    def _characteristic(
+            self, characteristic: BleakGATTCharacteristic) -> CharacteristicProxy[bytes]:
         self._link()
         proxy = self._attributes.get(characteristic.handle)
         if not isinstance(proxy, CharacteristicProxy):

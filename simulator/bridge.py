@@ -125,7 +125,7 @@ class BridgeServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._accepted.put(Bridge(reader, writer))
 
-    async def next_bridge(self, timeout: float = 10.0) -> Bridge:
+    async def next_bridge(self, timeout: float | None = 10.0) -> Bridge:
         try:
             return await asyncio.wait_for(self._accepted.get(), timeout)
         except asyncio.TimeoutError:

@@ -104,7 +104,7 @@ class Central:
         # address that the link routes by.
         return PairingConfig(
             sc=True, mitm=False, bonding=True,
-            delegate=PairingDelegate(io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
+            delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
             identity_address_type=PairingConfig.AddressType.RANDOM)
 
     async def start(self) -> None:

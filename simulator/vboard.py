@@ -9,11 +9,13 @@ import json
 import os
 import shutil
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from msa.tools.firmware import device_files
 
 from .bridge import Bridge, BridgeServer
+from .console import Console
 from .coreboard import micropython_binary
 from .errors import InterpreterError
 from .peripheral import Peripheral
@@ -38,6 +40,8 @@ class VirtualBoard:
         self.boots = 0
         self.output: list[str] = []
         self.booted = asyncio.Event()
+        self.console: Console | None = None
+        self._attacher: asyncio.Task[None] | None = None
 
     def install(self) -> None:
         """Copies the firmware and the sim board onto the flash, as `msa flash` would."""
@@ -64,18 +68,44 @@ class VirtualBoard:
         return dict(os.environ, MICROPYPATH=os.pathsep.join((".frozen", str(self.flash), str(MP_DIR))),
                     MSA_SIMLINK=f"127.0.0.1:{port}")
 
-    async def start(self) -> None:
+    async def _serve(self) -> None:
         if not self.server.port:
             await self.server.start()
+            self._attacher = asyncio.create_task(self._attach())
+
+    async def _attach(self) -> None:
+        """Gives every boot that opens the bridge its radio on the air."""
+        while True:
+            bridge = await self.server.next_bridge(timeout=None)
+            await self._takedown()
+            self.bridge = bridge
+            self.peripheral = Peripheral(self.air, bridge, self.address)
+            self.boots += 1
+            self.booted.set()
+
+    async def start(self) -> None:
+        await self._serve()
         self.booted.clear()
         self._proc = await asyncio.create_subprocess_exec(
             micropython_binary(), "main.py", cwd=str(self.flash), env=self._env(self.server.port),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        self.bridge = await self.server.next_bridge()
-        self.peripheral = Peripheral(self.air, self.bridge, self.address)
-        self.boots += 1
-        self.booted.set()
         self._watch = asyncio.create_task(self._supervise(self._proc))
+        try:
+            await asyncio.wait_for(self.booted.wait(), 10)
+        except asyncio.TimeoutError:
+            raise InterpreterError("did not open the bridge", "\n".join(self.output)) from None
+
+    async def start_console(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Boots with the REPL on a TCP port (for mpremote); returns the port."""
+        await self._serve()
+
+        async def spawn(slave: int, run_main: bool) -> asyncio.subprocess.Process:
+            args = ["-i", "main.py"] if run_main and (self.flash / "main.py").exists() else []
+            return await asyncio.create_subprocess_exec(
+                micropython_binary(), *args, cwd=str(self.flash),
+                env=self._env(self.server.port), stdin=slave, stdout=slave, stderr=slave)
+        self.console = Console(spawn)
+        return await self.console.start(host, port)
 
     async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -84,6 +114,7 @@ class VirtualBoard:
         code = await proc.wait()
         if code == EXIT_RESET and self._proc is proc:
             await self._takedown()
+            self.booted.clear()
             await self.start()  # a reset reboots the board, as hardware would
 
     async def _takedown(self) -> None:
@@ -107,9 +138,16 @@ class VirtualBoard:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
         await self._takedown()
+        self.booted.clear()
 
     async def close(self) -> None:
         await self.stop()
+        if self.console is not None:
+            await self.console.close()
+        if self._attacher is not None:
+            self._attacher.cancel()
+            await asyncio.gather(self._attacher, return_exceptions=True)
+        await self._takedown()
         await self.server.close()
 
     async def press(self, edges: list[list[Any]]) -> None:
@@ -120,3 +158,16 @@ class VirtualBoard:
     async def set_battery_mv(self, mv: int) -> None:
         assert self.bridge is not None
         await self.bridge.send({"t": "board", "op": "battery", "mv": mv})
+
+
+async def serve_board(flash: Path, host: str, port: int, ready: Callable[[int], None]) -> None:
+    """Runs one virtual board with its REPL on host:port until cancelled (`msa sim board`)."""
+    air = Air()
+    board = VirtualBoard(air, flash)
+    if not (flash / "main.py").exists():
+        board.install()
+    try:
+        ready(await board.start_console(host, port))
+        await asyncio.Event().wait()
+    finally:
+        await board.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -77,6 +78,39 @@ def sim_demo(hold_ms: int, as_json: bool) -> None:
 
     result = demo.run(hold_ms=hold_ms)
     click.echo(json.dumps(result.as_json()) if as_json else demo.render(result))
+
+
+@sim.command("board")
+@click.option("--listen", default="127.0.0.1:0", show_default=True,
+              help="HOST:PORT for the REPL (port 0 picks a free one).")
+@click.option("--flash", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder that is the board's flash (default: a new one with the firmware).")
+def sim_board(listen: str, flash: Path | None) -> None:
+    """Run a virtual board whose REPL mpremote reaches over socket://, like a USB board.
+
+    Example: msa sim board --listen 127.0.0.1:7000, then
+    mpremote connect socket://127.0.0.1:7000 fs ls
+    """
+    import asyncio
+    import tempfile
+
+    from msa.simulator.vboard import serve_board
+
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:7000", param_hint="--listen")
+    folder = flash or Path(tempfile.mkdtemp(prefix="msa-flash-"))
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def ready(port: int) -> None:
+        click.echo(f"virtual board running; flash: {folder}")
+        click.echo(f"connect with: mpremote connect socket://{host}:{port}")
+        click.echo("Ctrl-C stops it.")
+
+    try:
+        asyncio.run(serve_board(folder, host, int(port_text), ready))
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 @sim.command("latency")

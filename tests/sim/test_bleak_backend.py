@@ -53,11 +53,19 @@ async def wait(awaitable: Awaitable[T]) -> T:
     return await asyncio.wait_for(awaitable, WAIT)
 
 
+class Refusing(PairingDelegate):
+    """A peripheral's answer to every pairing request: no."""
+
+    async def accept(self) -> bool:
+        return False
+
+
 class Peripheral:
     """A Bumble peripheral: an encrypted-read characteristic, an indicating one whose CCCD
     needs encryption, a notifying one, a writable one with a writable descriptor."""
 
-    def __init__(self, air: Air, address: str = BUTTON, *, privacy: bool = False) -> None:
+    def __init__(self, air: Air, address: str = BUTTON, *, privacy: bool = False,
+                 refuse_pairing: bool = False) -> None:
         ctrl = air.controller("peripheral", address)
         config = DeviceConfiguration()
         config.irk = bytes(range(16))
@@ -66,9 +74,11 @@ class Peripheral:
                              host=Host(ctrl, AsyncPipeSink(ctrl)))
         self.device.keystore = MemoryKeyStore()
         self.device.pairing_config_factory = lambda _c: PairingConfig(
-            sc=True, mitm=False, bonding=True, delegate=PairingDelegate(),
+            sc=True, mitm=False, bonding=True,
+            delegate=Refusing() if refuse_pairing else PairingDelegate(),
             identity_address_type=PairingConfig.AddressType.RANDOM)
         self.pairings = 0
+        self.paired = asyncio.Event()
         self.connections: list[Connection] = []
         self.device.on("connection", self._on_connection)
         self.written: asyncio.Queue[bytes] = asyncio.Queue()
@@ -112,6 +122,7 @@ class Peripheral:
 
     def _paired(self) -> None:
         self.pairings += 1
+        self.paired.set()
 
     async def start(self) -> Peripheral:
         await self.device.power_on()
@@ -187,7 +198,8 @@ def test_scanner_finds_the_peripheral_by_manufacturer_data_and_address() -> None
         assert data.service_uuids == [BATTERY]
         assert data.manufacturer_data == {COMPANY: MARK}
         assert await BleakScanner.find_device_by_filter(
-            is_mark, timeout=0.2, service_uuids=[DEVICE_INFO], backend=BumbleScanner, air=air) is None
+            is_mark, timeout=0.2, service_uuids=[DEVICE_INFO], backend=BumbleScanner,
+            air=air) is None
         # discover() listens for its whole timeout by design: ten advertising intervals.
         seen = await BleakScanner.discover(timeout=0.2, return_adv=True,
                                            backend=BumbleScanner, air=air)
@@ -423,4 +435,69 @@ def test_backends_need_an_air_or_a_central() -> None:
         async with BleakClient(device, backend=BumbleClient, air=air, timeout=WAIT) as client:
             assert client.is_connected
             assert Central.default(air).device.connections
+    run(main)
+
+
+def test_bond_lost_by_the_peripheral_then_unpair_and_pair_again() -> None:
+    async def main() -> None:
+        air = Air()
+        peripheral, central = await up(air)
+        client = BleakClient(BUTTON, backend=BumbleClient, central=central, pair=True,
+                             timeout=WAIT)
+        await client.connect()
+        await client.disconnect()
+        peripheral.device.keystore = MemoryKeyStore()  # a factory reset of the button
+        with pytest.raises(BleakError, match="0x06"):  # PIN or Key Missing
+            await client.connect()
+        assert not client.is_connected and not central.device.connections
+        await client.unpair()
+        await client.connect()  # pair=True: a new bond
+        assert peripheral.pairings == 2
+        assert await client.read_gatt_char(SECRET) == b"s3cr3t"
+        await client.disconnect()
+    run(main)
+
+
+def test_pairing_refused_surfaces_as_bleak_error() -> None:
+    async def main() -> None:
+        air = Air()
+        await Peripheral(air, refuse_pairing=True).start()
+        central = Central(air, HOST, None)
+        async with BleakClient(BUTTON, backend=BumbleClient, central=central,
+                               timeout=WAIT) as client:
+            with pytest.raises(BleakError, match="PAIRING_NOT_SUPPORTED.*0x05"):
+                await client.pair()
+            with pytest.raises(BleakGATTProtocolError, match="Insufficient Encryption"):
+                await client.read_gatt_char(SECRET)
+    run(main)
+
+
+def test_security_request_from_the_peripheral_is_met() -> None:
+    async def main() -> None:
+        air = Air()
+        peripheral, central = await up(air)
+        async with BleakClient(BUTTON, backend=BumbleClient, central=central,
+                               timeout=WAIT) as client:
+            assert peripheral.pairings == 0
+            peripheral.connections[-1].request_pairing()
+            await wait(peripheral.paired.wait())
+            assert await client.read_gatt_char(SECRET) == b"s3cr3t"
+    run(main)
+
+
+def test_one_central_connects_to_two_peripherals_at_once() -> None:
+    async def main() -> None:
+        air = Air()
+        first, central = await up(air)
+        second = await Peripheral(air, "C0:00:00:00:00:02").start()
+        clients = [BleakClient(a, backend=BumbleClient, central=central, timeout=WAIT)
+                   for a in (BUTTON, "C0:00:00:00:00:02")]
+        # One initiator per controller: the central queues the second connection.
+        await wait(asyncio.gather(*(c.connect() for c in clients)))
+        assert all(c.is_connected for c in clients)
+        assert len(first.device.connections) == len(second.device.connections) == 1
+        assert await air.drop_link(HOST, "C0:00:00:00:00:02") == 1
+        assert clients[0].is_connected and not clients[1].is_connected
+        with pytest.raises(TypeError, match="centrall"):
+            BleakClient(BUTTON, backend=BumbleClient, centrall=central)
     run(main)
