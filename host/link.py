@@ -32,6 +32,8 @@ STATUS_CHAR = "ffd7f0a2-0462-4665-b495-7b4d607c3f32"
 CONTROL_CHAR = "87104502-f92b-45f8-aa1a-923dce815d73"
 BATTERY_LEVEL_CHAR = "00002a19-0000-1000-8000-00805f9b34fb"
 
+ACK_TIMEOUT_S = 5.0
+
 EventSink = Callable[[ButtonEvent], Awaitable[None]]
 
 
@@ -87,6 +89,7 @@ class ButtonLink:
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
         self.connections = 0
+        self._acks: set[asyncio.Task[None]] = set()
 
     # --- callbacks from bleak: copy into the queue, nothing more ---
     def _on_indication(self, _char: Any, data: bytearray) -> None:
@@ -126,7 +129,9 @@ class ButtonLink:
                     pass
         finally:
             worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            for task in list(self._acks):
+                task.cancel()
+            await asyncio.gather(worker, *self._acks, return_exceptions=True)
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -206,8 +211,14 @@ class ButtonLink:
             if out.event is not None:
                 await self._sink(out.event)  # stored before it is acknowledged
             if out.ack is not None:
-                try:
-                    await self._command(Op.ACK, seq=out.ack)
-                except (BleakError, LinkError, asyncio.TimeoutError) as exc:
-                    # The button retransmits; the duplicate will be acknowledged then.
-                    log.info("ack %d not sent: %s", out.ack, exc)
+                # Aside, so that an ack stuck on a dying link never holds up later frames.
+                task = asyncio.create_task(self._ack(out.ack))
+                self._acks.add(task)
+                task.add_done_callback(self._acks.discard)
+
+    async def _ack(self, seq: int) -> None:
+        try:
+            await asyncio.wait_for(self._command(Op.ACK, seq=seq), ACK_TIMEOUT_S)
+        except (BleakError, LinkError, asyncio.TimeoutError) as exc:
+            # The button retransmits; the duplicate will be acknowledged then.
+            log.info("ack %d not sent: %s", seq, exc)

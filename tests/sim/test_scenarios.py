@@ -70,6 +70,46 @@ def test_alarms_raised_while_apart_arrive_in_order_exactly_once(tmp_path: Path) 
     assert seqs == sorted(seqs) and len(set(seqs)) == 3
 
 
+def test_link_loss_then_reconnect_delivers_alarms_raised_meanwhile(tmp_path: Path) -> None:
+    async def body(w: World) -> tuple[int, list[int], int]:
+        host = await w.start()
+        assert host is not None
+        boot = await host.next_event(kind=Kind.BOOT)
+        w.air.set_loss(1.0)  # the radio goes quiet: nothing gets through
+        w.air.drop_links(w.board.address)  # and the link is lost, on both ends
+        await w.board.press([[0, True], [150, False], [300, True], [150, False],
+                             [300, True], [150, False]])
+        w.air.set_loss(0.0)
+        seqs = [(await host.next_event(kind=Kind.ALARM, timeout=20)).frame.seq
+                for _ in range(3)]
+        return boot.frame.seq, seqs, host.link.connections
+    boot_seq, seqs, connections = scenario(tmp_path, body, gesture="single")
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3 and seqs[0] > boot_seq
+    assert connections >= 2  # the host reconnected by itself
+
+
+def test_power_cuts_during_alarms_never_reuse_a_number(tmp_path: Path) -> None:
+    async def body(w: World) -> list[tuple[int, int]]:
+        host = await w.start()
+        assert host is not None
+        seen = [(e.frame.boot_id, e.frame.seq) for e in [await host.next_event(kind=Kind.BOOT)]]
+        for delay_ms in (0, 3, 7, 15):
+            await w.board.press([[0, True], [80, False]])
+            await asyncio.sleep((25 + delay_ms) / 1000)  # cut around the outbox write
+            await w.board.power_cycle()
+            boot = await host.next_event(kind=Kind.BOOT, timeout=20)
+            seen.append((boot.frame.boot_id, boot.frame.seq))
+        while not host.events.empty():
+            e = host.events.get_nowait()
+            seen.append((e.frame.boot_id, e.frame.seq))
+        return seen
+    seen = scenario(tmp_path, body, gesture="single", timeout=120)
+    seqs = [seq for _, seq in seen]
+    assert len(seqs) == len(set(seqs))  # every number accepted once, none reused
+    boots = [b for b, s in sorted(seen, key=lambda x: x[1])]
+    assert boots == sorted(boots) and boots[-1] == 5
+
+
 def test_burst_reaches_a_second_scanning_host_that_verifies_it(tmp_path: Path) -> None:
     async def body(w: World) -> Any:
         await w.start(with_host=False)
