@@ -136,6 +136,9 @@ class Air:
         asyncio.get_running_loop()  # fails early, outside a loop, with a clear RuntimeError
         self.link = _Medium()
         self._controllers: dict[str, SimController] = {}
+        # State that higher layers keep per air (the default central); the air owns it so it
+        # lives and dies with the air, without this module knowing those layers.
+        self.extras: dict[str, object] = {}
 
     @property
     def controllers(self) -> list[SimController]:

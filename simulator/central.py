@@ -15,11 +15,10 @@ import contextlib
 import logging
 import os
 import secrets
-import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from bumble import core, hci
 from bumble.device import Advertisement, Connection, Device, DeviceConfiguration
@@ -35,6 +34,7 @@ log = logging.getLogger("msa.simulator.central")
 
 BONDS_FILE = "bonds.json"
 DEFAULT_ADDRESS = "C0:00:00:00:FF:FE"
+_DEFAULT_KEY = "msa.simulator.central.default"
 
 SightingCallback = Callable[["Sighting"], None]
 
@@ -62,8 +62,6 @@ class Sighting:
 class Central:
     """One host's radio on the air. Scanners and clients share it, as apps share an adapter."""
 
-    _defaults: ClassVar[weakref.WeakKeyDictionary[Air, Central]] = weakref.WeakKeyDictionary()
-
     def __init__(self, air: Air, address: str, keys_dir: str | os.PathLike[str] | None, *,
                  name: str = "central") -> None:
         """`keys_dir` holds the bond store (bonds.json); None keeps bonds in memory only."""
@@ -85,6 +83,7 @@ class Central:
         self.device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
         self._listeners: dict[object, SightingCallback] = {}
         self._scan_lock = asyncio.Lock()
+        self._power_lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()  # one initiator per controller, as in hardware
         self._started = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -92,9 +91,11 @@ class Central:
     @classmethod
     def default(cls, air: Air) -> Central:
         """The air's default host radio (bonds in memory), for backends given only `air=`."""
-        central = cls._defaults.get(air)
-        if central is None:
-            central = cls._defaults[air] = cls(air, DEFAULT_ADDRESS, None, name="default")
+        found = air.extras.get(_DEFAULT_KEY)
+        if isinstance(found, Central):
+            return found
+        central = cls(air, DEFAULT_ADDRESS, None, name="default")
+        air.extras[_DEFAULT_KEY] = central
         return central
 
     @staticmethod
@@ -109,9 +110,10 @@ class Central:
 
     async def start(self) -> None:
         """Powers the radio on (idempotent); loads the bonds' IRKs for address resolution."""
-        if not self._started:
-            await self.device.power_on()
-            self._started = True
+        async with self._power_lock:  # a scanner and a client may start it at once
+            if not self._started:
+                await self.device.power_on()
+                self._started = True
 
     async def close(self) -> None:
         """Takes the radio off the air, as when the host process ends: its links drop."""
@@ -121,8 +123,8 @@ class Central:
         if self._started:
             await self.device.power_off()
         self._started = False
-        if Central._defaults.get(self.air) is self:
-            del Central._defaults[self.air]
+        if self.air.extras.get(_DEFAULT_KEY) is self:
+            del self.air.extras[_DEFAULT_KEY]
 
     # -- scanning ---------------------------------------------------------------------------
 
@@ -193,6 +195,9 @@ class Central:
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
                 return await heard
+        except TimeoutError as exc:
+            raise TimeoutError(f"no advert from {address_text(identity)} "
+                               f"within {timeout:.3g} s") from exc
         finally:
             await self.unlisten(token)
 

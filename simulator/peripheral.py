@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from typing import Any
 
 from bumble import gatt
 from bumble.att import ATT_Error
 from bumble.core import BaseBumbleError
-from bumble.device import Connection, Device
+from bumble.device import Connection, Device, DeviceConfiguration
+from bumble.host import Host
 from bumble.keys import KeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.transport.common import AsyncPipeSink
 
+from .air import Air, sim_address
 from .bridge import Bridge
-from .radio import Air
 
 log = logging.getLogger("msa.simulator.peripheral")
 
@@ -84,9 +87,15 @@ class Peripheral:
     def __init__(self, air: Air, bridge: Bridge, address: str) -> None:
         self._bridge = bridge
         self.address = address
-        self.device: Device = air.device(f"button-{address}", address,
-                                         FirmwareKeyStore(self._irq_request))
-        self._bonding = False
+        controller = air.controller(f"button-{address}", address)
+        config = DeviceConfiguration()
+        config.irk = secrets.token_bytes(16)  # Bumble's default IRK is shared by all devices
+        self.device: Device = Device(name=f"button-{address}", address=sim_address(address),
+                                     config=config,
+                                     host=Host(controller, AsyncPipeSink(controller)))
+        self.device.keystore = FirmwareKeyStore(self._irq_request)
+        self._bonding = True
+        self.device.pairing_config_factory = self._pairing_config
         self._chars: dict[int, gatt.Characteristic[bytes]] = {}
         self._values: dict[int, bytes] = {}
         self._conns: dict[int, Connection] = {}
@@ -131,16 +140,18 @@ class Peripheral:
         else:
             await self.device.power_off()
 
+    def _pairing_config(self, _conn: Connection) -> PairingConfig:
+        # Just Works with LE Secure Connections (the button has no display or keys); bonds
+        # only if the firmware asked for them with config(bond=True).
+        return PairingConfig(
+            sc=True, mitm=False, bonding=self._bonding,
+            delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
+            identity_address_type=PairingConfig.AddressType.RANDOM)
+
     async def _config(self, msg: dict[str, Any]) -> None:
         values = msg["values"]
         if "bond" in values:
             self._bonding = bool(values["bond"])
-            bonding = self._bonding
-            self.device.pairing_config_factory = lambda _c: PairingConfig(
-                sc=True, mitm=False, bonding=bonding,
-                delegate=PairingDelegate(
-                    io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
-                identity_address_type=PairingConfig.AddressType.RANDOM)
 
     async def _register(self, msg: dict[str, Any]) -> None:
         services = []

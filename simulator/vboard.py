@@ -19,7 +19,7 @@ from .console import Console
 from .coreboard import micropython_binary
 from .errors import InterpreterError
 from .peripheral import Peripheral
-from .radio import Air
+from .air import Air
 
 MP_DIR = Path(__file__).resolve().parent / "mp"
 EXIT_RESET = 75  # simhw.EXIT_RESET: the board asked for a reset (or its watchdog bit)
@@ -118,7 +118,8 @@ class VirtualBoard:
             await self.start()  # a reset reboots the board, as hardware would
 
     async def _takedown(self) -> None:
-        self.air.remove(self.address)
+        if self.peripheral is not None:
+            await self.air.remove(self.address)
         if self.bridge is not None:
             await self.bridge.close()
         self.bridge = None

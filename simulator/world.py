@@ -8,16 +8,15 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from bumble.keys import JsonKeyStore
-
 from msa.host.events import ButtonEvent
 from msa.host.link import Backends, ButtonLink, ButtonTarget
 from msa.host.protocol import ButtonKeys
 from msa.host.receiver import Receiver
 from msa.host.sequence import SequenceGuard
 
-from .bleak_sim import BumbleClient, BumbleScanner, Central
-from .radio import Air
+from .air import Air
+from .bleak_backend import BumbleClient, BumbleScanner
+from .central import Central
 from .vboard import VirtualBoard
 
 log = logging.getLogger("msa.simulator.world")
@@ -39,7 +38,7 @@ class Host:
         self.address = address
         self.events: asyncio.Queue[ButtonEvent] = asyncio.Queue()
         self.central = Central(world.air, address,
-                               JsonKeyStore("host", str(world.root / f"bonds-{address}.json")))
+                               world.root / f"host-{address.replace(':', '')}")
         self.receiver = Receiver({world.button_id: world.keys},
                                  SequenceGuard(world.root / f"host-{address}.db"))
         self.link = ButtonLink(ButtonTarget(world.button_id, world.board.address, world.keys),
@@ -47,6 +46,7 @@ class Host:
                                backends=Backends(BumbleScanner, BumbleClient,
                                                  {"central": self.central}))
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def _sink(self, event: ButtonEvent) -> None:
         self.events.put_nowait(event)
@@ -66,11 +66,14 @@ class Host:
         return await asyncio.wait_for(wait(), timeout)
 
     async def stop(self) -> None:
-        """The host process goes away (its radio leaves the air)."""
+        """The host process goes away (its radio leaves the air). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         await self.link.stop()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        self.world.air.remove(self.address)
+        await self.central.close()
 
 
 class World:

@@ -402,7 +402,7 @@ def test_connect_to_an_absent_address_times_out_cleanly() -> None:
         with pytest.raises(TimeoutError):
             await BleakClient(ABSENT, backend=BumbleClient, central=central,
                               timeout=0.3).connect()
-        assert 0.3 <= loop.time() - started < 1.0
+        assert 0.3 <= loop.time() - started < 2.0  # generous: CI machines are shared
         assert air.find(HOST).pending_le_connection is None
         # The absent device turns up: with the initiator still armed it would now be
         # connected (half-open, since nobody on our side owns that connection).

@@ -5,7 +5,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from msa.simulator.radio import Air
+from msa.simulator.air import Air
 from msa.simulator.vboard import VirtualBoard
 
 MPREMOTE = str(Path(sys.executable).parent / "mpremote")
