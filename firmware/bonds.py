@@ -7,7 +7,7 @@ import json
 from micropython import const
 
 _RECORD = "bonds"
-_MAX_SECRETS = const(24)  # a few bonded hosts, each a handful of secrets; oldest go first
+_MAX_SECRETS = const(24)  # a few bonded hosts, each a handful of secrets
 
 
 class Bonds:
@@ -43,12 +43,18 @@ class Bonds:
         if value is not None:
             self._items.append([sec_type, key, bytes(value)])
             if len(self._items) > _MAX_SECRETS:
-                self._items.pop(0)
+                # The oldest of the same type gives way, so a flood of peers never pushes
+                # out the button's own keys (its IRK: bonded hosts resolve its address by it).
+                for i, item in enumerate(self._items):
+                    if item[0] == sec_type:
+                        self._items.pop(i)
+                        break
         self.dirty = True
         return True
 
-    def count(self):
-        return len(self._items)
+    def count(self, sec_type=None):
+        """How many secrets are kept (of one type, if given)."""
+        return sum(1 for t, _, _ in self._items if sec_type is None or t == sec_type)
 
     def flush(self):
         """Writes the secrets if they changed (main loop only)."""

@@ -28,6 +28,7 @@ _IRQ_SET_SECRET = const(30)
 
 _IO_NO_INPUT_OUTPUT = const(3)
 _ADDR_MODE_RPA = const(2)
+_SEC_PEER = const(2)  # NimBLE's store object type for a bonded peer's keys (1 is our own)
 _ADMISSION_MS = const(3000)  # an unproven central is dropped after this
 _MIN_MTU = const(29)  # a 26-byte frame plus the 3-byte ATT header
 _INBOX_MAX = const(4)
@@ -76,8 +77,9 @@ class Peripheral:
         encrypted = self._board.BLE_BONDING
         if encrypted:
             ble.config(bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT)
-        if self._board.BLE_PRIVACY:
-            ble.config(addr_mode=_ADDR_MODE_RPA)
+        self._privacy = False
+        if self._board.BLE_PRIVACY and self.bonds.count(_SEC_PEER):
+            self._enable_privacy()
         ble.config(mtu=64)
         ble.irq(self._irq)
         self.h = gatt.register(ble, encrypted)
@@ -86,6 +88,14 @@ class Peripheral:
         self._renew_nonce()
         self._next_heartbeat_ms = self._board.ticks_add(self._board.ticks_ms(),
                                                         self._heartbeat_ms)
+
+    def _enable_privacy(self):
+        """Rotating private addresses from here on. Only once a host is bonded: before that
+        the button keeps its identity address, so the technician's host can find it to bond
+        (at provisioning, in a controlled place); after that only bonded hosts recognise it."""
+        self._adv.stop()
+        self._ble.config(addr_mode=_ADDR_MODE_RPA)
+        self._privacy = True
 
     def wake(self):
         """Something changed (a new event was queued): reconsider now."""
@@ -136,8 +146,10 @@ class Peripheral:
             self._admission(now)
             self._deliver(now)
             self._heartbeat(now)
-            self._advertise(now)
             self.bonds.flush()
+            if self._board.BLE_PRIVACY and not self._privacy and self.bonds.count(_SEC_PEER):
+                self._enable_privacy()
+            self._advertise(now)
             self._arm(self._next_deadline(now))
             await self._wake.wait()
 

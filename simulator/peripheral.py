@@ -11,7 +11,7 @@ import logging
 import secrets
 from typing import Any
 
-from bumble import gatt
+from bumble import gatt, hci
 from bumble.att import ATT_Error
 from bumble.core import BaseBumbleError
 from bumble.device import Connection, Device, DeviceConfiguration
@@ -33,7 +33,11 @@ IRQ_MTU_EXCHANGED = 21
 IRQ_ENCRYPTION_UPDATE = 28
 IRQ_GET_SECRET = 29
 IRQ_SET_SECRET = 30
-SEC_BUMBLE_KEYS = 1  # the one secret type used here: a peer's PairingKeys as JSON
+# Secret types follow NimBLE's store object types, which MicroPython passes through unchanged.
+SEC_OURS = 1  # the button's own keys: here its IRK, 16 bytes
+SEC_PEER = 2  # a bonded peer's keys: here Bumble's PairingKeys as JSON
+ADDR_MODE_RPA = 2
+RPA_ROTATION_S = 900.0  # NimBLE's default: a new private address every 15 minutes
 
 _FLAG_READ = 0x0002
 _FLAG_WRITE_NO_RESPONSE = 0x0004
@@ -54,22 +58,22 @@ class FirmwareKeyStore(KeyStore):
         self._irq = irq
 
     async def get(self, name: str) -> PairingKeys | None:
-        value = await self._irq(IRQ_GET_SECRET, [SEC_BUMBLE_KEYS, 0, name.encode().hex()])
+        value = await self._irq(IRQ_GET_SECRET, [SEC_PEER, 0, name.encode().hex()])
         if not value:
             return None
         return PairingKeys.from_dict(json.loads(bytes.fromhex(value))["keys"])
 
     async def update(self, name: str, keys: PairingKeys) -> None:
         blob = json.dumps({"name": name, "keys": keys.to_dict()}).encode()
-        await self._irq(IRQ_SET_SECRET, [SEC_BUMBLE_KEYS, name.encode().hex(), blob.hex()])
+        await self._irq(IRQ_SET_SECRET, [SEC_PEER, name.encode().hex(), blob.hex()])
 
     async def delete(self, name: str) -> None:
-        await self._irq(IRQ_SET_SECRET, [SEC_BUMBLE_KEYS, name.encode().hex(), None])
+        await self._irq(IRQ_SET_SECRET, [SEC_PEER, name.encode().hex(), None])
 
     async def get_all(self) -> list[tuple[str, PairingKeys]]:
         out = []
         for index in range(64):
-            value = await self._irq(IRQ_GET_SECRET, [SEC_BUMBLE_KEYS, index, None])
+            value = await self._irq(IRQ_GET_SECRET, [SEC_PEER, index, None])
             if not value:
                 break
             entry = json.loads(bytes.fromhex(value))
@@ -89,7 +93,7 @@ class Peripheral:
         self.address = address
         controller = air.controller(f"button-{address}", address)
         config = DeviceConfiguration()
-        config.irk = secrets.token_bytes(16)  # Bumble's default IRK is shared by all devices
+        config.irk = secrets.token_bytes(16)  # replaced by the firmware's own at power-on
         self.device: Device = Device(name=f"button-{address}", address=sim_address(address),
                                      config=config,
                                      host=Host(controller, AsyncPipeSink(controller)))
@@ -100,6 +104,9 @@ class Peripheral:
         self._values: dict[int, bytes] = {}
         self._conns: dict[int, Connection] = {}
         self._pending: set[asyncio.Task[None]] = set()
+        self.privacy = False
+        self.rpa_rotation_s = RPA_ROTATION_S
+        self._rpa_at: float | None = None
         self.advertising: bytes | None = None
         self._ops = {"active": self._active, "config": self._config, "register": self._register,
                      "write": self._write, "notify": self._notify, "indicate": self._indicate,
@@ -134,6 +141,7 @@ class Peripheral:
 
     async def _active(self, msg: dict[str, Any]) -> None:
         if msg["on"]:
+            self.device.irk = await self._own_irk()
             await self.device.power_on()
             mac = self.address.replace(":", "").lower()
             await self._bridge.send({"t": "ble", "op": "mac", "mac": mac})
@@ -148,10 +156,24 @@ class Peripheral:
             delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
             identity_address_type=PairingConfig.AddressType.RANDOM)
 
+    async def _own_irk(self) -> bytes:
+        """The button's identity resolving key, kept by the firmware like its bonds (NimBLE
+        hands its own keys to _IRQ_SET_SECRET too): a new one on every boot would make the
+        bonded hosts unable to resolve its private addresses."""
+        key = b"irk".hex()
+        value = await self._irq_request(IRQ_GET_SECRET, [SEC_OURS, 0, key])
+        if value:
+            return bytes.fromhex(value)
+        irk = secrets.token_bytes(16)
+        await self._irq_request(IRQ_SET_SECRET, [SEC_OURS, key, irk.hex()])
+        return irk
+
     async def _config(self, msg: dict[str, Any]) -> None:
         values = msg["values"]
         if "bond" in values:
             self._bonding = bool(values["bond"])
+        if "addr_mode" in values:
+            self.privacy = int(values["addr_mode"]) == ADDR_MODE_RPA
 
     async def _register(self, msg: dict[str, Any]) -> None:
         services = []
@@ -243,10 +265,29 @@ class Peripheral:
             return
         data = bytes.fromhex(msg.get("adv") or "")
         self.advertising = data
+        if self.privacy and not self._conns:
+            await self._rotate_rpa()
         ms = max(20.0, int(msg["interval_us"]) / 1000)
         await self.device.start_advertising(advertising_data=data, auto_restart=False,
                                             advertising_interval_min=ms,
                                             advertising_interval_max=ms)
+
+    async def _rotate_rpa(self) -> None:
+        """A fresh resolvable private address from the IRK when the last is old enough.
+        Set with HCI_LE_Set_Random_Address directly: Device.update_rpa() hands the controller
+        the old address (see the simulator notes)."""
+        now = asyncio.get_running_loop().time()
+        if self._rpa_at is not None and now - self._rpa_at < self.rpa_rotation_s:
+            return
+        rpa = hci.Address.generate_private_address(self.device.irk)
+        await self.device.send_sync_command(hci.HCI_LE_Set_Random_Address_Command(
+            random_address=rpa))
+        self.device.random_address = rpa
+        self._rpa_at = now
+
+    @property
+    def advertising_address(self) -> str:
+        return str(self.device.random_address.to_string(with_type_qualifier=False))
 
     async def _disconnect(self, msg: dict[str, Any]) -> None:
         conn = self._conns.get(int(msg["conn"]))

@@ -145,8 +145,13 @@ def test_reboot_keeps_the_bond_and_never_reuses_a_sequence_number(tmp_path: Path
         alarm1 = await host.next_event(kind=Kind.ALARM)
         await w.board.power_cycle()
         boot2 = await host.next_event(kind=Kind.BOOT, timeout=20)
-        return boot1, alarm1, boot2, host.link.connections
-    boot1, alarm1, boot2, connections = scenario(tmp_path, body)
+        assert w.board.peripheral is not None
+        advertised = w.board.peripheral.advertising_address
+        return boot1, alarm1, boot2, host.link.connections, advertised
+    boot1, alarm1, boot2, connections, advertised = scenario(tmp_path, body)
+    # Bonded, the button advertises a resolvable private address (top bits 01), not its
+    # identity, and the host still found it by resolving the address with the bond's IRK.
+    assert advertised != "C0:00:00:00:00:01" and int(advertised[:2], 16) >> 6 == 0b01
     assert boot2.frame.boot_id == boot1.frame.boot_id + 1
     assert boot2.frame.seq > alarm1.frame.seq > boot1.frame.seq
     assert connections == 2  # reconnected and re-encrypted from the kept bond
