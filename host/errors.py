@@ -32,3 +32,43 @@ class LinkError(HostError):
         self.button_id = button_id
         self.detail = detail
         super().__init__(f"button {button_id:#010x}: {detail}")
+
+
+class ChannelError(HostError):
+    """A dispatch channel could not deliver a message. `retryable` is False when trying the
+    same message again on this channel cannot help (refused by the centre, bad address)."""
+
+    def __init__(self, channel: str, detail: str, retryable: bool = True) -> None:
+        self.channel = channel
+        self.detail = detail
+        self.retryable = retryable
+        super().__init__(f"channel {channel}: {detail}")
+
+
+class LocationError(HostError):
+    """A location source failed (port gone, garbled stream, gpsd unreachable)."""
+
+    def __init__(self, source: str, detail: str) -> None:
+        self.source = source
+        self.detail = detail
+        super().__init__(f"location source {source}: {detail}")
+
+
+class ConfigError(HostError):
+    """The configuration file is wrong: `key` is the dotted key, `expected` what it must be."""
+
+    def __init__(self, key: str, expected: str, path: str = "") -> None:
+        self.key = key
+        self.expected = expected
+        self.path = path
+        where = f"{path}: " if path else ""
+        super().__init__(f"{where}{key}: {expected}")
+
+
+class OutboxError(HostError):
+    """The durable outbox could not be read or written."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"outbox {path}: {detail}")

@@ -1,5 +1,5 @@
 """Build checks: every device file compiles with mpy-cross, the firmware type-checks against
-the official MicroPython ESP32-C3 stubs, and host, simulator and tools type-check strictly."""
+the official MicroPython ESP32-C3 stubs, and host, simulator, tools and centre type-check strictly."""
 from __future__ import annotations
 
 import os
@@ -71,9 +71,10 @@ def test_host_simulator_and_tools_type_check_strictly(tmp_path: Path) -> None:
     # The folders install as msa.host, msa.simulator, msa.tools; mypy sees them the same way.
     pkg = tmp_path / "msa"
     pkg.mkdir()
-    for name in ("host", "simulator", "tools", "firmware", "board"):
+    for name in ("host", "simulator", "tools", "centre", "firmware", "board"):
         (pkg / name).symlink_to(ROOT / name)
     proc = _mypy("--strict", "--exclude", "/mp/", "--cache-dir", str(tmp_path / "cache"),
                  "-p", "msa.host",
-                 "-p", "msa.simulator", "-p", "msa.tools", env_path=str(tmp_path))
+                 "-p", "msa.simulator", "-p", "msa.tools", "-p", "msa.centre",
+                 env_path=str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr

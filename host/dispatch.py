@@ -1,0 +1,124 @@
+"""What the host hands a dispatch centre, and what every channel promises: the message types
+(an alarm with its location, a location update, a notice), location fixes, the Channel
+protocol and its receipts. Channels (dc09.py, https.py, sms.py) and the outbox build on these.
+"""
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class FixQuality(enum.Enum):
+    """How a position was obtained (NMEA GGA fix quality, gpsd mode, or configured)."""
+
+    GNSS = "gnss"  # a standard GPS/GNSS fix
+    DGNSS = "dgnss"  # differential, RTK or better
+    ESTIMATED = "estimated"  # dead reckoning
+    FIXED = "fixed"  # a configured location (a home gateway), not a measurement
+    SIMULATED = "simulated"  # the simulator's scripted track
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One position. `accuracy_m` is the horizontal radius of ~68% confidence (HDOP-based for
+    NMEA, gpsd's eph, or configured); `time` is the Unix time of the fix itself."""
+
+    lat: float
+    lon: float
+    accuracy_m: float
+    time: float
+    quality: FixQuality
+    source: str  # "nmea", "gpsd", "fixed", "sim"
+    altitude_m: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (-90.0 <= self.lat <= 90.0 and -180.0 <= self.lon <= 180.0):
+            raise ValueError(f"position out of range: {self.lat}, {self.lon}")
+        if not self.accuracy_m >= 0:
+            raise ValueError(f"accuracy must be >= 0 m, got {self.accuracy_m}")
+
+    def age_s(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.time
+
+
+class LocationSource(Protocol):
+    """Where positions come from. `best()` never waits: dispatch goes out with what is known."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def best(self) -> Fix | None:
+        """The newest fix that is not stale, or None (no fix yet, or lost)."""
+
+
+class MessageKind(enum.Enum):
+    """What a dispatch message says. Values are stored in the outbox: never change them."""
+
+    ALARM = "alarm"  # the wearer raised the alarm: dispatch police
+    TEST = "test"  # a test alarm: show it, dispatch no one
+    LOCATION = "location"  # a tracking update for an open alarm
+    LOW_BATTERY = "low_battery"  # the button's battery fell to the threshold
+    HEARTBEAT = "heartbeat"  # the button is alive (IP channels only, never SMS)
+    BOOT = "boot"  # the button restarted (reset, power cut or tampering)
+
+
+# Kinds that open an incident at the centre; the others attach to a button or an incident.
+INCIDENT_KINDS = frozenset({MessageKind.ALARM, MessageKind.TEST})
+
+
+@dataclass(frozen=True)
+class Message:
+    """One thing to deliver to the centre, as the outbox keeps it.
+
+    `key` is the idempotency key the centre dedupes on: for a button event
+    "<button_id hex8>-<boot_id>-<seq>", for a tracking update the incident's key plus
+    "/<update_no>". `frame` is the button's own authenticated 26-byte frame (the centre
+    verifies its tag again, so a compromised host cannot forge an alarm); a LOCATION update
+    carries the frame of the alarm it belongs to. `created_at` is when the host committed it.
+    """
+
+    key: str
+    kind: MessageKind
+    button_id: int
+    frame: bytes = field(repr=False)
+    created_at: float
+    fix: Fix | None = None
+    pressed_at: float | None = None  # when the press began, by the host's clock
+    battery_pct: int | None = None
+    update_no: int = 0
+    incident: str = ""  # the incident's key (ALARM/TEST: its own key)
+
+    @staticmethod
+    def event_key(button_id: int, boot_id: int, seq: int) -> str:
+        return f"{button_id:08x}-{boot_id}-{seq}"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The centre's acknowledgement of one message on one channel."""
+
+    channel: str
+    key: str
+    acked_at: float
+    reference: str = ""  # the centre's own reference (an incident id), where it gives one
+
+
+class Channel(Protocol):
+    """One way to the centre. send() returns once the centre acknowledged the message, or
+    raises ChannelError; it never waits past `deadline_s` (the dispatcher also enforces it).
+    Channels are safe to call again with the same message: the centre dedupes on its key."""
+
+    name: str
+    deadline_s: float
+
+    def accepts(self, kind: MessageKind) -> bool:
+        """Whether this channel carries messages of this kind at all."""
+
+    async def send(self, message: Message) -> Receipt: ...
+
+    async def close(self) -> None: ...
