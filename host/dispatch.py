@@ -106,6 +106,7 @@ class Receipt:
     key: str
     acked_at: float
     reference: str = ""  # the centre's own reference (an incident id), where it gives one
+    closed: bool = False  # the centre says the incident is resolved: stop tracking it
 
 
 class Channel(Protocol):

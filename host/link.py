@@ -20,7 +20,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
-from .errors import LinkError
+from .errors import HostError, LinkError
 from .events import ButtonEvent, Via
 from .protocol import NONCE_LEN, ButtonKeys, Op, burst_from_advert, encode_command
 from .receiver import Receiver
@@ -206,10 +206,19 @@ class ButtonLink:
     async def _process(self) -> None:
         while True:
             raw, via = await self._inbox.get()
-            out = self._receiver.frame(raw, via) if via is Via.GATT else \
-                self._receiver.advert(raw)
+            out = self._receiver.frame(raw, via, commit=False) if via is Via.GATT else \
+                self._receiver.advert(raw, commit=False)
             if out.event is not None:
-                await self._sink(out.event)  # stored before it is acknowledged
+                # Stored durably first, then the number is spent, then acknowledged: a crash
+                # anywhere in between makes the button send it again, and the store dedupes.
+                try:
+                    await self._sink(out.event)
+                    self._receiver.commit(out.event)
+                except HostError as exc:
+                    # Not stored, so not acknowledged: the button keeps it and sends it again.
+                    log.error("event from button %#010x not stored: %s", out.event.button_id,
+                              exc)
+                    continue
             if out.ack is not None:
                 # Aside, so that an ack stuck on a dying link never holds up later frames.
                 task = asyncio.create_task(self._ack(out.ack))

@@ -44,8 +44,10 @@ class Receiver:
                     "unknown" if button_id is None else f"{button_id:#010x}")
         return Outcome(None, None, reason)
 
-    def frame(self, raw: bytes, via: Via = Via.GATT) -> Outcome:
-        """Verifies a frame from a connection; the event comes before the ack is due."""
+    def frame(self, raw: bytes, via: Via = Via.GATT, commit: bool = True) -> Outcome:
+        """Verifies a frame from a connection; the event comes before the ack is due.
+        With commit=False an accepted event is only peeked: the caller stores it, then
+        calls commit(event) before acknowledging (see SequenceGuard.peek)."""
         raw = bytes(raw)
         button_id = int.from_bytes(raw[2:6], "big") if len(raw) >= 6 else None
         keys = self.keys.get(button_id) if button_id is not None else None
@@ -55,18 +57,23 @@ class Receiver:
             frame = verify(raw, keys)
         except FrameError as exc:
             return self._reject(exc.reason, button_id)
-        return self._sequence(frame, via)
+        return self._sequence(frame, via, commit)
 
-    def advert(self, payload: bytes) -> Outcome:
+    def advert(self, payload: bytes, commit: bool = True) -> Outcome:
         """Opens an alarm burst with the keys of every button served."""
         try:
             frame = open_burst(payload, self.keys.items())
         except FrameError as exc:
             return self._reject(exc.reason, None)
-        return self._sequence(frame, Via.ADVERT)
+        return self._sequence(frame, Via.ADVERT, commit)
 
-    def _sequence(self, frame: Frame, via: Via) -> Outcome:
-        verdict = self.guard.check(frame.button_id, frame.seq)
+    def commit(self, event: ButtonEvent) -> None:
+        """Commits a peeked event's sequence number (after the caller stored the event)."""
+        self.guard.check(event.button_id, event.frame.seq)
+
+    def _sequence(self, frame: Frame, via: Via, commit: bool) -> Outcome:
+        check = self.guard.check if commit else self.guard.peek
+        verdict = check(frame.button_id, frame.seq)
         ack = frame.seq if frame.kind in ACKED_KINDS and via is Via.GATT else None
         if not verdict.accepted:
             # A duplicate or replay of something already stored: the button may have missed

@@ -86,6 +86,13 @@ class SequenceGuard:
             return 0, []
         return int(row[0]), [(int(a), int(b)) for a, b in json.loads(row[1])]
 
+    def peek(self, button_id: int, seq: int) -> Verdict:
+        """What check() would decide, without committing it. The host stores an accepted
+        event durably (idempotently, by key) between peek() and check(): a crash in between
+        then finds the number still new, and the outbox dedupes the second store."""
+        high, gaps = self.state(button_id)
+        return decide(high, gaps, seq)[0]
+
     def check(self, button_id: int, seq: int) -> Verdict:
         """Decides for one verified frame and commits the new state before returning."""
         try:

@@ -1,0 +1,292 @@
+"""The reference centre's core: takes a message from any channel, verifies the button's own tag
+with the key in the registry (end to end: a compromised host cannot forge an alarm), counts
+each idempotency key once, opens incidents with the case file, records the track, flags TEST
+alarms, and keeps each button's last word so that silent buttons and low batteries are warned.
+Records live in SQLite (WAL); every accepted message is committed before it is acknowledged.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from msa.host.dispatch import Fix, MessageKind
+from msa.host.errors import FrameError
+from msa.host.protocol import ButtonKeys, Frame, Kind, verify
+
+from .errors import RecordError
+from .registry import Case, Registry
+
+log = logging.getLogger("msa.centre")
+
+# Which frame kind may stand behind each message kind (a LOCATION carries its alarm's frame).
+FRAME_KINDS: dict[MessageKind, frozenset[Kind]] = {
+    MessageKind.ALARM: frozenset({Kind.ALARM}),
+    MessageKind.TEST: frozenset({Kind.TEST}),
+    MessageKind.LOCATION: frozenset({Kind.ALARM, Kind.TEST}),
+    MessageKind.LOW_BATTERY: frozenset({Kind.LOW_BATTERY}),
+    MessageKind.HEARTBEAT: frozenset({Kind.HEARTBEAT}),
+    MessageKind.BOOT: frozenset({Kind.BOOT}),
+}
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS messages (key TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+    " button_id INTEGER NOT NULL, channel TEXT NOT NULL, received_at REAL NOT NULL,"
+    " incident INTEGER)",
+    "CREATE TABLE IF NOT EXISTS incidents (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " key TEXT UNIQUE NOT NULL, button_id INTEGER NOT NULL, test INTEGER NOT NULL,"
+    " case_ref TEXT, opened_at REAL NOT NULL, pressed_at REAL, channel TEXT NOT NULL,"
+    " status TEXT NOT NULL DEFAULT 'open', resolved_at REAL, battery_pct INTEGER)",
+    "CREATE TABLE IF NOT EXISTS track (incident INTEGER NOT NULL, update_no INTEGER NOT NULL,"
+    " lat REAL NOT NULL, lon REAL NOT NULL, accuracy_m REAL NOT NULL, fix_time REAL NOT NULL,"
+    " source TEXT NOT NULL, channel TEXT NOT NULL, received_at REAL NOT NULL,"
+    " PRIMARY KEY (incident, update_no))",
+    "CREATE TABLE IF NOT EXISTS buttons (button_id INTEGER PRIMARY KEY,"
+    " last_seen REAL NOT NULL, battery_pct INTEGER, low_battery INTEGER NOT NULL DEFAULT 0,"
+    " boots INTEGER NOT NULL DEFAULT 0)",
+)
+
+
+class Verdict(enum.Enum):
+    """What the centre did with a message."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # this key was counted before: acknowledged again, not counted
+    REJECTED = "rejected"  # failed verification: not acknowledged (the channel says so)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as a channel received it."""
+
+    channel: str
+    key: str
+    kind: MessageKind
+    button_id: int
+    frame: bytes
+    fix: Fix | None = None
+    incident: str = ""
+    update_no: int = 0
+    pressed_at: float | None = None
+    received_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ingested:
+    verdict: Verdict
+    reason: str = ""  # why it was rejected
+    incident: str = ""  # the centre's incident reference ("" if none)
+    status: str = ""  # "open" or "resolved" for incident messages
+
+
+def incident_ref(number: int) -> str:
+    return f"INC-{number:06d}"
+
+
+class Centre:
+    """The centre's records. Not thread-safe: one event loop owns it."""
+
+    def __init__(self, path: Path | str, registry: Registry,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        self.registry = registry
+        self._clock = clock
+        self._keys: dict[int, tuple[bytes, ButtonKeys]] = {}
+        self.listeners: list[Callable[[str, dict[str, object]], None]] = []
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL: a commit survives a crash of the process; the host retries
+            # whatever the centre has not acknowledged, so a power cut loses nothing either.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        except sqlite3.Error as exc:
+            raise RecordError(self.path, str(exc)) from exc
+
+    def _button_keys(self, button_id: int) -> ButtonKeys | None:
+        master = self.registry.key(button_id)
+        if master is None:
+            return None
+        cached = self._keys.get(button_id)
+        if cached is None or cached[0] != master:
+            cached = (master, ButtonKeys.from_master(master))
+            self._keys[button_id] = cached
+        return cached[1]
+
+    def _verify(self, m: Inbound) -> Frame | str:
+        keys = self._button_keys(m.button_id)
+        if keys is None:
+            return "unknown or retired button"
+        try:
+            frame = verify(m.frame, keys)
+        except FrameError as exc:
+            return f"frame {exc.reason}"
+        if frame.button_id != m.button_id or frame.kind not in FRAME_KINDS[m.kind]:
+            return "frame does not match the message"
+        expected = m.incident if m.kind is MessageKind.LOCATION else m.key
+        if expected.split("/")[0] != f"{frame.button_id:08x}-{frame.boot_id}-{frame.seq}":
+            return "key does not match the frame"
+        return frame
+
+    def ingest(self, m: Inbound) -> Ingested:
+        """Verifies, dedupes and records one message; committed before it returns."""
+        checked = self._verify(m)
+        if isinstance(checked, str):
+            log.warning("rejected %s from %s for button %#010x: %s", m.kind.value, m.channel,
+                        m.button_id, checked)
+            return Ingested(Verdict.REJECTED, checked)
+        now = m.received_at or self._clock()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            result = self._record(m, checked, now)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise RecordError(self.path, str(exc)) from exc
+        if result.verdict is Verdict.ACCEPTED:
+            self._notify(m, result)
+        return result
+
+    def _record(self, m: Inbound, frame: Frame, now: float) -> Ingested:
+        db = self._db
+        first = db.execute("INSERT OR IGNORE INTO messages (key, kind, button_id, channel,"
+                           " received_at) VALUES (?, ?, ?, ?, ?)",
+                           (m.key, m.kind.value, m.button_id, m.channel, now)).rowcount == 1
+        incident_key = m.key if m.kind in (MessageKind.ALARM, MessageKind.TEST) else m.incident
+        row = db.execute("SELECT id, status FROM incidents WHERE key = ?",
+                         (incident_key,)).fetchone() if incident_key else None
+        if not first:
+            return Ingested(Verdict.DUPLICATE, incident="" if row is None else
+                            incident_ref(int(row[0])), status="" if row is None else str(row[1]))
+        db.execute("INSERT INTO buttons (button_id, last_seen, battery_pct, low_battery, boots)"
+                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT(button_id) DO UPDATE SET"
+                   " last_seen = MAX(last_seen, excluded.last_seen),"
+                   " battery_pct = COALESCE(excluded.battery_pct, battery_pct),"
+                   " low_battery = MAX(low_battery, excluded.low_battery),"
+                   " boots = boots + excluded.boots",
+                   (m.button_id, now, frame.battery_pct,
+                    int(m.kind is MessageKind.LOW_BATTERY), int(m.kind is MessageKind.BOOT)))
+        if m.kind in (MessageKind.ALARM, MessageKind.TEST) and row is None:
+            case = self.registry.case_of(m.button_id)
+            cur = db.execute("INSERT INTO incidents (key, button_id, test, case_ref, opened_at,"
+                             " pressed_at, channel, battery_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (m.key, m.button_id, int(m.kind is MessageKind.TEST),
+                              None if case is None else case.case_ref, now, m.pressed_at,
+                              m.channel, frame.battery_pct))
+            row = (cur.lastrowid, "open")
+        if row is not None:
+            db.execute("UPDATE messages SET incident = ? WHERE key = ?", (row[0], m.key))
+            if m.fix is not None:
+                db.execute("INSERT OR IGNORE INTO track (incident, update_no, lat, lon,"
+                           " accuracy_m, fix_time, source, channel, received_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (row[0], m.update_no, m.fix.lat, m.fix.lon, m.fix.accuracy_m,
+                            m.fix.time, m.fix.source, m.channel, now))
+            return Ingested(Verdict.ACCEPTED, incident=incident_ref(int(row[0])),
+                            status=str(row[1]))
+        return Ingested(Verdict.ACCEPTED)
+
+    def _notify(self, m: Inbound, result: Ingested) -> None:
+        for listener in self.listeners:
+            listener(m.kind.value, {"key": m.key, "button_id": m.button_id,
+                                    "incident": result.incident, "channel": m.channel})
+
+    def incident_id(self, reference: str) -> int | None:
+        """The row id for a reference ("INC-000012") or an alarm key."""
+        if reference.startswith("INC-") and reference[4:].isdigit():
+            return int(reference[4:])
+        row = self._db.execute("SELECT id FROM incidents WHERE key = ?", (reference,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def resolve(self, reference: str) -> bool:
+        """The operator closes an incident: the host stops tracking at its next update."""
+        number = self.incident_id(reference)
+        if number is None:
+            return False
+        changed = self._db.execute("UPDATE incidents SET status = 'resolved', resolved_at = ?"
+                                   " WHERE id = ? AND status = 'open'",
+                                   (self._clock(), number)).rowcount == 1
+        if changed:
+            for listener in self.listeners:
+                listener("resolved", {"incident": incident_ref(number)})
+        return changed
+
+    def incidents(self, include_resolved: bool = False) -> list[dict[str, object]]:
+        """What the operator sees: incidents with case file and track, newest first."""
+        where = "" if include_resolved else "WHERE status = 'open'"
+        rows = self._db.execute("SELECT id, key, button_id, test, case_ref, opened_at,"
+                                " pressed_at, channel, status, resolved_at, battery_pct"
+                                f" FROM incidents {where} ORDER BY id DESC").fetchall()
+        out: list[dict[str, object]] = []
+        for (number, key, button_id, test, case_ref, opened, pressed, channel, status,
+             resolved, battery) in rows:
+            case = self.registry.case(case_ref) if case_ref else None
+            out.append({"incident": incident_ref(number), "key": key, "button_id": button_id,
+                        "test": bool(test), "opened_at": opened, "pressed_at": pressed,
+                        "channel": channel, "status": status, "resolved_at": resolved,
+                        "battery_pct": battery, "case": None if case is None
+                        else case.as_json(), "track": self.track(number)})
+        return out
+
+    def track(self, number: int) -> list[dict[str, object]]:
+        rows = self._db.execute("SELECT update_no, lat, lon, accuracy_m, fix_time, source,"
+                                " channel, received_at FROM track WHERE incident = ?"
+                                " ORDER BY update_no", (number,)).fetchall()
+        return [{"update_no": u, "lat": la, "lon": lo, "accuracy_m": acc, "fix_time": ft,
+                 "source": src, "channel": ch, "received_at": rx}
+                for u, la, lo, acc, ft, src, ch, rx in rows]
+
+    def warnings(self, silent_after_s: float = 180.0) -> list[dict[str, object]]:
+        """Buttons gone silent (no word for `silent_after_s`) or with a low battery."""
+        now = self._clock()
+        out: list[dict[str, object]] = []
+        seen = {int(b): (float(t), bat, low) for b, t, bat, low in self._db.execute(
+            "SELECT button_id, last_seen, battery_pct, low_battery FROM buttons").fetchall()}
+        for button_id in self.registry.buttons():
+            last = seen.get(button_id)
+            case = self.registry.case_of(button_id)
+            ref = None if case is None else case.case_ref
+            if last is None or now - last[0] > silent_after_s:
+                out.append({"button_id": button_id, "case_ref": ref, "warning": "silent",
+                            "last_seen": None if last is None else last[0]})
+            if last is not None and last[2]:
+                out.append({"button_id": button_id, "case_ref": ref, "warning": "low battery",
+                            "battery_pct": last[1]})
+        return out
+
+    def count(self, kind: MessageKind | None = None) -> int:
+        if kind is None:
+            row = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
+        else:
+            row = self._db.execute("SELECT COUNT(*) FROM messages WHERE kind = ?",
+                                   (kind.value,)).fetchone()
+        return int(row[0])
+
+    def case_for_phone(self, phone: str) -> Case | None:
+        return self.registry.case_for_phone(phone)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def fix_from_json(d: object) -> Fix | None:
+    """A fix from a channel's JSON (None for none); raises ValueError when malformed."""
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise ValueError("location must be an object or null")
+    from msa.host.dispatch import FixQuality
+    return Fix(lat=float(d["lat"]), lon=float(d["lon"]), accuracy_m=float(d["accuracy_m"]),
+               time=float(d["time"]), quality=FixQuality(d.get("quality", "gnss")),
+               source=str(d.get("source", "unknown")))
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"))

@@ -1,0 +1,24 @@
+"""The reference centre's exception tree: every error carries the data a caller acts on."""
+from __future__ import annotations
+
+
+class CentreError(Exception):
+    """Base of every error the msa reference centre raises."""
+
+
+class RegistryError(CentreError):
+    """The case registry could not be read or written, or was given bad data."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"case registry {path}: {detail}")
+
+
+class RecordError(CentreError):
+    """The centre's alarm records could not be read or written."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"alarm records {path}: {detail}")

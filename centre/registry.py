@@ -1,0 +1,139 @@
+"""The centre's case registry (SQLite): which button belongs to which case, the button's key
+(so the centre verifies every alarm itself), and what the operator must know at once — the
+victim, the suspect, the measures imposed, whether weapons are feared. Held by police only:
+never on the button, never on the air, never on the victim's host.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RegistryError
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS cases ("
+    " case_ref TEXT PRIMARY KEY, victim TEXT NOT NULL, victim_phone TEXT NOT NULL DEFAULT '',"
+    " suspect TEXT NOT NULL DEFAULT '', suspect_notes TEXT NOT NULL DEFAULT '',"
+    " measures TEXT NOT NULL DEFAULT '[]', weapons INTEGER NOT NULL DEFAULT 0,"
+    " host_phone TEXT NOT NULL DEFAULT '')",
+    "CREATE TABLE IF NOT EXISTS buttons ("
+    " button_id INTEGER PRIMARY KEY, key BLOB NOT NULL, case_ref TEXT,"
+    " registered_at REAL NOT NULL, retired_at REAL)",
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """What the operator sees with an alarm."""
+
+    case_ref: str
+    victim: str
+    victim_phone: str = ""
+    suspect: str = ""
+    suspect_notes: str = ""
+    measures: tuple[str, ...] = field(default=())  # e.g. "restraining order, 500 m"
+    weapons: bool = False
+    host_phone: str = ""  # the victim's host's SMS number, to recognise ghost calls
+
+    def as_json(self) -> dict[str, object]:
+        return {"case_ref": self.case_ref, "victim": self.victim,
+                "victim_phone": self.victim_phone, "suspect": self.suspect,
+                "suspect_notes": self.suspect_notes, "measures": list(self.measures),
+                "weapons": self.weapons}
+
+
+class Registry:
+    """Cases and buttons. Every write commits before it returns."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        except sqlite3.Error as exc:
+            raise RegistryError(self.path, str(exc)) from exc
+        self._keys: dict[int, bytes] = {}  # active buttons' keys, read once (ingest is hot)
+        self._load_keys()
+
+    def _exec(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        try:
+            return list(self._db.execute(sql, tuple(args)).fetchall())
+        except sqlite3.Error as exc:
+            raise RegistryError(self.path, str(exc)) from exc
+
+    def _load_keys(self) -> None:
+        self._keys = {int(str(b)): bytes(k) for b, k in
+                      self._exec("SELECT button_id, key FROM buttons WHERE retired_at IS NULL")
+                      if isinstance(k, bytes)}
+
+    def put_case(self, case: Case) -> None:
+        self._exec("INSERT INTO cases (case_ref, victim, victim_phone, suspect, suspect_notes,"
+                   " measures, weapons, host_phone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                   " ON CONFLICT(case_ref) DO UPDATE SET victim = excluded.victim,"
+                   " victim_phone = excluded.victim_phone, suspect = excluded.suspect,"
+                   " suspect_notes = excluded.suspect_notes, measures = excluded.measures,"
+                   " weapons = excluded.weapons, host_phone = excluded.host_phone",
+                   (case.case_ref, case.victim, case.victim_phone, case.suspect,
+                    case.suspect_notes, json.dumps(list(case.measures)), int(case.weapons),
+                    case.host_phone))
+
+    def case(self, case_ref: str) -> Case | None:
+        rows = self._exec("SELECT case_ref, victim, victim_phone, suspect, suspect_notes,"
+                          " measures, weapons, host_phone FROM cases WHERE case_ref = ?",
+                          (case_ref,))
+        if not rows:
+            return None
+        ref, victim, phone, suspect, notes, measures, weapons, host_phone = rows[0]
+        return Case(str(ref), str(victim), str(phone), str(suspect), str(notes),
+                    tuple(json.loads(str(measures))), bool(weapons), str(host_phone))
+
+    def case_for_phone(self, phone: str) -> Case | None:
+        rows = self._exec("SELECT case_ref FROM cases WHERE host_phone = ? AND host_phone != ''",
+                          (phone,))
+        return self.case(str(rows[0][0])) if rows else None
+
+    def register(self, button_id: int, key: bytes, case_ref: str | None) -> None:
+        """Registers (or re-registers, for a reused button) a button with its key."""
+        if not 0 < button_id < 2 ** 32:
+            raise RegistryError(self.path, f"button id {button_id} out of range")
+        if len(key) != 32:
+            raise RegistryError(self.path, "a button key is 32 bytes")
+        if case_ref is not None and self.case(case_ref) is None:
+            raise RegistryError(self.path, f"no case {case_ref!r}: add the case first")
+        self._exec("INSERT INTO buttons (button_id, key, case_ref, registered_at) VALUES"
+                   " (?, ?, ?, ?) ON CONFLICT(button_id) DO UPDATE SET key = excluded.key,"
+                   " case_ref = excluded.case_ref, registered_at = excluded.registered_at,"
+                   " retired_at = NULL", (button_id, key, case_ref, time.time()))
+        self._keys[button_id] = key
+
+    def retire(self, button_id: int) -> bool:
+        """Unlinks a button from its case and forgets its key; False if it was not active."""
+        rows = self._exec("SELECT 1 FROM buttons WHERE button_id = ? AND retired_at IS NULL",
+                          (button_id,))
+        self._exec("UPDATE buttons SET retired_at = ?, key = X'', case_ref = NULL"
+                   " WHERE button_id = ?", (time.time(), button_id))
+        self._keys.pop(button_id, None)
+        return bool(rows)
+
+    def key(self, button_id: int) -> bytes | None:
+        """The active button's master key (never printed or logged)."""
+        return self._keys.get(button_id)
+
+    def case_of(self, button_id: int) -> Case | None:
+        rows = self._exec("SELECT case_ref FROM buttons WHERE button_id = ?"
+                          " AND retired_at IS NULL", (button_id,))
+        if not rows or rows[0][0] is None:
+            return None
+        return self.case(str(rows[0][0]))
+
+    def buttons(self) -> list[int]:
+        return sorted(self._keys)
+
+    def close(self) -> None:
+        self._db.close()
