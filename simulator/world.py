@@ -79,14 +79,15 @@ class Host:
 class World:
     """Build inside a running loop; `await start()`, then `await close()`."""
 
-    def __init__(self, root: Path, **config: Any) -> None:
+    def __init__(self, root: Path, key: bytes | None = None, button_id: int | None = None,
+                 address: str = BUTTON_ADDRESS, **config: Any) -> None:
         self.root = root
         self.air = Air()
-        self.key = secrets.token_bytes(32)
+        self.key = key or secrets.token_bytes(32)
         self.keys = ButtonKeys.from_master(self.key)
-        self.button_id = secrets.randbelow(0xFFFFFFFE) + 1
+        self.button_id = button_id or secrets.randbelow(0xFFFFFFFE) + 1
         self.config = {"button_id": self.button_id, "key": self.key.hex(), **config}
-        self.board = VirtualBoard(self.air, root / "flash", BUTTON_ADDRESS)
+        self.board = VirtualBoard(self.air, root / "flash", address)
         self.hosts: list[Host] = []
 
     async def start(self, with_host: bool = True) -> Host | None:

@@ -1,0 +1,82 @@
+"""The reference centre's SMS inbox: a ghost call arrives as an AML SMS (the location, readable
+by any 112 infrastructure) followed by an MSA1 SMS (message key and the button's own frame,
+which the centre verifies like any other channel's). The AML fix joins the MSA1 that follows
+it from the same sender; an AML whose MSA1 never comes still warns the operator.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from msa.host import aml
+from msa.host.dispatch import Fix, FixQuality, MessageKind
+from msa.host.errors import HostError
+from msa.host.sms import parse_msa1
+
+from .core import Centre, Inbound, Ingested, Verdict
+
+log = logging.getLogger("msa.centre.sms")
+
+AML_PAIRING_S = 120.0  # an AML this recent goes with the sender's next MSA1
+
+
+@dataclass(frozen=True)
+class GhostCall:
+    """An AML SMS not (yet) matched by a verified MSA1: shown to the operator as such."""
+
+    sender: str
+    received_at: float
+    fix: Fix | None
+
+
+def _fix(report: aml.Report) -> Fix | None:
+    if report.lat is None or report.lon is None:
+        return None
+    return Fix(lat=report.lat, lon=report.lon, accuracy_m=float(report.radius_m or 0),
+               time=report.time.timestamp(), quality=FixQuality.GNSS, source="aml")
+
+
+class SmsInbox:
+    """Feeds SMS text to the centre. `receive()` takes one SMS as the modem got it."""
+
+    def __init__(self, centre: Centre) -> None:
+        self.centre = centre
+        self.unmatched: dict[str, GhostCall] = {}
+        self.rejected = 0
+
+    def receive(self, sender: str, text: str, at: float | None = None) -> Ingested | None:
+        now = time.time() if at is None else at
+        if text.startswith('A"ML='):
+            try:
+                report = aml.parse(text)
+            except HostError as exc:
+                self.rejected += 1
+                log.warning("malformed AML SMS: %s", exc)
+                return None
+            self.unmatched[sender] = GhostCall(sender, now, _fix(report))
+            return None
+        try:
+            msa1 = parse_msa1(text)
+        except ValueError as exc:
+            self.rejected += 1
+            log.warning("SMS neither AML nor MSA1: %s", exc)
+            return None
+        ghost = self.unmatched.pop(sender, None)
+        fix = ghost.fix if ghost is not None and now - ghost.received_at <= AML_PAIRING_S \
+            else None
+        incident = msa1.key.split("/", 1)[0]
+        update_no = int(msa1.key.split("/", 1)[1]) if "/" in msa1.key else 0
+        result = self.centre.ingest(Inbound(
+            channel="sms", key=msa1.key, kind=msa1.kind, button_id=int(msa1.key[:8], 16),
+            frame=msa1.frame, fix=fix,
+            incident=incident if msa1.kind in (MessageKind.ALARM, MessageKind.TEST,
+                                              MessageKind.LOCATION) else "",
+            update_no=update_no, received_at=now))
+        if result.verdict is Verdict.REJECTED:
+            self.rejected += 1
+        return result
+
+    def ghost_calls(self) -> list[GhostCall]:
+        """AML SMS with no verified MSA1 after them (yet)."""
+        return list(self.unmatched.values())

@@ -1,0 +1,249 @@
+"""The host's one configuration file (TOML, docs/configuration.md): its buttons, location
+source, dispatch channels with their addresses, keys and deadlines, and tracking. Checked by
+tables of fields; every mistake is a ConfigError naming the key and what it must be.
+Keys and tokens are read from files (mode 0600), never written in the configuration itself.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+Check = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a section: what it must be, and its default (None: required)."""
+
+    expected: str
+    check: Check
+    default: Any = None
+    required: bool = False
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str) and v != ""
+
+
+def _is_num(lo: float, hi: float) -> Check:
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_port(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536
+
+
+def _one_of(*names: str) -> Check:
+    return lambda v: v in names
+
+
+def _is_button_id(v: Any) -> bool:
+    try:
+        n = int(v, 0) if isinstance(v, str) else v
+    except ValueError:
+        return False
+    return isinstance(n, int) and not isinstance(n, bool) and 0 < n < 2 ** 32
+
+
+def _is_address(v: Any) -> bool:
+    parts = v.split(":") if isinstance(v, str) else []
+    return len(parts) == 6 and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF"
+                                                       for c in p) for p in parts)
+
+
+SECTIONS: dict[str, dict[str, Field]] = {
+    "host": {
+        "state_dir": Field("a folder path", _is_str, required=True),
+    },
+    "button": {
+        "id": Field("a button id, 1 to 2^32-1 (e.g. 0x12345678)", _is_button_id, required=True),
+        "address": Field("a BLE identity address like C0:00:00:00:00:01", _is_address,
+                         required=True),
+        "key_file": Field("a file holding the 32-byte key as 64 hex digits", _is_str,
+                          required=True),
+    },
+    "location": {
+        "source": Field('one of "nmea", "gpsd", "fixed", "sim"',
+                        _one_of("nmea", "gpsd", "fixed", "sim"), required=True),
+        "url": Field("a pyserial URL such as /dev/ttyUSB0 or socket://host:port", _is_str),
+        "baudrate": Field("a baud rate", _is_num(300, 4_000_000), 9600),
+        "host": Field("a host name or address", _is_str, "127.0.0.1"),
+        "port": Field("a TCP port, 1-65535", _is_port, 2947),
+        "lat": Field("a latitude, -90 to 90", _is_num(-90, 90)),
+        "lon": Field("a longitude, -180 to 180", _is_num(-180, 180)),
+        "accuracy_m": Field("metres, 0 to 100000", _is_num(0, 100_000), 50.0),
+        "max_age_s": Field("seconds, 1 to 600", _is_num(1, 600), 10.0),
+    },
+    "dispatch": {
+        "fallback_after_s": Field("seconds, 1 to 60", _is_num(1, 60), 5.0),
+        "heartbeat_ttl_s": Field("seconds, 10 to 86400", _is_num(10, 86400), 300.0),
+    },
+    "tracking": {
+        "interval_s": Field("seconds, 1 to 600", _is_num(1, 600), 10.0),
+        "window_s": Field("seconds, 0 to 86400", _is_num(0, 86400), 7200.0),
+    },
+}
+CHANNELS: dict[str, dict[str, Field]] = {
+    "dc09": {
+        "host": Field("the receiver's host name or address", _is_str, required=True),
+        "port": Field("a port, 1-65535", _is_port, required=True),
+        "transport": Field('"tcp" or "udp"', _one_of("tcp", "udp"), "tcp"),
+        "account": Field("a DC-09 account, 3-16 hex digits (default: the button id)", _is_str),
+        "receiver": Field("a receiver number, 1-6 hex digits", _is_str, "1"),
+        "line": Field("a line prefix, 1-6 hex digits", _is_str, "1"),
+        "key_file": Field("a file holding the AES key as 32, 48 or 64 hex digits", _is_str),
+        "deadline_s": Field("seconds, 0.5 to 60", _is_num(0.5, 60), 2.0),
+    },
+    "https": {
+        "url": Field("the dispatch API's https:// base URL",
+                     lambda v: _is_str(v) and v.startswith("https://"), required=True),
+        "token_file": Field("a file holding the API bearer token", _is_str, required=True),
+        "ca_file": Field("a PEM file of the CA that signed the centre (default: system CAs)",
+                         _is_str),
+        "deadline_s": Field("seconds, 0.5 to 60", _is_num(0.5, 60), 2.0),
+    },
+    "sms": {
+        "modem": Field("the modem's pyserial URL such as /dev/ttyUSB2", _is_str, required=True),
+        "baudrate": Field("a baud rate", _is_num(300, 4_000_000), 115200),
+        "number": Field("the centre's SMS number in international form, e.g. +32470000000",
+                        lambda v: isinstance(v, str) and v.startswith("+")
+                        and v[1:].isdigit() and 6 <= len(v) <= 16, required=True),
+        "deadline_s": Field("seconds, 5 to 300", _is_num(5, 300), 60.0),
+    },
+}
+_LOCATION_NEEDS = {"nmea": ("url",), "gpsd": (), "fixed": ("lat", "lon"), "sim": ()}
+
+
+def _section(raw: Any, fields: Mapping[str, Field], where: str, path: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be a table", path)
+    unknown = sorted(set(raw) - set(fields) - {"type"})
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", "unknown key (see docs/configuration.md)",
+                          path)
+    out: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}"
+        if name not in raw:
+            if f.required:
+                raise ConfigError(key, f"missing; expected {f.expected}", path)
+            out[name] = f.default
+            continue
+        if not f.check(raw[name]):
+            raise ConfigError(key, f"expected {f.expected}, got {raw[name]!r}", path)
+        out[name] = raw[name]
+    return out
+
+
+@dataclass(frozen=True)
+class ButtonConfig:
+    button_id: int
+    address: str
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """A checked configuration. Sections are plain dicts of checked values."""
+
+    path: str
+    state_dir: Path
+    buttons: tuple[ButtonConfig, ...]
+    location: dict[str, Any]
+    channels: tuple[dict[str, Any], ...]
+    dispatch: dict[str, Any]
+    tracking: dict[str, Any]
+
+
+def read_secret(key: str, file: str, base: Path, path: str, hex_lengths: tuple[int, ...] = ()
+                ) -> str:
+    """A key or token from its own file; hex_lengths, if given, are the allowed digit counts."""
+    p = (base / file).expanduser()
+    try:
+        text = p.read_text().strip()
+        mode = p.stat().st_mode & 0o077
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {p}: {exc.strerror}", path) from None
+    if mode and os.name == "posix":
+        raise ConfigError(key, f"{p} is readable by others: chmod 600 it", path)
+    if hex_lengths:
+        try:
+            bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError(key, f"{p} must hold hex digits only", path) from None
+        if len(text) not in hex_lengths:
+            raise ConfigError(key, f"{p} must hold {' or '.join(map(str, hex_lengths))} hex"
+                              " digits", path)
+    elif not text:
+        raise ConfigError(key, f"{p} is empty", path)
+    return text
+
+
+def parse(data: Mapping[str, Any], path: str = "", base: Path | None = None) -> HostConfig:
+    """Checks a parsed TOML document; secrets are read relative to `base`."""
+    base = base or Path.cwd()
+    known = set(SECTIONS) | {"channel"}
+    for name in data:
+        if name not in known:
+            raise ConfigError(name, "unknown section (see docs/configuration.md)", path)
+    host = _section(data.get("host"), SECTIONS["host"], "host", path)
+    raw_buttons = data.get("button")
+    if not isinstance(raw_buttons, list) or not raw_buttons:
+        raise ConfigError("button", "at least one [[button]] table", path)
+    buttons = []
+    for i, raw in enumerate(raw_buttons):
+        b = _section(raw, SECTIONS["button"], f"button[{i}]", path)
+        bid = int(b["id"], 0) if isinstance(b["id"], str) else int(b["id"])
+        key = read_secret(f"button[{i}].key_file", b["key_file"], base, path, (64,))
+        buttons.append(ButtonConfig(bid, b["address"].upper(), bytes.fromhex(key)))
+    if len({b.button_id for b in buttons}) != len(buttons):
+        raise ConfigError("button", "each button id only once", path)
+    location = _section(data.get("location"), SECTIONS["location"], "location", path)
+    for need in _LOCATION_NEEDS[location["source"]]:
+        if location[need] is None:
+            raise ConfigError(f"location.{need}", f"needed for source"
+                              f" {location['source']!r}: {SECTIONS['location'][need].expected}",
+                              path)
+    raw_channels = data.get("channel")
+    if not isinstance(raw_channels, list) or not raw_channels:
+        raise ConfigError("channel", "at least one [[channel]] table", path)
+    channels = []
+    for i, raw in enumerate(raw_channels):
+        where = f"channel[{i}]"
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        if kind not in CHANNELS:
+            raise ConfigError(f"{where}.type", f"one of {', '.join(sorted(CHANNELS))}", path)
+        c = _section(raw, CHANNELS[kind], where, path)
+        c["type"] = kind
+        if kind == "dc09" and c["key_file"]:
+            c["key"] = bytes.fromhex(read_secret(f"{where}.key_file", c["key_file"], base, path,
+                                                 (32, 48, 64)))
+        if kind == "https":
+            c["token"] = read_secret(f"{where}.token_file", c["token_file"], base, path)
+            if c["ca_file"]:
+                c["ca_file"] = str((base / c["ca_file"]).expanduser())
+        channels.append(c)
+    return HostConfig(path=path, state_dir=(base / host["state_dir"]).expanduser(),
+                      buttons=tuple(buttons), location=location, channels=tuple(channels),
+                      dispatch=_section(data.get("dispatch", {}), SECTIONS["dispatch"],
+                                        "dispatch", path),
+                      tracking=_section(data.get("tracking", {}), SECTIONS["tracking"],
+                                        "tracking", path))
+
+
+def load(path: Path | str) -> HostConfig:
+    """Reads and checks a configuration file; relative paths in it are relative to it."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise ConfigError("(file)", f"cannot read: {exc.strerror}", str(p)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(syntax)", f"not valid TOML: {exc}", str(p)) from None
+    return parse(data, str(p), p.resolve().parent)

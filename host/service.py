@@ -1,0 +1,136 @@
+"""The host as a running service (`msa host run`): from a checked configuration it builds the
+location source, the channels, the outbox and dispatcher, and one BLE link per button, and
+runs them until stopped. The simulator runs the very same object with its bleak backends.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .config import HostConfig
+from .dispatch import Channel, LocationSource
+from .dispatcher import Clock, Dispatcher, Observer, Policy
+from .errors import HostError
+from .events import ButtonEvent
+from .link import Backends, ButtonLink, ButtonTarget
+from .outbox import Outbox
+from .protocol import ButtonKeys
+from .receiver import Receiver
+from .sequence import SequenceGuard
+
+log = logging.getLogger("msa.host.service")
+
+
+def _dc09(c: dict[str, Any]) -> Channel:
+    from .dc09_channel import Dc09Channel
+    return Dc09Channel(host=c["host"], port=c["port"], key=c.get("key"),
+                       account=c["account"], receiver=c["receiver"], line=c["line"],
+                       transport=c["transport"], deadline_s=c["deadline_s"])
+
+
+def _https(c: dict[str, Any]) -> Channel:
+    from .https import HttpsChannel
+    return HttpsChannel(base_url=c["url"], token=c["token"], ca_file=c["ca_file"],
+                        deadline_s=c["deadline_s"])
+
+
+def _sms(c: dict[str, Any]) -> Channel:
+    from .sms import SmsChannel
+    return SmsChannel(url=c["modem"], number=c["number"], baudrate=int(c["baudrate"]),
+                      deadline_s=c["deadline_s"])
+
+
+CHANNEL_FACTORIES: dict[str, Callable[[dict[str, Any]], Channel]] = {
+    "dc09": _dc09, "https": _https, "sms": _sms,
+}
+
+
+def _nmea(c: dict[str, Any]) -> LocationSource:
+    from .location import NmeaSerialSource
+    return NmeaSerialSource(c["url"], baudrate=int(c["baudrate"]), max_age_s=c["max_age_s"])
+
+
+def _gpsd(c: dict[str, Any]) -> LocationSource:
+    from .location import GpsdSource
+    return GpsdSource(c["host"], c["port"], max_age_s=c["max_age_s"])
+
+
+def _fixed(c: dict[str, Any]) -> LocationSource:
+    from .location import FixedSource
+    return FixedSource(c["lat"], c["lon"], c["accuracy_m"])
+
+
+LOCATION_FACTORIES: dict[str, Callable[[dict[str, Any]], LocationSource]] = {
+    "nmea": _nmea, "gpsd": _gpsd, "fixed": _fixed,
+}
+
+
+def make_channels(config: HostConfig) -> list[Channel]:
+    return [CHANNEL_FACTORIES[c["type"]](c) for c in config.channels]
+
+
+def make_location(config: HostConfig) -> LocationSource:
+    source = config.location["source"]
+    if source not in LOCATION_FACTORIES:
+        raise HostError(f"location source {source!r} exists only in the simulator"
+                        " (msa sim demo)")
+    return LOCATION_FACTORIES[source](config.location)
+
+
+def policy_of(config: HostConfig) -> Policy:
+    return Policy(fallback_after_s=config.dispatch["fallback_after_s"],
+                  heartbeat_ttl_s=config.dispatch["heartbeat_ttl_s"],
+                  track_interval_s=config.tracking["interval_s"],
+                  track_window_s=config.tracking["window_s"])
+
+
+class HostService:
+    """Everything one host runs. `await run()` until `await stop()`."""
+
+    def __init__(self, config: HostConfig, *, location: LocationSource | None = None,
+                 channels: list[Channel] | None = None, backends: Backends | None = None,
+                 clock: Clock | None = None, observer: Observer | None = None,
+                 on_event: Callable[[ButtonEvent], None] | None = None) -> None:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.location = location or make_location(config)
+        self.channels = channels if channels is not None else make_channels(config)
+        self.outbox = Outbox(config.state_dir / "outbox.db")
+        self.guard = SequenceGuard(config.state_dir / "receiver.db")
+        keys = {b.button_id: ButtonKeys.from_master(b.key) for b in config.buttons}
+        self.receiver = Receiver(keys, self.guard)
+        self.dispatcher = Dispatcher(self.outbox, self.channels, self.location,
+                                     policy_of(config), clock, observer)
+        self._on_event = on_event
+        self.links = [ButtonLink(ButtonTarget(b.button_id, b.address, keys[b.button_id]),
+                                 self.receiver, self._sink, backends=backends)
+                      for b in config.buttons]
+        self._stopped = asyncio.Event()
+
+    async def _sink(self, event: ButtonEvent) -> None:
+        await self.dispatcher.submit(event)  # durable before the link acknowledges
+        if self._on_event is not None:
+            self._on_event(event)
+
+    async def run(self) -> None:
+        await self.location.start()
+        tasks = [asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+                 *(asyncio.create_task(link.run(), name=f"link-{link.target.button_id:08x}")
+                   for link in self.links)]
+        try:
+            await self._stopped.wait()
+        finally:
+            for link in self.links:
+                await link.stop()
+            await self.dispatcher.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for channel in self.channels:
+                await channel.close()
+            await self.location.stop()
+            self.outbox.close()
+            self.guard.close()
+
+    async def stop(self) -> None:
+        self._stopped.set()

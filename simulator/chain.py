@@ -1,0 +1,181 @@
+"""The whole chain, simulated where it must be and real everywhere else: the unmodified
+firmware in MicroPython on a virtual board, Bumble between it and the host, the real host
+service (outbox, dispatcher, channels), a simulated GPS streaming NMEA and a simulated GSM
+modem (both reached by pyserial URL), and the reference centre with its case registry.
+Used by `msa sim demo`, the end-to-end tests and the benchmarks.
+
+With a deployment's own configuration, only the button (and its BLE link) is simulated: the
+configured centre, modem and GPS are used as they are.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msa.centre.registry import Case
+from msa.centre.server import CentreConfig, RunningCentre, start_centre
+from msa.centre.sms import SmsInbox
+from msa.host import config as host_config
+from msa.host.dispatch import Message, Receipt
+from msa.host.events import ButtonEvent
+from msa.host.link import Backends
+from msa.host.location import Track
+from msa.host.protocol import Kind
+from msa.host.service import HostService
+
+from .bleak_backend import BumbleClient, BumbleScanner
+from .central import Central
+from .gps import SimulatedGps
+from .modem import DeliveredSms, SimModem
+from .world import BUTTON_ADDRESS, HOST_ADDRESS, World, hold_edges
+
+# A walk through Ghent's centre: the demo victim's route when the alarm goes off.
+WALK = Track(((51.05434, 3.71742), (51.05520, 3.72010), (51.05630, 3.72250),
+              (51.05700, 3.72600)))
+DEMO_CASE = Case("DEMO-2026-001", victim="(demo) A. Victim", victim_phone="+32470000001",
+                 suspect="(demo) B. Suspect", suspect_notes="ex-partner, prior threats",
+                 measures=("restraining order: 500 m", "no contact"), weapons=True)
+SMS_NUMBER = "+32470999112"
+
+
+def _secret(path: Path, text: str) -> str:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text + "\n")
+    return path.name
+
+
+@dataclass
+class Timing:
+    """One press, wall clock, from the first edge of the press."""
+
+    press_at: float
+    host_at: float | None = None
+    acked_at: float | None = None
+    channel: str = ""
+
+
+class Chain:
+    """Build inside a running loop; `await start()`, `await press()`, `await close()`."""
+
+    def __init__(self, root: Path, *, config_path: Path | None = None,
+                 channels: tuple[str, ...] = ("https", "sms"), **firmware: Any) -> None:
+        self.root = root
+        self.config_path = config_path
+        self.channel_order = channels
+        self.firmware = firmware
+        self.centre: RunningCentre | None = None
+        self.inbox: SmsInbox | None = None
+        self.gps: SimulatedGps | None = None
+        self.modem: SimModem | None = None
+        self.world: World | None = None
+        self.host: HostService | None = None
+        self._host_task: asyncio.Task[None] | None = None
+        self._central: Central | None = None
+        self.events: asyncio.Queue[ButtonEvent] = asyncio.Queue()
+        self.receipts: asyncio.Queue[tuple[Message, Receipt]] = asyncio.Queue()
+
+    async def _own_surroundings(self) -> Path:
+        """A reference centre, GPS and modem of our own, and a configuration pointing at them."""
+        self.centre = await start_centre(CentreConfig(state_dir=self.root / "centre"))
+        self.centre.centre.registry.put_case(DEMO_CASE)
+        self.inbox = SmsInbox(self.centre.centre)
+        inbox = self.inbox
+
+        async def on_sms(sms: DeliveredSms) -> None:
+            inbox.receive("host-modem", sms.text, sms.time)
+        self.modem = SimModem(on_sms=on_sms)
+        await self.modem.start()
+        self.gps = SimulatedGps(WALK, rate_hz=1.0)
+        await self.gps.start()
+        key = secrets.token_bytes(32)
+        button_id = secrets.randbelow(0xFFFFFFFE) + 1
+        self.centre.centre.registry.register(button_id, key, DEMO_CASE.case_ref)
+        conf = self.root / "host"
+        conf.mkdir(parents=True, exist_ok=True)
+        blocks = {
+            "https": f'[[channel]]\ntype = "https"\nurl = "{self.centre.api_url}"\n'
+                     f'token_file = "{_secret(conf / "api.token", self.centre.tokens[0])}"\n'
+                     f'ca_file = "{self.centre.tls.ca_cert}"\ndeadline_s = 2.0\n',
+            "sms": f'[[channel]]\ntype = "sms"\nmodem = "{self.modem.url}"\n'
+                   f'number = "{SMS_NUMBER}"\ndeadline_s = 30\n',
+        }
+        text = (f'[host]\nstate_dir = "state"\n\n[[button]]\nid = "{button_id:#010x}"\n'
+                f'address = "{BUTTON_ADDRESS}"\n'
+                f'key_file = "{_secret(conf / "button.key", key.hex())}"\n\n'
+                f'[location]\nsource = "nmea"\nurl = "{self.gps.url}"\nmax_age_s = 5\n\n'
+                + "\n".join(blocks[c] for c in self.channel_order))
+        path = conf / "msa-host.toml"
+        path.write_text(text)
+        return path
+
+    async def start(self) -> None:
+        path = self.config_path or await self._own_surroundings()
+        config = host_config.load(path)
+        button = config.buttons[0]
+        self.world = World(self.root / "sim", key=button.key, button_id=button.button_id,
+                           address=button.address, **self.firmware)
+        await self.world.start(with_host=False)
+        central = Central(self.world.air, HOST_ADDRESS, self.root / "sim" / "host-bonds")
+        await central.start()
+        self._central = central
+
+        async def observe(message: Message, receipt: Receipt) -> None:
+            self.receipts.put_nowait((message, receipt))
+        self.host = HostService(config, backends=Backends(BumbleScanner, BumbleClient,
+                                                          {"central": central}),
+                                observer=observe, on_event=self.events.put_nowait)
+        self._host_task = asyncio.create_task(self.host.run())
+
+    async def event(self, kind: Kind, timeout: float = 20.0) -> ButtonEvent:
+        async def wait() -> ButtonEvent:
+            while True:
+                e = await self.events.get()
+                if e.frame.kind == kind:
+                    return e
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def receipt(self, key: str, timeout: float = 30.0) -> Receipt:
+        async def wait() -> Receipt:
+            while True:
+                m, r = await self.receipts.get()
+                if m.key == key:
+                    return r
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def press(self, hold_ms: int = 2500) -> tuple[Timing, ButtonEvent | None]:
+        """A bouncy hold; returns when the centre acknowledged the alarm (or, for a press
+        too short to be an alarm, at once with no event)."""
+        assert self.world is not None
+        timing = Timing(press_at=time.time())
+        await self.world.board.press(hold_edges(hold_ms))
+        threshold_ms = int(self.firmware.get("hold_ms", 2000))
+        if hold_ms < threshold_ms:
+            return timing, None
+        event = await self.event(Kind.ALARM)
+        timing.host_at = event.received_at
+        f = event.frame
+        receipt = await self.receipt(Message.event_key(f.button_id, f.boot_id, f.seq))
+        timing.acked_at = receipt.acked_at
+        timing.channel = receipt.channel
+        return timing, event
+
+    async def close(self) -> None:
+        if self.host is not None:
+            await self.host.stop()
+        if self._host_task is not None:
+            await asyncio.gather(self._host_task, return_exceptions=True)
+        if self._central is not None:
+            await self._central.close()
+        if self.world is not None:
+            await self.world.close()
+        for part in (self.gps, self.modem):
+            if part is not None:
+                await part.stop()
+        if self.centre is not None:
+            await self.centre.stop()
