@@ -65,6 +65,11 @@ class RunningCentre:
         sockets = getattr(server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else port
 
+    async def stop_api(self) -> None:
+        """Takes the dispatch API off the network (fault injection: the IP channel is down)."""
+        if self._runners:
+            await self._runners.pop(0).cleanup()
+
     async def stop(self) -> None:
         for runner in reversed(self._runners):
             await runner.cleanup()

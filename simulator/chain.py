@@ -64,10 +64,12 @@ class Chain:
     """Build inside a running loop; `await start()`, `await press()`, `await close()`."""
 
     def __init__(self, root: Path, *, config_path: Path | None = None,
-                 channels: tuple[str, ...] = ("https", "sms"), **firmware: Any) -> None:
+                 channels: tuple[str, ...] = ("https", "sms"), extra_toml: str = "",
+                 **firmware: Any) -> None:
         self.root = root
         self.config_path = config_path
         self.channel_order = channels
+        self.extra_toml = extra_toml
         self.firmware = firmware
         self.centre: RunningCentre | None = None
         self.inbox: SmsInbox | None = None
@@ -109,7 +111,7 @@ class Chain:
                 f'address = "{BUTTON_ADDRESS}"\n'
                 f'key_file = "{_secret(conf / "button.key", key.hex())}"\n\n'
                 f'[location]\nsource = "nmea"\nurl = "{self.gps.url}"\nmax_age_s = 5\n\n'
-                + "\n".join(blocks[c] for c in self.channel_order))
+                + self.extra_toml + "\n" + "\n".join(blocks[c] for c in self.channel_order))
         path = conf / "msa-host.toml"
         path.write_text(text)
         return path

@@ -14,22 +14,36 @@ def msa(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=ROOT, timeout=120)
 
 
-def test_demo_presses_and_the_host_verifies_one_alarm() -> None:
+def test_demo_dispatches_one_alarm_to_the_centre_with_case_and_location() -> None:
     proc = msa("sim", "demo", "--json")
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
-    assert r["alarm"]["kind"] == "ALARM" and r["alarm"]["gesture"] == "HOLD"
-    assert r["alarm"]["verdict"] == "new" and r["alarm"]["seq"] > r["boot"]["seq"]
-    assert r["threshold_after_press_ms"] == 2000
-    assert r["replay_verdict"] == "duplicate" and r["forged_rejection"] == "tag"
+    a = r["alarm"]
+    assert a["kind"] == "ALARM" and a["gesture"] == "HOLD" and a["counted_at_centre"] == 1
+    assert a["channel"] == "https" and a["case_ref"] == "DEMO-2026-001"
+    assert a["case"]["weapons"] is True and "no contact" in a["case"]["measures"]
+    loc = a["location"]
+    assert abs(loc["lat"] - 51.0544) < 0.01 and abs(loc["lon"] - 3.7175) < 0.01
+    assert 0 < loc["accuracy_m"] < 50
+    # The alarm fires at the 2 s threshold, not on release, and reaches the centre at once.
+    assert 2000 <= r["press_to_host_ms"] <= r["press_to_centre_ack_ms"] < 2500
+    assert r["threshold_to_centre_ack_ms"] < 500
 
 
 def test_demo_tap_shorter_than_the_threshold_raises_no_alarm() -> None:
     proc = msa("sim", "demo", "--hold-ms", "300", "--json")
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
-    assert r["alarm"] is None and r["threshold_after_press_ms"] is None
+    assert r["alarm"] is None and r["press_to_centre_ack_ms"] is None
     assert "no alarm" in msa("sim", "demo", "--hold-ms", "300").stdout
+
+
+def test_bad_configuration_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    conf = tmp_path / "host.toml"
+    conf.write_text('[host]\nstate_dir = "s"\n[[button]]\nid = "0x0"\n')
+    proc = msa("host", "check", "--config", str(conf))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"msa: {conf}: button[0].id: expected a button id")
 
 
 def test_firmware_size_lists_modules_and_total() -> None:
@@ -52,6 +66,7 @@ def test_protocol_vectors_match_the_document() -> None:
 
 
 def test_help_has_examples() -> None:
-    for cmd in (["sim", "demo"], ["firmware", "size"], ["protocol", "vectors"]):
+    for cmd in (["sim", "demo"], ["firmware", "size"], ["protocol", "vectors"],
+                ["host", "run"], ["host", "check"], ["centre"]):
         out = msa(*cmd, "--help").stdout
         assert "Example:" in out, cmd

@@ -68,15 +68,25 @@ def sim() -> None:
 @sim.command("demo")
 @click.option("--hold-ms", default=2500, show_default=True, type=click.IntRange(0, 30000),
               help="How long the simulated finger holds the button.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True,
+                                                         path_type=Path),
+              help="A host configuration: its centre, modem and GPS are used as they are, and"
+                   " only the button is simulated.")
+@click.option("--linger", default=0.0, type=click.FloatRange(0, 3600),
+              help="Seconds to keep everything running afterwards, to look at the operator's"
+                   " page.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sim_demo(hold_ms: int, as_json: bool) -> None:
-    """Press a simulated button (firmware in MicroPython) and verify the alarm on the host.
+def sim_demo(hold_ms: int, config_path: Path | None, linger: float, as_json: bool) -> None:
+    """Press a simulated button and follow the alarm to the dispatch centre.
+
+    The firmware runs in MicroPython, the radio is Bumble, the host is the real host service
+    (outbox, channels, tracking), and the centre shows the case file and the location.
 
     Example: msa sim demo --json
     """
     from msa.simulator import demo
 
-    result = demo.run(hold_ms=hold_ms)
+    result = demo.run(hold_ms=hold_ms, config=config_path, linger_s=linger)
     click.echo(json.dumps(result.as_json()) if as_json else demo.render(result))
 
 
@@ -133,8 +143,108 @@ def sim_latency(presses: int, as_json: bool) -> None:
                f"max {result.max_ms:.2f} ms (no air time or connection interval simulated)")
 
 
+@cli.group()
+def host() -> None:
+    """The host that keeps the button and dispatches its alarms."""
+
+
+@host.command("check")
+@click.option("--config", "config_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The TOML configuration.")
+def host_check(config_path: Path) -> None:
+    """Check a configuration file and say what it sets up (no key is printed).
+
+    Example: msa host check --config /etc/msa/host.toml
+    """
+    from msa.host import config
+
+    c = config.load(config_path)
+    click.echo(f"{config_path}: OK")
+    click.echo(f"  buttons: {', '.join(f'{b.button_id:08x} at {b.address}' for b in c.buttons)}")
+    click.echo(f"  location: {c.location['source']}")
+    click.echo("  channels, in order: " + ", ".join(ch["type"] for ch in c.channels))
+
+
+@host.command("run")
+@click.option("--config", "config_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The TOML configuration.")
+def host_run(config_path: Path) -> None:
+    """Run the host: keep the buttons, dispatch their alarms, track, until Ctrl-C.
+
+    Example: msa host run --config /etc/msa/host.toml
+    """
+    import asyncio
+    import logging
+
+    from msa.host import config
+    from msa.host.service import HostService
+
+    c = config.load(config_path)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    async def serve() -> None:
+        service = HostService(c)
+        await service.run()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@cli.command("centre")
+@click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the registry, records and TLS files live.")
+@click.option("--listen", default="127.0.0.1:8443", show_default=True,
+              help="HOST:PORT of the dispatch API (TLS).")
+@click.option("--operator-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the operator's page, on 127.0.0.1 only.")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="File with the hosts' bearer token (default: a new one, written to"
+                   " STATE_DIR/api.token).")
+def centre_run(state_dir: Path, listen: str, operator_port: int, token_file: Path | None) -> None:
+    """Run the reference dispatch centre: API for hosts, operator's page, until Ctrl-C.
+
+    Example: msa centre --state-dir /var/lib/msa-centre --listen 0.0.0.0:8443
+    """
+    import asyncio
+    import os
+    import secrets
+
+    from msa.centre.server import CentreConfig, start_centre
+
+    host_name, _, port_text = listen.rpartition(":")
+    if not host_name or not port_text.isdigit():
+        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:8443", param_hint="--listen")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if token_file is None:
+        token_file = state_dir / "api.token"
+        if not token_file.exists():
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24) + "\n")
+    token = token_file.read_text().strip()
+
+    async def serve() -> None:
+        running = await start_centre(CentreConfig(state_dir, host_name, int(port_text),
+                                                  operator_port, (token,)))
+        click.echo(f"dispatch API: {running.api_url} (CA: {running.tls.ca_cert};"
+                   f" token in {token_file})")
+        click.echo(f"operator's page: {running.operator_url}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await running.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: every known failure becomes one `msa: ...` line and a non-zero exit."""
+    from msa.centre.errors import CentreError
     from msa.host.errors import HostError
     from msa.simulator.errors import SimError
 
@@ -146,7 +256,7 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (ToolError, HostError, SimError) as exc:
+    except (ToolError, HostError, SimError, CentreError) as exc:
         click.echo(f"msa: {exc}", err=True)
         sys.exit(1)
 

@@ -1,0 +1,133 @@
+"""The reference centre's SIA DC-09 receiver: takes SIA-DCS events over TCP and UDP, checks and
+decrypts them with the host's codec (msa.host.dc09), answers ACK / NAK / DUH, and hands each
+accepted event to the centre."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
+
+from msa.host.dc09 import Dc09Message, Dc09Reply, Token, decode, encode, stamp, within_window
+from msa.host.errors import Dc09Error
+
+_LOG = logging.getLogger(__name__)
+_MAX_MESSAGE = 4096  # the length field allows 4095 bytes of body
+# Broken rules that no retry cures get DUH ("understood, will not process"): an unsupported
+# message or event, a key that does not fit. Everything else may be line damage or a sender's
+# clock, so it gets NAK, which carries our clock and invites a retry.
+_DUH_REASONS = frozenset({"token", "code", "no-key", "key", "pad", "decrypt"})
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """One DC-09 message per datagram, answered to its sender."""
+
+    def __init__(self, server: Dc09Server) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A datagram transport, though Python 3.11's does not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.server.spawn(self._answer(data, addr))
+
+    async def _answer(self, data: bytes, addr: Any) -> None:
+        answer = await self.server.answer(data)
+        if self.transport is not None:
+            self.transport.sendto(answer, addr)
+
+
+class Dc09Server:
+    """Listens on `host`:`port` for TCP and on the same port number for UDP (port 0: any free
+    one; `port` then tells which). `key_for(account)` gives an account's AES key, None for a
+    plain account; `on_message` returns False to refuse an event (DUH)."""
+
+    def __init__(self, *, key_for: Callable[[str], bytes | None],
+                 on_message: Callable[[Dc09Message], Awaitable[bool]],
+                 host: str = "127.0.0.1", port: int = 0, receiver: str = "0", line: str = "0",
+                 clock: Callable[[], float] = time.time) -> None:
+        self._key_for, self._on_message = key_for, on_message
+        self._host, self.port = host, port
+        self._receiver, self._line, self._clock = receiver, line, clock
+        self._tcp: asyncio.Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._tcp = await asyncio.start_server(self._serve, self._host, self.port,
+                                               limit=_MAX_MESSAGE)
+        self.port = self._tcp.sockets[0].getsockname()[1]
+        self._udp, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Datagrams(self), local_addr=(self._host, self.port))
+
+    async def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._tcp.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def answer(self, raw: bytes) -> bytes:
+        """The reply to one framed message; accepted events go to on_message first."""
+        now = self._clock()
+        try:
+            message = decode(raw, self._key_for)
+        except Dc09Error as exc:
+            _LOG.warning("DC-09 message rejected (%s): %s", exc.reason, exc.detail)
+            return self._reply(Token.DUH if exc.reason in _DUH_REASONS else Token.NAK, None, now)
+        if not isinstance(message, Dc09Message):
+            _LOG.warning("DC-09 %s sent to a receiver", message.token.value)
+            return self._reply(Token.DUH, None, now)
+        if self._key_for(message.account) is not None and not message.encrypted:
+            # The account is keyed: a plain message is a downgrade or a stranger.
+            _LOG.warning("DC-09 account %s: plain message for an encrypted account",
+                         message.account)
+            return self._reply(Token.DUH, message, now)
+        if message.timestamp is not None and not within_window(message.timestamp, now):
+            _LOG.info("DC-09 account %s: timestamp %s outside the window, NAK with ours",
+                      message.account, message.timestamp.isoformat())
+            return self._reply(Token.NAK, message, now)
+        try:
+            accepted = await self._on_message(message)
+        except Exception:  # the centre failed, not the sender: NAK so that it tries again
+            _LOG.exception("DC-09 account %s: on_message failed", message.account)
+            return self._reply(Token.NAK, message, now)
+        return self._reply(Token.ACK if accepted else Token.DUH, message, now)
+
+    def _reply(self, token: Token, message: Dc09Message | None, now: float) -> bytes:
+        nak = token is Token.NAK
+        reply = Dc09Reply(
+            token=token, seq=0 if nak or message is None else message.seq,
+            account="" if nak or message is None else message.account,
+            receiver=self._receiver if message is None else message.receiver,
+            line=self._line if message is None else message.line, timestamp=stamp(now))
+        key = self._key_for(message.account) if message and message.encrypted else None
+        return encode(reply, key)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                raw = await reader.readuntil(b"\r")
+                start = raw.rfind(b"\n")  # a message starts at its LF; drop noise before it
+                writer.write(await self.answer(raw[start:] if start >= 0 else raw))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass  # the sender went away or sent no DC-09: its connection ends here
+        finally:
+            self._writers.discard(writer)
+            writer.close()
