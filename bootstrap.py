@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -58,6 +59,36 @@ def ensure_env() -> Path:
     return _python()
 
 
+# --- gpsd for the gpsd tests (test job only) -----------------------------------------------
+# tests/test_location.py replays NMEA through real gpsd with gpsfake, from Debian's gpsd and
+# gpsd-clients (which bring python3-gps for the system python3 that runs gpsfake). gpsfake
+# starts its own gpsd on a private port, so the system gpsd service and socket are never used.
+GPSD_PACKAGES = ("gpsd", "gpsd-clients")
+
+
+def ensure_gpsfake() -> None:
+    """Install gpsd and gpsd-clients when gpsfake is missing and this is root with apt-get;
+    otherwise say in one line that the gpsd tests will be skipped."""
+    if shutil.which("gpsfake"):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        print("msa: gpsfake missing and not installable here (needs root and apt-get); "
+              "the gpsd tests will be skipped", flush=True)
+        return
+    print(f"msa: installing {' '.join(GPSD_PACKAGES)} for the gpsd tests", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for args in (("update", "-qq"),
+                 ("install", "-y", "-qq", "--no-install-recommends", *GPSD_PACKAGES)):
+        proc = subprocess.run([apt, *args], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            print(f"msa: apt-get {args[0]} failed ({why}); the gpsd tests will be skipped",
+                  flush=True)
+            return
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test"):
         print(__doc__, file=sys.stderr)
@@ -67,6 +98,7 @@ def main(argv: list[str]) -> int:
     if job == "demo":
         cmd = [str(python), "-m", "msa.tools.cli", "sim", "demo", *rest]
     else:
+        ensure_gpsfake()
         cmd = [str(python), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT).returncode
 

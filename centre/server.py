@@ -7,12 +7,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
-from .core import Centre
+from msa.host.dc09 import Dc09Message
+from msa.host.dispatch import Fix, FixQuality, MessageKind
+
+from .core import Centre, Inbound, Verdict
+from .dc09 import Dc09Server
 from .registry import Registry
 from .tls import TlsFiles, make_tls
 from .web import make_api_app, make_operator_app
@@ -30,6 +35,23 @@ class CentreConfig:
     operator_port: int = 0  # always on 127.0.0.1: the page shows case files
     tokens: tuple[str, ...] = field(default=())
     tls: TlsFiles | None = None  # None: a private CA and certificate in state_dir/tls
+    dc09_port: int | None = 0  # None: no DC-09 receiver
+    dc09_key: bytes | None = field(default=None, repr=False)  # AES key shared with the hosts
+
+
+def dc09_inbound(m: Dc09Message, received_at: float) -> Inbound:
+    """A DC-09 event as the centre's message (the position rides in X/Y and our "a")."""
+    fix = None
+    if m.lat is not None and m.lon is not None:
+        fix = Fix(lat=m.lat, lon=m.lon, accuracy_m=m.accuracy_m or 0.0,
+                  time=m.timestamp.timestamp() if m.timestamp else received_at,
+                  quality=FixQuality.GNSS, source="dc09", altitude_m=m.alt)
+    incident = m.key.split("/", 1)[0]
+    return Inbound(channel="dc09", key=m.key, kind=m.kind, button_id=int(m.key[:8], 16),
+                   frame=m.frame, fix=fix,
+                   incident=incident if m.kind in (MessageKind.ALARM, MessageKind.TEST,
+                                                   MessageKind.LOCATION) else "",
+                   update_no=m.update_no, received_at=received_at)
 
 
 class RunningCentre:
@@ -42,6 +64,7 @@ class RunningCentre:
         self.api_port = 0
         self.operator_port = 0
         self._runners: list[web.AppRunner] = []
+        self.dc09: Dc09Server | None = None
         self.changed = asyncio.Event()  # set whenever the centre accepts something
         centre.listeners.append(lambda _kind, _data: self.changed.set())
 
@@ -70,7 +93,14 @@ class RunningCentre:
         if self._runners:
             await self._runners.pop(0).cleanup()
 
+    async def on_dc09(self, m: Dc09Message) -> bool:
+        """ACK what is counted (also again), DUH what will never verify."""
+        return self.centre.ingest(dc09_inbound(m, time.time())).verdict is not Verdict.REJECTED
+
     async def stop(self) -> None:
+        if self.dc09 is not None:
+            await self.dc09.close()
+            self.dc09 = None
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -90,6 +120,11 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
                                             config.api_port, tls=True)
     running.operator_port = await running._serve(make_operator_app(centre), "127.0.0.1",
                                                  config.operator_port, tls=False)
+    if config.dc09_port is not None:
+        key = config.dc09_key
+        running.dc09 = Dc09Server(key_for=lambda _account: key, on_message=running.on_dc09,
+                                  host=config.api_host, port=config.dc09_port)
+        await running.dc09.start()
     log.info("centre up: API on %s:%d, operator page on 127.0.0.1:%d", config.api_host,
              running.api_port, running.operator_port)
     return running

@@ -72,3 +72,44 @@ class OutboxError(HostError):
         self.path = path
         self.detail = detail
         super().__init__(f"outbox {path}: {detail}")
+
+
+class Dc09Error(HostError):
+    """A SIA DC-09 message was malformed or could not be opened. `reason` names the rule it
+    broke (a short tag: "crc", "length", "pad", ...; the centre maps it to NAK or DUH), `data`
+    holds the offending bytes as received (ciphertext stays ciphertext; keys are never in it)."""
+
+    def __init__(self, reason: str, data: bytes, detail: str = "") -> None:
+        self.reason = reason
+        self.data = bytes(data)
+        self.detail = detail
+        super().__init__(f"DC-09 message rejected ({reason}){': ' + detail if detail else ''}")
+
+
+class AmlError(HostError):
+    """An AML SMS body (ETSI TS 103 625) is malformed or cannot be built: `field` is the
+    attribute at fault. `body` is kept for the caller but never put in the message: it holds
+    a position."""
+
+    def __init__(self, field: str, detail: str, body: str = "") -> None:
+        self.field = field
+        self.detail = detail
+        self.body = body
+        super().__init__(f"AML attribute {field}: {detail}")
+
+
+class ModemError(HostError):
+    """The GSM modem failed or refused a command. `command` is the AT command without its
+    arguments (never a phone number); `family` and `code` are the "+CMS ERROR"/"+CME ERROR"
+    number where the modem gave one (or "CREG" and the registration status); `meaning` says
+    what went wrong; `retryable` is False when trying again cannot help (no SIM, barred)."""
+
+    def __init__(self, command: str, meaning: str, *, code: int | None = None,
+                 family: str = "", retryable: bool = True) -> None:
+        self.command = command
+        self.meaning = meaning
+        self.code = code
+        self.family = family
+        self.retryable = retryable
+        coded = f"{family} {code}: " if code is not None else ""
+        super().__init__(f"modem {command}: {coded}{meaning}")

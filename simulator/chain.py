@@ -84,7 +84,10 @@ class Chain:
 
     async def _own_surroundings(self) -> Path:
         """A reference centre, GPS and modem of our own, and a configuration pointing at them."""
-        self.centre = await start_centre(CentreConfig(state_dir=self.root / "centre"))
+        dc09_key = secrets.token_bytes(16)
+        self.centre = await start_centre(CentreConfig(state_dir=self.root / "centre",
+                                                      dc09_key=dc09_key))
+        assert self.centre.dc09 is not None
         self.centre.centre.registry.put_case(DEMO_CASE)
         self.inbox = SmsInbox(self.centre.centre)
         inbox = self.inbox
@@ -104,6 +107,9 @@ class Chain:
             "https": f'[[channel]]\ntype = "https"\nurl = "{self.centre.api_url}"\n'
                      f'token_file = "{_secret(conf / "api.token", self.centre.tokens[0])}"\n'
                      f'ca_file = "{self.centre.tls.ca_cert}"\ndeadline_s = 2.0\n',
+            "dc09": f'[[channel]]\ntype = "dc09"\nhost = "127.0.0.1"\n'
+                    f'port = {self.centre.dc09.port}\n'
+                    f'key_file = "{_secret(conf / "dc09.key", dc09_key.hex())}"\n',
             "sms": f'[[channel]]\ntype = "sms"\nmodem = "{self.modem.url}"\n'
                    f'number = "{SMS_NUMBER}"\ndeadline_s = 30\n',
         }

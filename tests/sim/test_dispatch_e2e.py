@@ -87,3 +87,15 @@ def test_alarm_goes_out_at_once_without_a_fix_and_the_location_follows(tmp_path:
     track, acked_after = run(tmp_path, body, extra_toml="[tracking]\ninterval_s = 1\n")
     assert acked_after < 3.0  # the hold, plus milliseconds: no waiting for a fix
     assert track[0]["update_no"] >= 1 and abs(track[0]["lat"] - 51.055) < 0.01
+
+
+def test_dc09_channel_carries_the_alarm_and_its_location_to_the_centre(tmp_path: Path) -> None:
+    async def body(c: Chain) -> tuple[str, dict[str, Any]]:
+        timing, event = await c.press(2200)
+        assert c.centre is not None and event is not None
+        return timing.channel, c.centre.centre.incidents()[0]
+    channel, incident = run(tmp_path, body, channels=("dc09", "https", "sms"))
+    assert channel == "dc09" and incident["channel"] == "dc09"
+    fix = incident["track"][0]  # type: ignore[index]
+    assert abs(fix["lat"] - 51.0544) < 0.01 and 0 < fix["accuracy_m"] < 50
+    assert incident["case"]["case_ref"] == "DEMO-2026-001"  # type: ignore[index]
