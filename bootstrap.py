@@ -59,33 +59,37 @@ def ensure_env() -> Path:
     return _python()
 
 
-# --- gpsd for the gpsd tests (test job only) -----------------------------------------------
+# --- system programs some tests drive (test job only) --------------------------------------
 # tests/test_location.py replays NMEA through real gpsd with gpsfake, from Debian's gpsd and
-# gpsd-clients (which bring python3-gps for the system python3 that runs gpsfake). gpsfake
-# starts its own gpsd on a private port, so the system gpsd service and socket are never used.
-GPSD_PACKAGES = ("gpsd", "gpsd-clients")
+# gpsd-clients (which bring python3-gps for the system python3 that runs gpsfake; gpsfake
+# starts its own gpsd on a private port, so the system gpsd service is never used).
+# tests/test_operator_page.py renders the centre's operator page in Debian's headless Chromium.
+# Those tests skip with a reason where the program is missing, and fail instead under CI.
+SYSTEM_PROGRAMS = {"gpsfake": ("gpsd", "gpsd-clients"), "chromium": ("chromium",)}
 
 
-def ensure_gpsfake() -> None:
-    """Install gpsd and gpsd-clients when gpsfake is missing and this is root with apt-get;
-    otherwise say in one line that the gpsd tests will be skipped."""
-    if shutil.which("gpsfake"):
+def ensure_system_programs() -> None:
+    """Install the Debian packages of missing programs when this is root with apt-get;
+    otherwise say in one line which tests will be skipped."""
+    missing = [name for name in SYSTEM_PROGRAMS if not shutil.which(name)]
+    if not missing:
         return
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        print("msa: gpsfake missing and not installable here (needs root and apt-get); "
-              "the gpsd tests will be skipped", flush=True)
+        print(f"msa: {', '.join(missing)} missing and not installable here (needs root and"
+              " apt-get); the tests that use them will be skipped", flush=True)
         return
-    print(f"msa: installing {' '.join(GPSD_PACKAGES)} for the gpsd tests", flush=True)
+    packages = [p for name in missing for p in SYSTEM_PROGRAMS[name]]
+    print(f"msa: installing {' '.join(packages)} from Debian for the tests", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for args in (("update", "-qq"),
-                 ("install", "-y", "-qq", "--no-install-recommends", *GPSD_PACKAGES)):
+                 ("install", "-y", "-qq", "--no-install-recommends", *packages)):
         proc = subprocess.run([apt, *args], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-            print(f"msa: apt-get {args[0]} failed ({why}); the gpsd tests will be skipped",
-                  flush=True)
+            print(f"msa: apt-get {args[0]} failed ({why}); the tests that use"
+                  f" {', '.join(missing)} will be skipped", flush=True)
             return
 
 
@@ -98,7 +102,7 @@ def main(argv: list[str]) -> int:
     if job == "demo":
         cmd = [str(python), "-m", "msa.tools.cli", "sim", "demo", *rest]
     else:
-        ensure_gpsfake()
+        ensure_system_programs()
         cmd = [str(python), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT).returncode
 

@@ -82,6 +82,9 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._attempts: dict[str, int] = {}
+        # Channels that refused a message for good (a retry there cannot help): skipped for it
+        # until the host restarts, so a refusal never costs another SMS or another wait.
+        self._refused: dict[str, set[str]] = {}
 
     # --- in: verified events ---
     async def submit(self, event: ButtonEvent) -> Message:
@@ -161,7 +164,10 @@ class Dispatcher:
             self.outbox.drop(message.key, "stale heartbeat")
             return
         errors: list[str] = []
+        refused = self._refused.setdefault(message.key, set())
         for channel in self._route(message):
+            if channel.name in refused:
+                continue
             timeout = self._timeout(channel, message)
             try:
                 receipt = await asyncio.wait_for(channel.send(message), timeout)
@@ -170,12 +176,17 @@ class Dispatcher:
                 continue
             except ChannelError as exc:
                 errors.append(str(exc))
+                if not exc.retryable:
+                    refused.add(channel.name)
                 continue
             await self._delivered(message, receipt)
             return
         n = self._attempts.get(message.key, 0)
         self._attempts[message.key] = n + 1
         delay = min(p.retry_max_s, p.retry_first_s * 2 ** n)
+        if refused and refused >= {c.name for c in self._route(message)}:
+            delay = p.retry_max_s  # every channel refused it: kept, tried again rarely
+            self._refused.pop(message.key, None)
         error = "; ".join(errors) or "no channel carries this kind"
         log.warning("%s %s not delivered (try %d): %s", message.kind.value, message.key, n + 1,
                     error)
@@ -200,6 +211,7 @@ class Dispatcher:
     async def _delivered(self, message: Message, receipt: Receipt) -> None:
         self.outbox.delivered(receipt)
         self._attempts.pop(message.key, None)
+        self._refused.pop(message.key, None)
         if message.incident:
             self.outbox.set_reference(message.incident, receipt.reference)
             if receipt.closed:

@@ -32,6 +32,8 @@ GPSD_STATUS: dict[int, FixQuality] = {
 }
 
 
+GPSD_TO_68 = 0.62  # gpsd's 95% error estimate -> the 68% radius Fix documents
+
 class _Port(Protocol):
     """What the reader uses of a pyserial port. Every backend serial_for_url returns has these;
     the stubs type the factory as SerialBase, which lacks open() and in_waiting."""
@@ -292,19 +294,22 @@ class GpsdSource(_Latest):
                       source="gpsd", altitude_m=_number(obj, "altMSL") if "altMSL" in obj
                       else _number(obj, "alt"))
         except ValueError as err:
-            self._fail(LocationError(self.name, f"bad TPV ({err}): {obj}"))
+            # The report itself holds a position: never in an error or a log.
+            self._fail(LocationError(self.name, f"bad TPV ({err})"))
             return
         self._publish(fix)
 
     def _accuracy(self, obj: dict[str, Any]) -> float:
-        # gpsd's eph is what Fix documents; without it the per-axis errors combine radially,
-        # and without those the last SKY HDOP is scaled like an NMEA receiver's.
+        # gpsd's error estimates are 95% figures; Fix wants the 68% radius. For a circular
+        # Gaussian the radius scales with sqrt(-2 ln(1 - p)): 1.51 / 2.45 = 0.62. Without eph
+        # the per-axis errors combine radially, and without those the last SKY HDOP is
+        # scaled like an NMEA receiver's.
         eph = _number(obj, "eph")
         if eph is not None:
-            return eph
+            return eph * GPSD_TO_68
         epx, epy = _number(obj, "epx"), _number(obj, "epy")
         if epx is not None and epy is not None:
-            return math.hypot(epx, epy)
+            return math.hypot(epx, epy) * GPSD_TO_68
         return (UNKNOWN_HDOP if self.hdop is None else self.hdop) * self.uere_m
 
 

@@ -94,7 +94,6 @@ class SimulatedGps:
         self.talker = talker
         self.host = host
         self.epochs_sent = 0
-        self.connected = asyncio.Event()  # set whenever a client connects
         self._port = port
         self._fix = True
         self._silent = False
@@ -111,10 +110,6 @@ class SimulatedGps:
     def url(self) -> str:
         """What serial_for_url opens to reach this receiver."""
         return f"socket://{self.host}:{self._port}"
-
-    @property
-    def clients(self) -> int:
-        return len(self._clients)
 
     async def start(self) -> None:
         if self.start_time is None:
@@ -160,7 +155,6 @@ class SimulatedGps:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients.add(writer)
-        self.connected.set()
         # Input is never used; reading only notices when the client goes away.
         try:
             while await reader.read(256):
@@ -184,6 +178,7 @@ class SimulatedGps:
             await asyncio.sleep(1.0 / self.rate_hz)  # the receiver's own output rate
 
     def _frame(self, body: str) -> str:
-        garble = self._garble > 0
-        self._garble -= garble
-        return format_sentence(body, garble=garble)
+        if self._garble > 0:
+            self._garble -= 1
+            return format_sentence(body, garble=True)
+        return format_sentence(body)

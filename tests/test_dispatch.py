@@ -212,3 +212,66 @@ def test_tracking_every_10_s_for_2_h_then_stops(tmp_path: Path) -> None:
     assert gaps == {10.0}
     assert times[-1] - opened <= 7200 and times[-1] - opened > 7180
     assert len(track) == 720  # the alarm's own fix, then one every 10 s for 2 h
+
+
+def test_host_killed_after_the_centre_accepted_but_before_the_receipt_counts_once(
+        tmp_path: Path) -> None:
+    async def body() -> tuple[int, str, int]:
+        c = await centre_at(tmp_path)
+        outbox = Outbox(tmp_path / "outbox.db")
+        raw = frame(hp.Kind.ALARM, 30)
+        m = alarm_message(30, raw)
+        outbox.put(m)
+        ch = channel(c)
+        first = await ch.send(m)  # the centre committed it ...
+        await ch.close()
+        outbox.close()  # ... and the host died before committing the receipt.
+        delivered: asyncio.Queue[Receipt] = asyncio.Queue()
+
+        async def seen(_m: Message, r: Receipt) -> None:
+            delivered.put_nowait(r)
+        ch2 = channel(c)
+        d = Dispatcher(Outbox(tmp_path / "outbox.db"), [ch2], StillSource(), observer=seen)
+        task = asyncio.create_task(d.run())
+        again = await asyncio.wait_for(delivered.get(), 10)
+        await d.stop()
+        await task
+        await ch2.close()
+        counted = c.centre.count(MessageKind.ALARM)
+        incidents = len(c.centre.incidents())
+        await c.stop()
+        assert again.reference == first.reference
+        return counted, again.channel, incidents
+    counted, via, incidents = run(body)
+    assert counted == 1 and incidents == 1 and via == "https"
+
+
+def test_centre_warns_of_silent_buttons_and_low_batteries(tmp_path: Path) -> None:
+    from msa.centre.core import Centre, Inbound, Verdict
+    from msa.centre.registry import Registry
+
+    now = [1_800_000_000.0]
+    reg = Registry(tmp_path / "reg.db")
+    reg.put_case(Case("C-9", "V"))
+    reg.register(BID, KEY, "C-9")
+    centre = Centre(tmp_path / "rec.db", reg, clock=lambda: now[0])
+    assert centre.warnings() == [{"button_id": BID, "case_ref": "C-9", "warning": "silent",
+                                  "last_seen": None}]
+    hb = frame(hp.Kind.HEARTBEAT, 40)
+    got = centre.ingest(Inbound("https", Message.event_key(BID, 1, 40), MessageKind.HEARTBEAT,
+                                BID, hb, received_at=now[0]))
+    assert got.verdict is Verdict.ACCEPTED and centre.warnings() == []
+    now[0] += 181
+    assert [w["warning"] for w in centre.warnings()] == ["silent"]
+    low = hp.encode_frame(KEYS, kind=hp.Kind.LOW_BATTERY, button_id=BID, boot_id=1, seq=41,
+                          battery_pct=9, age_ms=5)
+    centre.ingest(Inbound("https", Message.event_key(BID, 1, 41), MessageKind.LOW_BATTERY, BID,
+                          low, received_at=now[0]))
+    assert centre.warnings() == [{"button_id": BID, "case_ref": "C-9", "warning": "low battery",
+                                  "battery_pct": 9}]
+    # A heartbeat's frame cannot pass for an alarm: the kinds must match.
+    forged = centre.ingest(Inbound("https", Message.event_key(BID, 1, 40), MessageKind.ALARM,
+                                   BID, hb, incident=Message.event_key(BID, 1, 40)))
+    assert forged.verdict is Verdict.REJECTED and "does not match" in forged.reason
+    centre.close()
+    reg.close()

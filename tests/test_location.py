@@ -255,8 +255,8 @@ def _j(**fields: Any) -> bytes:
 
 
 @pytest.mark.parametrize("tpv,sky,accuracy", [
-    ({}, None, 7.5),
-    ({"eph": None, "epx": 3.0, "epy": 4.0}, None, 5.0),
+    ({}, None, 7.5 * 0.62),  # gpsd's 95% estimate as the 68% radius
+    ({"eph": None, "epx": 3.0, "epy": 4.0}, None, 5.0 * 0.62),
     ({"eph": None}, {"class": "SKY", "hdop": 1.5, "uSat": 7}, 1.5 * 5.0),
 ])
 def test_gpsd_tpv_becomes_a_fix(tpv: dict[str, Any], sky: dict[str, Any] | None,

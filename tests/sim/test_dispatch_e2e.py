@@ -99,3 +99,21 @@ def test_dc09_channel_carries_the_alarm_and_its_location_to_the_centre(tmp_path:
     fix = incident["track"][0]  # type: ignore[index]
     assert abs(fix["lat"] - 51.0544) < 0.01 and 0 < fix["accuracy_m"] < 50
     assert incident["case"]["case_ref"] == "DEMO-2026-001"  # type: ignore[index]
+
+
+def test_modem_congestion_is_retried_until_the_ghost_call_goes_out(tmp_path: Path) -> None:
+    async def body(c: Chain) -> tuple[str, list[str]]:
+        assert c.centre is not None and c.modem is not None
+        await c.centre.stop_api()
+        c.modem.fail_next_send(42)  # +CMS ERROR: 42, congestion: worth another try
+        timing, event = await c.press(2200)
+        assert event is not None
+        key = f"{event.frame.button_id:08x}-{event.frame.boot_id}-{event.frame.seq}"
+        assert c.host is not None
+        status = c.host.outbox.status(key)
+        assert status is not None and status[2] >= 1  # one failed try before the receipt
+        texts = [c.modem.deliveries.get_nowait().text for _ in range(c.modem.deliveries.qsize())]
+        return timing.channel, texts
+    channel, texts = run(tmp_path, body)
+    assert channel == "sms" and texts[-1].startswith("MSA1 A ")
+    assert texts[-2].startswith('A"ML=1;')
