@@ -19,6 +19,7 @@ from msa.host.dispatch import Fix, FixQuality, MessageKind
 from .core import Centre, Inbound, Verdict
 from .dc09 import Dc09Server
 from .registry import Registry
+from .sms import SmsInbox
 from .tls import TlsFiles, make_tls
 from .web import make_api_app, make_operator_app
 
@@ -65,6 +66,7 @@ class RunningCentre:
         self.operator_port = 0
         self._runners: list[web.AppRunner] = []
         self.dc09: Dc09Server | None = None
+        self.sms = SmsInbox(centre)  # fed by whatever receives the centre's SMS (a modem)
         self.changed = asyncio.Event()  # set whenever the centre accepts something
         centre.listeners.append(lambda _kind, _data: self.changed.set())
 
@@ -118,7 +120,7 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
     running = RunningCentre(centre, tls, tokens)
     running.api_port = await running._serve(make_api_app(centre, tokens), config.api_host,
                                             config.api_port, tls=True)
-    running.operator_port = await running._serve(make_operator_app(centre), "127.0.0.1",
+    running.operator_port = await running._serve(make_operator_app(centre, running.sms.ghost_calls), "127.0.0.1",
                                                  config.operator_port, tls=False)
     if config.dc09_port is not None:
         key = config.dc09_key

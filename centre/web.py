@@ -16,11 +16,14 @@ from aiohttp import web
 from msa.host.dispatch import MessageKind
 
 from .core import Centre, Inbound, Ingested, Verdict, fix_from_json
+from .sms import GhostCall
 
 log = logging.getLogger("msa.centre.web")
 
 CENTRE_KEY: web.AppKey[Centre] = web.AppKey("centre", Centre)
 TOKENS_KEY: web.AppKey[tuple[str, ...]] = web.AppKey("tokens", tuple)
+GhostCalls = Callable[[], Sequence[GhostCall]]
+GHOSTS_KEY: web.AppKey[GhostCalls] = web.AppKey("ghosts")
 
 _INCIDENT_KINDS = frozenset({MessageKind.ALARM, MessageKind.TEST})
 _EVENT_KINDS = frozenset({MessageKind.LOW_BATTERY, MessageKind.HEARTBEAT, MessageKind.BOOT})
@@ -102,8 +105,15 @@ async def post_event(request: web.Request) -> web.Response:
 
 async def state(request: web.Request) -> web.Response:
     centre = request.app[CENTRE_KEY]
+    ghosts = []
+    for g in request.app[GHOSTS_KEY]():
+        case = centre.case_for_phone(g.sender)  # a ghost call is known by its sender only
+        ghosts.append({"button_id": None, "case_ref": None if case is None else case.case_ref,
+                       "warning": "unverified SMS ghost call", "received_at": g.received_at,
+                       "location": None if g.fix is None else
+                       {"lat": g.fix.lat, "lon": g.fix.lon, "accuracy_m": g.fix.accuracy_m}})
     return web.json_response({"incidents": centre.incidents(include_resolved=True),
-                              "warnings": centre.warnings(), "time": time.time()})
+                              "warnings": ghosts + centre.warnings(), "time": time.time()})
 
 
 async def resolve(request: web.Request) -> web.Response:
@@ -131,12 +141,13 @@ def make_api_app(centre: Centre, tokens: Sequence[str]) -> web.Application:
     return app
 
 
-def make_operator_app(centre: Centre) -> web.Application:
+def make_operator_app(centre: Centre, ghost_calls: GhostCalls = tuple) -> web.Application:
     """The operator's page and its state endpoint. It shows case files: serve it on the
     centre's own console (loopback) only, never next to the public API."""
     app = web.Application(client_max_size=4 * 1024)
     app[CENTRE_KEY] = centre
     app[TOKENS_KEY] = ()
+    app[GHOSTS_KEY] = ghost_calls
     app.router.add_get("/", page)
     app.router.add_get("/api/state", state)
     app.router.add_post("/api/incidents/{incident}/resolve", resolve)

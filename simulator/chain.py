@@ -19,7 +19,6 @@ from typing import Any
 
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, RunningCentre, start_centre
-from msa.centre.sms import SmsInbox
 from msa.host import config as host_config
 from msa.host.dispatch import Message, Receipt
 from msa.host.events import ButtonEvent
@@ -58,6 +57,7 @@ class Timing:
     host_at: float | None = None
     acked_at: float | None = None
     channel: str = ""
+    reference: str = ""  # the centre's incident reference, where the channel gives one
 
 
 class Chain:
@@ -72,7 +72,6 @@ class Chain:
         self.extra_toml = extra_toml
         self.firmware = firmware
         self.centre: RunningCentre | None = None
-        self.inbox: SmsInbox | None = None
         self.gps: SimulatedGps | None = None
         self.modem: SimModem | None = None
         self.world: World | None = None
@@ -89,8 +88,7 @@ class Chain:
                                                       dc09_key=dc09_key))
         assert self.centre.dc09 is not None
         self.centre.centre.registry.put_case(DEMO_CASE)
-        self.inbox = SmsInbox(self.centre.centre)
-        inbox = self.inbox
+        inbox = self.centre.sms
 
         async def on_sms(sms: DeliveredSms) -> None:
             inbox.receive("host-modem", sms.text, sms.time)
@@ -171,6 +169,7 @@ class Chain:
         receipt = await self.receipt(Message.event_key(f.button_id, f.boot_id, f.seq))
         timing.acked_at = receipt.acked_at
         timing.channel = receipt.channel
+        timing.reference = receipt.reference
         return timing, event
 
     async def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ class Dispatched:
     channel: str
     case_ref: str | None
     case: dict[str, Any] | None
-    counted_at_centre: int
+    counted_at_centre: int | None  # None: a deployment's own centre was used
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,17 @@ async def _run(root: Path, hold_ms: int, config: Path | None, linger_s: float) -
         await chain.close()
 
 
-def _recorded(chain: Chain, event: ButtonEvent, timing: Timing) -> Dispatched | None:
-    if chain.centre is None:
-        return None  # a deployment's own centre: only its acknowledgement is known here
+def _recorded(chain: Chain, event: ButtonEvent, timing: Timing) -> Dispatched:
+    """The alarm as the centre recorded it; with a deployment's own centre, what its
+    acknowledgement said (its records are the centre's, not ours to read)."""
     f = event.frame
     key = f"{f.button_id:08x}-{f.boot_id}-{f.seq}"
+    result = Dispatched(incident=timing.reference, button_id=f"{f.button_id:08x}",
+                        boot_id=f.boot_id, seq=f.seq, kind=f.kind.name, gesture=f.gesture.name,
+                        battery_pct=f.battery_pct, location=None, channel=timing.channel,
+                        case_ref=None, case=None, counted_at_centre=None)
+    if chain.centre is None:
+        return result
     centre = chain.centre.centre
     inc = next(i for i in centre.incidents(include_resolved=True) if i["key"] == key)
     track = inc["track"]
@@ -88,11 +94,9 @@ def _recorded(chain: Chain, event: ButtonEvent, timing: Timing) -> Dispatched | 
                     "fix_age_s": round(float(first["received_at"]) - float(first["fix_time"]),
                                        1)}
     case = inc["case"] if isinstance(inc["case"], dict) else None
-    return Dispatched(incident=str(inc["incident"]), button_id=f"{f.button_id:08x}",
-                      boot_id=f.boot_id, seq=f.seq, kind=f.kind.name, gesture=f.gesture.name,
-                      battery_pct=f.battery_pct, location=location, channel=timing.channel,
-                      case_ref=None if case is None else str(case["case_ref"]), case=case,
-                      counted_at_centre=centre.count(MessageKind.ALARM))
+    return replace(result, incident=str(inc["incident"]), location=location,
+                   case_ref=None if case is None else str(case["case_ref"]), case=case,
+                   counted_at_centre=centre.count(MessageKind.ALARM))
 
 
 def run(hold_ms: int = 2500, config: Path | None = None, linger_s: float = 0.0) -> DemoResult:
@@ -117,7 +121,10 @@ def render(r: DemoResult) -> str:
                   f"  suspect {c['suspect']} ({c['suspect_notes']})"
                   + ("  WEAPONS FEARED" if c.get("weapons") else ""),
                   "  measures: " + "; ".join(c["measures"])]
-    if a.location:
+    if a.counted_at_centre is None:
+        lines.append(f"  acknowledged by the configured centre as {a.incident or '(no reference)'};"
+                     " its own records hold the case file and location")
+    elif a.location:
         loc = a.location
         lines.append(f"  location {loc['lat']:.5f}, {loc['lon']:.5f} ±{loc['accuracy_m']:.0f} m"
                      " (then every 10 s)")

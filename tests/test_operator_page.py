@@ -15,6 +15,7 @@ import pytest
 from msa.centre.core import Inbound
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, start_centre
+from msa.host import aml
 from msa.host import protocol as hp
 from msa.host.dispatch import Fix, FixQuality, Message, MessageKind
 
@@ -73,11 +74,15 @@ def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path) -> None:
         try:
             reg = c.centre.registry
             reg.put_case(Case("CASE-17", "Jane <Doe>", "+32470000017", "John Roe",
-                              "stalks at work", ("restraining order: 200 m",), weapons=True))
+                              "stalks at work", ("restraining order: 200 m",), weapons=True,
+                              host_phone="+32470000099"))
             reg.register(BID, KEY, "CASE-17")
             now = time.time()
             for m in _alarm(hp.Kind.TEST, 3, 1, now - 60) + _alarm(hp.Kind.ALARM, 4, 5, now - 40):
                 c.centre.ingest(m)
+            # An AML SMS whose MSA1 never came: known by the sender's number only.
+            c.sms.receive("+32470000099", aml.build(Fix(51.06, 3.72, 12.0, now - 5,
+                                                        FixQuality.GNSS, "nmea"), now=now - 5))
             dom = await render(browser, c.operator_url, tmp_path / "profile")
             await render(browser, c.operator_url, tmp_path / "profile2",
                          tmp_path / "operator.png")
@@ -96,5 +101,6 @@ def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path) -> None:
     points = re.search(r'<polyline points="([^"]+)"', alarm)
     assert points is not None and len(points.group(1).split()) == 5
     assert "51.05510, 3.71860 ±6 m" in alarm and "5 fixes" in alarm
+    assert "SMS (CASE-17): unverified SMS ghost call at 51.06000, 3.72000 ±12 m" in dom
     assert (tmp_path / "operator.png").stat().st_size > 10_000
     assert "http://" not in dom.replace("http://www.w3.org", "")  # nothing fetched from outside
