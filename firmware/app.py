@@ -34,11 +34,17 @@ async def run(board, radio=None, store=None):
 
 
 async def _feed(board, watchdog, per):
-    """Feeds the watchdog only while the radio loop shows progress: a hung loop resets."""
+    """Feeds the watchdog only while the radio loop answers: each period the loop is woken,
+    and one that did not run since (hung) goes unfed, so the board resets. An idle loop may
+    sleep until its next deadline (a heartbeat a minute or an hour away): waking it here is
+    what tells idle from hung."""
+    seen = per.loops
     while True:
+        per.wake()
         await asyncio.sleep_ms(_FEED_MS)
-        if board.ticks_diff(board.ticks_ms(), per.alive_ms) < _WATCHDOG_MS // 2:
+        if per.loops != seen:
             watchdog.feed()
+        seen = per.loops
 
 
 def main():

@@ -68,7 +68,7 @@ class Peripheral:
         self._next_burst_ms = 0
         self._burst_turn = 0
         self.commands_rejected = 0
-        self.alive_ms = board.ticks_ms()
+        self.loops = 0  # run() iterations: the watchdog feeder's proof of life
         self.h = gatt.Handles(0, 0, 0, 0, 0)  # real handles once start() registered them
 
     def start(self):
@@ -141,7 +141,7 @@ class Peripheral:
     async def run(self):
         while True:
             now = self._board.ticks_ms()
-            self.alive_ms = now
+            self.loops += 1
             self._commands(now)
             self._admission(now)
             self._deliver(now)

@@ -52,7 +52,9 @@ def _ms(a: float | None, b: float) -> float | None:
     return None if a is None else round((a - b) * 1000, 1)
 
 
-async def _run(root: Path, hold_ms: int, config: Path | None, linger_s: float) -> DemoResult:
+async def run_async(root: Path, hold_ms: int, config: Path | None,
+                    linger_s: float) -> DemoResult:
+    """The demo in a running loop, with its files under `root`."""
     chain = Chain(root, config_path=config)
     threshold_ms = 2000
     try:
@@ -101,7 +103,7 @@ def _recorded(chain: Chain, event: ButtonEvent, timing: Timing) -> Dispatched:
 
 def run(hold_ms: int = 2500, config: Path | None = None, linger_s: float = 0.0) -> DemoResult:
     with tempfile.TemporaryDirectory(prefix="msa-demo-") as tmp:
-        return asyncio.run(_run(Path(tmp), hold_ms, config, linger_s))
+        return asyncio.run(run_async(Path(tmp), hold_ms, config, linger_s))
 
 
 def render(r: DemoResult) -> str:

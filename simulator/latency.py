@@ -1,5 +1,7 @@
 """Measures how long a press takes from the gesture threshold to the verified event at the
-host, over the whole simulated chain (firmware in MicroPython, bridge, Bumble, bleak, host).
+host (firmware in MicroPython, bridge, Bumble, bleak, host), and on to the centre's
+acknowledgement over the host's real dispatch path (HTTPS, or the SMS ghost call when the IP
+channel is down).
 
 The simulation has no air time and no connection interval: on real radios add at least one
 connection interval (7.5 ms minimum; the firmware asks the central for what it prefers).
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from msa.host.protocol import Kind
 
+from .chain import Chain
 from .world import World
 
 HOLD_MS = 100  # the shortest hold the firmware accepts: the measurement needs many presses
@@ -53,3 +56,48 @@ async def measure(presses: int, root: Path) -> Latency:
 def run(presses: int = 200) -> Latency:
     with tempfile.TemporaryDirectory(prefix="msa-latency-") as tmp:
         return asyncio.run(measure(presses, Path(tmp)))
+
+
+@dataclass(frozen=True)
+class DispatchLatency:
+    presses: int
+    channel: str
+    to_host: Latency
+    to_ack: Latency
+
+
+def _stats(samples: list[float]) -> Latency:
+    ordered = sorted(samples)
+    return Latency(len(ordered), statistics.median(ordered),
+                   ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], ordered[-1],
+                   tuple(round(s, 3) for s in samples))
+
+
+async def measure_dispatch(presses: int, root: Path, ip_down: bool = False) -> DispatchLatency:
+    """Threshold -> host event and threshold -> centre acknowledgement, per press."""
+    chain = Chain(root, hold_ms=HOLD_MS, heartbeat_s=3600)
+    to_host: list[float] = []
+    to_ack: list[float] = []
+    channels: set[str] = set()
+    try:
+        await chain.start()
+        await chain.event(Kind.BOOT)
+        if ip_down and chain.centre is not None:
+            await chain.centre.stop_api()
+        for _ in range(presses):
+            timing, event = await chain.press(HOLD_MS + 30)
+            assert timing.host_at is not None and timing.acked_at is not None
+            threshold = timing.press_at + HOLD_MS / 1000
+            to_host.append((timing.host_at - threshold) * 1000)
+            to_ack.append((timing.acked_at - threshold) * 1000)
+            channels.add(timing.channel)
+            # The release (with its chatter) plays out and debounces before the next press.
+            await asyncio.sleep(0.25)
+    finally:
+        await chain.close()
+    return DispatchLatency(presses, "+".join(sorted(channels)), _stats(to_host), _stats(to_ack))
+
+
+def run_dispatch(presses: int = 200, ip_down: bool = False) -> DispatchLatency:
+    with tempfile.TemporaryDirectory(prefix="msa-latency-") as tmp:
+        return asyncio.run(measure_dispatch(presses, Path(tmp), ip_down))

@@ -117,3 +117,47 @@ def test_modem_congestion_is_retried_until_the_ghost_call_goes_out(tmp_path: Pat
     channel, texts = run(tmp_path, body)
     assert channel == "sms" and texts[-1].startswith("MSA1 A ")
     assert texts[-2].startswith('A"ML=1;')
+
+
+def test_demo_with_a_deployments_own_configuration_simulates_only_the_button(
+        tmp_path: Path) -> None:
+    """The configured centre, GPS and modem are used as they are; nothing of the demo's own
+    is started."""
+    import os
+    import secrets
+
+    from msa.centre.registry import Case
+    from msa.centre.server import CentreConfig, start_centre
+    from msa.simulator import demo
+    from msa.simulator.chain import WALK
+    from msa.simulator.gps import SimulatedGps
+
+    async def body() -> tuple[demo.DemoResult, int, int]:
+        centre = await start_centre(CentreConfig(state_dir=tmp_path / "deployed",
+                                                 tokens=("deployment-token",)))
+        gps = SimulatedGps(WALK)
+        await gps.start()
+        try:
+            key, bid = secrets.token_bytes(32), 0x5EC0DE01
+            centre.centre.registry.put_case(Case("REAL-1", "victim"))
+            centre.centre.registry.register(bid, key, "REAL-1")
+            for name, text in (("button.key", key.hex()), ("token", "deployment-token")):
+                (tmp_path / name).write_text(text)
+                os.chmod(tmp_path / name, 0o600)
+            conf = tmp_path / "deployment.toml"
+            conf.write_text(
+                f'[host]\nstate_dir = "state"\n[[button]]\nid = {bid}\n'
+                f'address = "C0:00:00:00:00:07"\nkey_file = "button.key"\n'
+                f'[location]\nsource = "nmea"\nurl = "{gps.url}"\n'
+                f'[[channel]]\ntype = "https"\nurl = "{centre.api_url}"\n'
+                f'token_file = "token"\nca_file = "{centre.tls.ca_cert}"\n')
+            result = await demo.run_async(tmp_path / "demo", 2200, conf, 0.0)
+            return (result, centre.centre.count(), len(centre.centre.incidents()[0]["track"]))
+        finally:
+            await gps.stop()
+            await centre.stop()
+    result, counted, fixes = asyncio.run(body())
+    a = result.alarm
+    assert a is not None and a.channel == "https" and a.incident == "INC-000001"
+    assert a.button_id == "5ec0de01" and a.counted_at_centre is None  # not the demo's centre
+    assert counted >= 2 and fixes == 1  # the boot notice and the alarm, with its location

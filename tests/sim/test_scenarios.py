@@ -212,3 +212,25 @@ def test_low_battery_reaches_the_host(tmp_path: Path) -> None:
         return await host.next_event(kind=Kind.LOW_BATTERY, timeout=30)
     event = scenario(tmp_path, body)
     assert isinstance(event, LowBatteryEvent) and (event.frame.battery_pct or 0) <= 15
+
+
+def test_an_idle_button_with_a_long_heartbeat_is_not_reset_by_its_watchdog(
+        tmp_path: Path) -> None:
+    """The radio loop may sleep an hour until its next heartbeat: idle is not hung (the
+    watchdog bites after 8 s without proof of life)."""
+    async def main() -> AlarmEvent:
+        world = World(tmp_path, heartbeat_s=3600)
+        try:
+            host = await world.start()
+            assert host is not None
+            await host.next_event(kind=Kind.BOOT)
+            with pytest.raises(asyncio.TimeoutError):
+                await host.next_event(kind=Kind.BOOT, timeout=12)  # no reboot meanwhile
+            await world.board.press(hold_edges(2100))
+            alarm = await host.next_event(kind=Kind.ALARM)
+            assert isinstance(alarm, AlarmEvent)
+            return alarm
+        finally:
+            await world.close()
+    alarm = asyncio.run(main())
+    assert alarm.frame.boot_id == 1
