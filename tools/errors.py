@@ -24,3 +24,175 @@ class CompileError(ToolError):
         self.output = output
         super().__init__(f"mpy-cross could not compile {path}: {output.strip()}",
                          "fix the firmware source; it must be MicroPython")
+
+
+class NoDevice(ToolError):
+    """Nothing could be opened at the port (mpremote's "failed to access")."""
+
+    def __init__(self, port: str, detail: str) -> None:
+        self.port = port
+        self.detail = detail
+        super().__init__(f"no device on {port} (mpremote could not open it)",
+                         "plug the button in, check the port (a /dev/tty* device or"
+                         " socket://HOST:PORT) and that no other program has it open")
+
+
+class NotMicroPython(ToolError):
+    """Something answered on the port, but not with a MicroPython REPL."""
+
+    def __init__(self, port: str, detail: str) -> None:
+        self.port = port
+        self.detail = detail
+        super().__init__(f"no MicroPython device on {port}; {detail}",
+                         "check the port, or install MicroPython on the board first"
+                         " (docs/boards.md)")
+
+
+class DeviceFailed(ToolError):
+    """mpremote reached the device but a step on it failed; carries mpremote's output."""
+
+    def __init__(self, port: str, step: str, output: str) -> None:
+        self.port = port
+        self.step = step
+        self.output = output
+        last = output.strip().splitlines()[-1] if output.strip() else "no output"
+        super().__init__(f"the device on {port} failed to {step}: {last}",
+                         "check the cable and try again; `mpremote connect PORT` shows its REPL")
+
+
+class WrongBoard(ToolError):
+    """The board module does not fit the MicroPython port the device runs."""
+
+    def __init__(self, port: str, board: str, expected: str, found: str) -> None:
+        self.port = port
+        self.board = board
+        self.expected = expected
+        self.found = found
+        super().__init__(f"board {board!r} needs MicroPython's {expected} port, but the device on"
+                         f" {port} runs {found}", "choose the --board that matches the hardware")
+
+
+class MpyMismatch(ToolError):
+    """The device's MicroPython cannot load the .mpy files this mpy-cross writes."""
+
+    def __init__(self, port: str, device_version: int, mpy_version: int) -> None:
+        self.port = port
+        self.device_version = device_version
+        self.mpy_version = mpy_version
+        super().__init__(f"the device on {port} loads .mpy version {device_version}, but"
+                         f" mpy-cross writes version {mpy_version}",
+                         "update MicroPython on the device to the release msa pins")
+
+
+class FlashVerifyFailed(ToolError):
+    """Files read back from the device (by SHA-256, on the device) differ from those sent."""
+
+    def __init__(self, port: str, files: list[str]) -> None:
+        self.port = port
+        self.files = files
+        super().__init__(f"files on the device on {port} differ from those sent: "
+                         + ", ".join(files), "flash again; if it persists, the flash is failing")
+
+
+class BootFailed(ToolError):
+    """After the reset the firmware did not load, or reported another version."""
+
+    def __init__(self, port: str, expected: str, found: str) -> None:
+        self.port = port
+        self.expected = expected
+        self.found = found
+        super().__init__(f"the firmware on {port} did not come up as version {expected}"
+                         f" (read back: {found})", "flash again with msa flash")
+
+
+class NoFirmware(ToolError):
+    """The device runs MicroPython but not the msa firmware."""
+
+    def __init__(self, port: str) -> None:
+        self.port = port
+        super().__init__(f"no msa firmware on the device on {port}",
+                         "flash it first: msa flash --port PORT --board NAME")
+
+
+class AlreadyProvisioned(ToolError):
+    """The button already holds a configuration (button_id -1: one that does not validate)."""
+
+    def __init__(self, port: str, button_id: int) -> None:
+        self.port = port
+        self.button_id = button_id
+        held = f"button {button_id:08x}" if button_id > 0 else "an unreadable configuration"
+        super().__init__(f"the button on {port} is already provisioned ({held})",
+                         "retire it with msa wipe first, or pass --force to replace it")
+
+
+class Unprovisioned(ToolError):
+    """The button holds no configuration where one was expected."""
+
+    def __init__(self, port: str) -> None:
+        self.port = port
+        super().__init__(f"the button on {port} is not provisioned",
+                         "check that this is the right button; msa provision sets one up")
+
+
+class WrongButton(ToolError):
+    """The device holds another button id than the one the technician named."""
+
+    def __init__(self, port: str, expected: int, found: int) -> None:
+        self.port = port
+        self.expected = expected
+        self.found = found
+        held = f"button {found:08x}" if found > 0 else "a button with an unreadable configuration"
+        super().__init__(f"the device on {port} is {held}, not button {expected:08x}",
+                         "check that this is the right button")
+
+
+class KeyMismatch(ToolError):
+    """The configuration read back from the device differs from the one written."""
+
+    def __init__(self, port: str, button_id: int) -> None:
+        self.port = port
+        self.button_id = button_id
+        super().__init__(f"the configuration read back from button {button_id:08x} on {port}"
+                         " differs from the one written",
+                         "provision again with --force; if it persists, the flash is failing")
+
+
+class CaseUnknown(ToolError):
+    """The case the button is for is not in the centre's registry."""
+
+    def __init__(self, registry: str, case_ref: str) -> None:
+        self.registry = registry
+        self.case_ref = case_ref
+        super().__init__(f"no case {case_ref!r} in the registry {registry}",
+                         "add the case to the registry first, then provision")
+
+
+class ButtonIdTaken(ToolError):
+    """The requested button id is already active in the registry."""
+
+    def __init__(self, registry: str, button_id: int) -> None:
+        self.registry = registry
+        self.button_id = button_id
+        super().__init__(f"button id {button_id:08x} is already active in the registry"
+                         f" {registry}", "choose another --button-id, or leave it out for a"
+                         " random one; --force re-registers it")
+
+
+class WipeIncomplete(ToolError):
+    """Records still read back from the device after it was wiped."""
+
+    def __init__(self, port: str, left: list[str]) -> None:
+        self.port = port
+        self.left = left
+        super().__init__(f"records still on the device on {port} after the wipe: "
+                         + ", ".join(left), "run msa wipe again; if it persists, the flash is"
+                         " failing and the button must be destroyed")
+
+
+class MpremoteMissing(ToolError):
+    """mpremote is not installed next to this Python."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"mpremote not found at {path}",
+                         "install msa with its dependencies (python3 bootstrap.py demo does)")
