@@ -18,6 +18,7 @@ from pathlib import Path
 from msa.host.dispatch import Fix, MessageKind
 from msa.host.errors import FrameError
 from msa.host.protocol import ButtonKeys, Frame, Kind, verify
+from msa.host.sqlite import open_wal
 
 from .errors import RecordError
 from .registry import Case, Registry
@@ -99,13 +100,9 @@ class Centre:
         self._keys: dict[int, tuple[bytes, ButtonKeys]] = {}
         self.listeners: list[Callable[[str, dict[str, object]], None]] = []
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL: a commit survives a crash of the process; the host retries
-            # whatever the centre has not acknowledged, so a power cut loses nothing either.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
+            # NORMAL: a commit survives a crash of the process; the host retries whatever
+            # the centre has not acknowledged, so a power cut loses nothing either.
+            self._db = open_wal(self.path, _SCHEMA, "NORMAL")
         except sqlite3.Error as exc:
             raise RecordError(self.path, str(exc)) from exc
 

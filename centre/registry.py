@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from msa.host.sqlite import open_wal
+
 from .errors import RegistryError
 
 _SCHEMA = (
@@ -52,10 +54,7 @@ class Registry:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
+            self._db = open_wal(self.path, _SCHEMA)
         except sqlite3.Error as exc:
             raise RegistryError(self.path, str(exc)) from exc
         self._keys: dict[int, bytes] = {}  # active buttons' keys, read once (ingest is hot)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .dispatch import Fix, FixQuality, Message, MessageKind, Receipt
 from .errors import OutboxError
+from .sqlite import open_wal
 
 # Lower goes first: an alarm never waits behind a heartbeat.
 PRIORITY: dict[MessageKind, int] = {
@@ -95,12 +96,7 @@ class Outbox:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit survives a power cut, not only a process crash.
-            self._db.execute("PRAGMA synchronous=FULL")
-            for statement in _SCHEMA:
-                self._db.execute(statement)
+            self._db = open_wal(self.path, _SCHEMA)  # FULL: an alarm survives a power cut
         except sqlite3.Error as exc:
             raise OutboxError(self.path, str(exc)) from exc
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import StateError
+from .sqlite import open_wal
 
 MAX_GAPS = 32
 
@@ -66,12 +67,9 @@ class SequenceGuard:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
+            self._db = open_wal(self.path, (
                 "CREATE TABLE IF NOT EXISTS seq_state ("
-                " button_id INTEGER PRIMARY KEY, high INTEGER NOT NULL, gaps TEXT NOT NULL)")
+                " button_id INTEGER PRIMARY KEY, high INTEGER NOT NULL, gaps TEXT NOT NULL)",))
         except sqlite3.Error as exc:
             raise StateError(self.path, str(exc)) from exc
 
