@@ -45,6 +45,11 @@ class Advertiser:
         self._mode = _BURST
         self._burst_seq = seq
 
+    def connected(self):
+        """A central connected: the stack stopped advertising by itself (NimBLE and BTstack
+        do), so the next idle() or burst() must start it again. Safe in an IRQ."""
+        self._mode = _OFF
+
     def stop(self):
         if self._mode != _OFF:
             self._ble.gap_advertise(None)

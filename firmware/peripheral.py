@@ -112,6 +112,7 @@ class Peripheral:
         if event == _IRQ_CENTRAL_CONNECT:
             self._conns[data[0]] = _Conn(self._board.ticks_ms())
             self._fresh_nonce = True
+            self._adv.connected()
         elif event == _IRQ_CENTRAL_DISCONNECT:
             self._conns.pop(data[0], None)
         elif event == _IRQ_GATTS_WRITE:

@@ -163,6 +163,9 @@ class ButtonLink:
         device = await self._find()
         log.debug("found button %#010x at %s", self.target.button_id, device.address)
         self._disconnected.clear()
+        if self._stopping.is_set():
+            # stop() came while the scan was finding the button: its wake-up was just cleared.
+            raise LinkError(self.target.button_id, "stopped while scanning")
         b = self._backends
         client = BleakClient(device, disconnected_callback=self._on_disconnect,
                              timeout=self._timeout, backend=b.client if b else None,

@@ -160,6 +160,13 @@ class Outbox:
         return (None if at is None else float(str(at)), None if channel is None else str(channel),
                 int(str(attempts)), None if error is None else str(error))
 
+    def last_created(self, button_id: int, kind: MessageKind) -> float | None:
+        """When the latest message of a kind from a button was stored (None: never)."""
+        rows = self._read("SELECT MAX(created_at) FROM messages WHERE button_id = ? AND kind = ?",
+                          (button_id, kind.value))
+        value = rows[0][0] if rows else None
+        return None if value is None else float(str(value))
+
     def undelivered(self) -> int:
         rows = self._read("SELECT COUNT(*) FROM messages WHERE delivered_at IS NULL")
         return int(str(rows[0][0]))

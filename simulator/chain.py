@@ -78,6 +78,7 @@ class Chain:
         self.host: HostService | None = None
         self._host_task: asyncio.Task[None] | None = None
         self._central: Central | None = None
+        self.backends: Backends | None = None
         self.events: asyncio.Queue[ButtonEvent] = asyncio.Queue()
         self.receipts: asyncio.Queue[tuple[Message, Receipt]] = asyncio.Queue()
 
@@ -120,8 +121,11 @@ class Chain:
         path.write_text(text)
         return path
 
-    async def start(self) -> None:
+    async def start(self, with_host: bool = True) -> None:
+        """Without the host, the button waits unbonded and `backends` reach it as the host's
+        radio would (for the technicians' commands)."""
         path = self.config_path or await self._own_surroundings()
+        self.config_path = path
         config = host_config.load(path)
         button = config.buttons[0]
         self.world = World(self.root / "sim", key=button.key, button_id=button.button_id,
@@ -130,11 +134,13 @@ class Chain:
         central = Central(self.world.air, HOST_ADDRESS, self.root / "sim" / "host-bonds")
         await central.start()
         self._central = central
+        self.backends = Backends(BumbleScanner, BumbleClient, {"central": central})
+        if not with_host:
+            return
 
         async def observe(message: Message, receipt: Receipt) -> None:
             self.receipts.put_nowait((message, receipt))
-        self.host = HostService(config, backends=Backends(BumbleScanner, BumbleClient,
-                                                          {"central": central}),
+        self.host = HostService(config, backends=self.backends,
                                 observer=observe, on_event=self.events.put_nowait)
         self._host_task = asyncio.create_task(self.host.run())
 

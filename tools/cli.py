@@ -261,6 +261,9 @@ def centre_run(state_dir: Path, listen: str, operator_port: int, token_file: Pat
 from .cli_device import flash, provision, wipe  # noqa: E402  (the USB side, issue 5)
 for _command in (flash, provision, wipe):
     cli.add_command(_command)
+from .cli_ble import bond, monitor, retire, status, test_alarm  # noqa: E402  (the BLE side)
+for _command in (bond, status, test_alarm, monitor, retire):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> Any:

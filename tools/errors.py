@@ -196,3 +196,92 @@ class MpremoteMissing(ToolError):
         self.path = path
         super().__init__(f"mpremote not found at {path}",
                          "install msa with its dependencies (python3 bootstrap.py demo does)")
+
+
+# --- the BLE side (msa bond, status, test-alarm, monitor, retire) ---
+
+class NoAdapter(ToolError):
+    """The host's Bluetooth stack could not be used (no adapter, adapter off, no BlueZ)."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"no Bluetooth adapter: {detail}",
+                         "plug in or switch on the host's Bluetooth adapter; on Linux BlueZ must"
+                         " be running (systemctl status bluetooth)")
+
+
+class ButtonOutOfRange(ToolError):
+    """No advert from the button's address within the scan time."""
+
+    def __init__(self, address: str, timeout_s: float) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        super().__init__(f"button {address} not heard within {timeout_s:g} s (out of range,"
+                         " switched off, or not provisioned: an unprovisioned button stays"
+                         " silent on the radio)",
+                         "bring it next to the host and try again with a longer --timeout;"
+                         " if it is still silent, check it over USB and msa provision it")
+
+
+class LinkFailed(ToolError):
+    """The button was heard but a step of the BLE link to it failed."""
+
+    def __init__(self, address: str, step: str, detail: str) -> None:
+        self.address = address
+        self.step = step
+        self.detail = detail
+        super().__init__(f"button {address}: {step} failed: {detail}",
+                         "bring it next to the host and try again")
+
+
+class KeyRejected(ToolError):
+    """The button ignored a command tagged with the host's key (it holds another key)."""
+
+    def __init__(self, button_id: int, key_file: str) -> None:
+        self.button_id = button_id
+        self.key_file = key_file
+        super().__init__(f"key mismatch: button {button_id:08x} does not accept this host's key"
+                         f" ({key_file})", "provision the button again (msa provision"
+                         " --key-out) or fix key_file in the host's configuration")
+
+
+class NotBonded(ToolError):
+    """The button answered, but the host holds no bond with it (the link is not encrypted)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(f"this host holds no bond with button {address}",
+                         "bond it first: msa bond --config FILE")
+
+
+class UnknownHostButton(ToolError):
+    """--button names a button the host's configuration does not have."""
+
+    def __init__(self, config: str, button_id: int, known: list[int]) -> None:
+        self.config = config
+        self.button_id = button_id
+        self.known = known
+        super().__init__(f"{config} has no button {button_id:08x}",
+                         "choose one of " + ", ".join(f"{b:08x}" for b in known))
+
+
+class NotAcknowledged(ToolError):
+    """A test alarm was verified by the host but the centre did not acknowledge it in time."""
+
+    def __init__(self, key: str, timeout_s: float) -> None:
+        self.key = key
+        self.timeout_s = timeout_s
+        super().__init__(f"the centre did not acknowledge test alarm {key} within"
+                         f" {timeout_s:g} s (it stays in the outbox)",
+                         "check the channels (msa host check) and the centre, then run"
+                         " msa host run, which delivers it")
+
+
+class RetireIncomplete(ToolError):
+    """Some steps of msa retire failed; the others were done."""
+
+    def __init__(self, failed: list[str]) -> None:
+        self.failed = failed
+        super().__init__("retire incomplete: " + "; ".join(failed),
+                         "fix what is named and run msa retire again (repeating the done"
+                         " steps is harmless)")

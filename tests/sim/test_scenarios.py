@@ -234,3 +234,23 @@ def test_an_idle_button_with_a_long_heartbeat_is_not_reset_by_its_watchdog(
             await world.close()
     alarm = asyncio.run(main())
     assert alarm.frame.boot_id == 1
+
+
+def test_after_an_intruder_is_dropped_the_button_advertises_again_for_its_host(
+        tmp_path: Path) -> None:
+    """A connection stops advertising in the stack; the firmware must start it again when an
+    unproven central is dropped, or any stranger's connection would silence the button."""
+    async def body(w: World) -> Any:
+        await w.start(with_host=False)
+        central = Central(w.air, "C0:00:00:00:00:66", None)
+        await central.start()
+        dropped = asyncio.Event()
+        client = BleakClient(w.board.address, lambda _c: dropped.set(), backend=BumbleClient,
+                             central=central, timeout=5)
+        await client.connect()
+        await asyncio.wait_for(dropped.wait(), 8)  # admission window: 3 s
+        await central.close()
+        host = await w.add_host()
+        return await host.next_event(kind=Kind.BOOT, timeout=15)  # over a new connection
+    boot = scenario(tmp_path, body)
+    assert isinstance(boot, BootEvent) and boot.via is Via.GATT
