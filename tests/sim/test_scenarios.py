@@ -157,15 +157,21 @@ def test_reboot_keeps_the_bond_and_never_reuses_a_sequence_number(tmp_path: Path
     assert connections == 2  # reconnected and re-encrypted from the kept bond
 
 
+async def intruder(w: World) -> tuple[Central, BleakClient, asyncio.Event]:
+    """Boots the button with no host, and connects a central that has no bond and no key."""
+    await w.start(with_host=False)
+    central = Central(w.air, "C0:00:00:00:00:66", None)
+    await central.start()
+    dropped = asyncio.Event()
+    client = BleakClient(w.board.address, lambda _c: dropped.set(), backend=BumbleClient,
+                         central=central, timeout=5)
+    await client.connect()
+    return central, client, dropped
+
+
 def test_an_unbonded_intruder_reads_nothing_and_is_dropped(tmp_path: Path) -> None:
     async def body(w: World) -> tuple[str, bool]:
-        await w.start(with_host=False)
-        central = Central(w.air, "C0:00:00:00:00:66", None)
-        await central.start()
-        dropped = asyncio.Event()
-        client = BleakClient(w.board.address, lambda _c: dropped.set(), backend=BumbleClient,
-                             central=central, timeout=5)
-        await client.connect()
+        central, client, dropped = await intruder(w)
         with pytest.raises(BleakError) as err:
             await client.read_gatt_char(EVENT_CHAR)
         with pytest.raises(BleakError) as sub:
@@ -241,13 +247,7 @@ def test_after_an_intruder_is_dropped_the_button_advertises_again_for_its_host(
     """A connection stops advertising in the stack; the firmware must start it again when an
     unproven central is dropped, or any stranger's connection would silence the button."""
     async def body(w: World) -> Any:
-        await w.start(with_host=False)
-        central = Central(w.air, "C0:00:00:00:00:66", None)
-        await central.start()
-        dropped = asyncio.Event()
-        client = BleakClient(w.board.address, lambda _c: dropped.set(), backend=BumbleClient,
-                             central=central, timeout=5)
-        await client.connect()
+        central, client, dropped = await intruder(w)
         await asyncio.wait_for(dropped.wait(), 8)  # admission window: 3 s
         await central.close()
         host = await w.add_host()
