@@ -5,10 +5,12 @@ bridge, and its BLE calls carried out by a Bumble device on the simulated air.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import shutil
 import sys
+import termios
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +24,12 @@ from .peripheral import Peripheral
 from .air import Air
 
 MP_DIR = Path(__file__).resolve().parent / "mp"
+
+
+def _controlling_tty() -> None:
+    """In the child, before exec: the pty becomes its controlling terminal, so a Ctrl-C from
+    mpremote interrupts a running main.py (SIGINT -> KeyboardInterrupt), as on a USB board."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def micropython_binary() -> str:
@@ -113,7 +121,8 @@ class VirtualBoard:
             args = ["-i", "main.py"] if run_main and (self.flash / "main.py").exists() else []
             return await asyncio.create_subprocess_exec(
                 micropython_binary(), *args, cwd=str(self.flash),
-                env=self._env(self.server.port), stdin=slave, stdout=slave, stderr=slave)
+                env=self._env(self.server.port), stdin=slave, stdout=slave, stderr=slave,
+                start_new_session=True, preexec_fn=_controlling_tty)
         self.console = Console(spawn)
         return await self.console.start(host, port)
 

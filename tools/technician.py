@@ -305,6 +305,10 @@ class Step:
     done: bool
 
 
+class _NothingKept(Exception):
+    """The host has no receiver state at all: nothing to forget."""
+
+
 async def retire(config_path: Path, registry_path: Path, *, port: str | None = None,
                  button_id: int | None = None, backends: Backends | None = None
                  ) -> list[Step]:
@@ -333,8 +337,11 @@ async def retire(config_path: Path, registry_path: Path, *, port: str | None = N
         steps.append(Step("host", f"Bluetooth bond with {b.address} removed", True))
     except ToolError as exc:
         steps.append(Step("host", f"Bluetooth bond not removed: {exc}", False))
+    state = b.config.state_dir / "receiver.db"
     try:
-        guard = SequenceGuard(b.config.state_dir / "receiver.db")
+        if not state.exists():
+            raise _NothingKept()
+        guard = SequenceGuard(state)
         try:
             high = guard.state(b.button_id)[0]
             guard.forget(b.button_id)
@@ -343,6 +350,8 @@ async def retire(config_path: Path, registry_path: Path, *, port: str | None = N
             guard.close()
         steps.append(Step("host", f"sequence state forgotten (highest seq was {high})",
                           left == 0))
+    except _NothingKept:
+        steps.append(Step("host", "no sequence state kept (the host never heard it)", True))
     except HostError as exc:
         steps.append(Step("host", f"sequence state not forgotten: {exc}", False))
     try:

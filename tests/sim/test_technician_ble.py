@@ -198,3 +198,24 @@ def test_no_adapter_is_one_line_saying_what_to_do(tmp_path: Path, command: str) 
     last = proc.stderr.strip().splitlines()
     assert len(last) == 1 and last[0].startswith("msa: no Bluetooth adapter: "), proc.stderr
     assert "Traceback" not in proc.stderr and "systemctl status bluetooth" in last[0]
+
+
+def test_retire_with_the_button_on_usb_wipes_it_and_checks_on_its_flash(tmp_path: Path) -> None:
+    async def body(c: Chain, config: Path) -> list[technician.Step]:
+        await technician.bond(config, backends=c.backends)
+        assert c.world is not None and c.centre is not None
+        board = c.world.board
+        # The button is plugged in over USB: its firmware keeps running, mpremote interrupts
+        # it with Ctrl-C as on a real board.
+        await board.stop()
+        port = await board.start_console()
+        registry = tmp_path / "centre" / "registry.db"
+        return await technician.retire(config, registry, port=f"socket://127.0.0.1:{port}",
+                                       backends=c.backends)
+    steps = run(tmp_path, body)
+    assert all(s.done for s in steps), steps
+    assert steps[0].where == "button" and "wiped over USB" in steps[0].what
+    flash = tmp_path / "sim" / "flash"
+    # Records are two slots, <name>.a and <name>.b (firmware/store.py); config.py is code.
+    assert not list(flash.glob("config.[ab]")) and not list(flash.glob("bonds.[ab]"))
+    assert (flash / "config.py").exists()
