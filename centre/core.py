@@ -7,7 +7,6 @@ Records live in SQLite (WAL); every accepted message is committed before it is a
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import sqlite3
 import time
@@ -15,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from msa.host.dispatch import Fix, MessageKind
+from msa.host.dispatch import INCIDENT_KINDS, Fix, MessageKind
 from msa.host.errors import FrameError
 from msa.host.protocol import ButtonKeys, Frame, Kind, verify
 from msa.host.sqlite import open_wal
 
 from .errors import RecordError
-from .registry import Case, Registry
+from .registry import Registry
 
 log = logging.getLogger("msa.centre")
 
@@ -75,6 +74,17 @@ class Inbound:
     update_no: int = 0
     pressed_at: float | None = None
     received_at: float = 0.0
+
+    @classmethod
+    def keyed(cls, channel: str, key: str, kind: MessageKind, frame: bytes, fix: Fix | None,
+              received_at: float) -> Inbound:
+        """For channels that carry only the key (DC-09, SMS): the button id, the incident and
+        the update number all stand in it ("<button hex8>-<boot>-<seq>[/<update>]")."""
+        incident, _, update = key.partition("/")
+        return cls(channel=channel, key=key, kind=kind, button_id=int(key[:8], 16),
+                   frame=frame, fix=fix,
+                   incident=incident if kind in INCIDENT_KINDS | {MessageKind.LOCATION} else "",
+                   update_no=int(update) if update else 0, received_at=received_at)
 
 
 @dataclass(frozen=True)
@@ -156,7 +166,7 @@ class Centre:
         first = db.execute("INSERT OR IGNORE INTO messages (key, kind, button_id, channel,"
                            " received_at) VALUES (?, ?, ?, ?, ?)",
                            (m.key, m.kind.value, m.button_id, m.channel, now)).rowcount == 1
-        incident_key = m.key if m.kind in (MessageKind.ALARM, MessageKind.TEST) else m.incident
+        incident_key = m.key if m.kind in INCIDENT_KINDS else m.incident
         row = db.execute("SELECT id, status FROM incidents WHERE key = ?",
                          (incident_key,)).fetchone() if incident_key else None
         if not first:
@@ -170,7 +180,7 @@ class Centre:
                    " boots = boots + excluded.boots",
                    (m.button_id, now, frame.battery_pct,
                     int(m.kind is MessageKind.LOW_BATTERY), int(m.kind is MessageKind.BOOT)))
-        if m.kind in (MessageKind.ALARM, MessageKind.TEST) and row is None:
+        if m.kind in INCIDENT_KINDS and row is None:
             case = self.registry.case_of(m.button_id)
             cur = db.execute("INSERT INTO incidents (key, button_id, test, case_ref, opened_at,"
                              " pressed_at, channel, battery_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -266,9 +276,6 @@ class Centre:
                                    (kind.value,)).fetchone()
         return int(row[0])
 
-    def case_for_phone(self, phone: str) -> Case | None:
-        return self.registry.case_for_phone(phone)
-
     def close(self) -> None:
         self._db.close()
 
@@ -279,11 +286,4 @@ def fix_from_json(d: object) -> Fix | None:
         return None
     if not isinstance(d, dict):
         raise ValueError("location must be an object or null")
-    from msa.host.dispatch import FixQuality
-    return Fix(lat=float(d["lat"]), lon=float(d["lon"]), accuracy_m=float(d["accuracy_m"]),
-               time=float(d["time"]), quality=FixQuality(d.get("quality", "gnss")),
-               source=str(d.get("source", "unknown")))
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+    return Fix.from_dict(d)

@@ -57,19 +57,12 @@ class Registry:
             self._db = open_wal(self.path, _SCHEMA)
         except sqlite3.Error as exc:
             raise RegistryError(self.path, str(exc)) from exc
-        self._keys: dict[int, bytes] = {}  # active buttons' keys, read once (ingest is hot)
-        self._load_keys()
 
     def _exec(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         try:
             return list(self._db.execute(sql, tuple(args)).fetchall())
         except sqlite3.Error as exc:
             raise RegistryError(self.path, str(exc)) from exc
-
-    def _load_keys(self) -> None:
-        self._keys = {int(str(b)): bytes(k) for b, k in
-                      self._exec("SELECT button_id, key FROM buttons WHERE retired_at IS NULL")
-                      if isinstance(k, bytes)}
 
     def put_case(self, case: Case) -> None:
         self._exec("INSERT INTO cases (case_ref, victim, victim_phone, suspect, suspect_notes,"
@@ -109,7 +102,6 @@ class Registry:
                    " (?, ?, ?, ?) ON CONFLICT(button_id) DO UPDATE SET key = excluded.key,"
                    " case_ref = excluded.case_ref, registered_at = excluded.registered_at,"
                    " retired_at = NULL", (button_id, key, case_ref, time.time()))
-        self._keys[button_id] = key
 
     def retire(self, button_id: int) -> bool:
         """Unlinks a button from its case and forgets its key; False if it was not active."""
@@ -117,12 +109,15 @@ class Registry:
                           (button_id,))
         self._exec("UPDATE buttons SET retired_at = ?, key = X'', case_ref = NULL"
                    " WHERE button_id = ?", (time.time(), button_id))
-        self._keys.pop(button_id, None)
         return bool(rows)
 
     def key(self, button_id: int) -> bytes | None:
         """The active button's master key (never printed or logged)."""
-        return self._keys.get(button_id)
+        # Read every time (a primary-key lookup): another process, `msa provision` or
+        # `msa retire`, may have changed it while this centre runs.
+        rows = self._exec("SELECT key FROM buttons WHERE button_id = ? AND retired_at IS NULL",
+                          (button_id,))
+        return bytes(rows[0][0]) if rows and isinstance(rows[0][0], bytes) else None
 
     def case_of(self, button_id: int) -> Case | None:
         rows = self._exec("SELECT case_ref FROM buttons WHERE button_id = ?"
@@ -132,7 +127,8 @@ class Registry:
         return self.case(str(rows[0][0]))
 
     def buttons(self) -> list[int]:
-        return sorted(self._keys)
+        return [int(str(b)) for (b,) in self._exec(
+            "SELECT button_id FROM buttons WHERE retired_at IS NULL ORDER BY button_id")]
 
     def close(self) -> None:
         self._db.close()

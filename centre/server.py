@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from msa.host.dc09 import Dc09Message
-from msa.host.dispatch import Fix, FixQuality, MessageKind
+from msa.host.dispatch import Fix, FixQuality
 
 from .core import Centre, Inbound, Verdict
 from .dc09 import Dc09Server
@@ -47,12 +47,7 @@ def dc09_inbound(m: Dc09Message, received_at: float) -> Inbound:
         fix = Fix(lat=m.lat, lon=m.lon, accuracy_m=m.accuracy_m or 0.0,
                   time=m.timestamp.timestamp() if m.timestamp else received_at,
                   quality=FixQuality.GNSS, source="dc09", altitude_m=m.alt)
-    incident = m.key.split("/", 1)[0]
-    return Inbound(channel="dc09", key=m.key, kind=m.kind, button_id=int(m.key[:8], 16),
-                   frame=m.frame, fix=fix,
-                   incident=incident if m.kind in (MessageKind.ALARM, MessageKind.TEST,
-                                                   MessageKind.LOCATION) else "",
-                   update_no=m.update_no, received_at=received_at)
+    return Inbound.keyed("dc09", m.key, m.kind, m.frame, fix, received_at)
 
 
 class RunningCentre:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from msa.host import aml
-from msa.host.dispatch import Fix, FixQuality, MessageKind
+from msa.host.dispatch import Fix, FixQuality
 from msa.host.errors import HostError
 from msa.host.sms import parse_msa1
 
@@ -65,14 +65,8 @@ class SmsInbox:
         ghost = self.unmatched.pop(sender, None)
         fix = ghost.fix if ghost is not None and now - ghost.received_at <= AML_PAIRING_S \
             else None
-        incident = msa1.key.split("/", 1)[0]
-        update_no = int(msa1.key.split("/", 1)[1]) if "/" in msa1.key else 0
-        result = self.centre.ingest(Inbound(
-            channel="sms", key=msa1.key, kind=msa1.kind, button_id=int(msa1.key[:8], 16),
-            frame=msa1.frame, fix=fix,
-            incident=incident if msa1.kind in (MessageKind.ALARM, MessageKind.TEST,
-                                              MessageKind.LOCATION) else "",
-            update_no=update_no, received_at=now))
+        result = self.centre.ingest(Inbound.keyed("sms", msa1.key, msa1.kind, msa1.frame, fix,
+                                                  now))
         if result.verdict is Verdict.REJECTED:
             self.rejected += 1
         return result

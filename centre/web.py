@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from msa.host.dispatch import MessageKind
+from msa.host.dispatch import INCIDENT_KINDS, MessageKind
 
 from .core import Centre, Inbound, Ingested, Verdict, fix_from_json
 from .sms import GhostCall
@@ -25,7 +25,6 @@ TOKENS_KEY: web.AppKey[tuple[str, ...]] = web.AppKey("tokens", tuple)
 GhostCalls = Callable[[], Sequence[GhostCall]]
 GHOSTS_KEY: web.AppKey[GhostCalls] = web.AppKey("ghosts")
 
-_INCIDENT_KINDS = frozenset({MessageKind.ALARM, MessageKind.TEST})
 _EVENT_KINDS = frozenset({MessageKind.LOW_BATTERY, MessageKind.HEARTBEAT, MessageKind.BOOT})
 
 
@@ -83,7 +82,7 @@ async def _json(request: web.Request) -> Any:
 
 
 async def create_alarm(request: web.Request) -> web.Response:
-    m = _inbound(await _json(request), _INCIDENT_KINDS)
+    m = _inbound(await _json(request), INCIDENT_KINDS)
     return _answer(request.app[CENTRE_KEY].ingest(m), created=True)
 
 
@@ -107,7 +106,7 @@ async def state(request: web.Request) -> web.Response:
     centre = request.app[CENTRE_KEY]
     ghosts = []
     for g in request.app[GHOSTS_KEY]():
-        case = centre.case_for_phone(g.sender)  # a ghost call is known by its sender only
+        case = centre.registry.case_for_phone(g.sender)  # a ghost call is known by its sender only
         ghosts.append({"button_id": None, "case_ref": None if case is None else case.case_ref,
                        "warning": "unverified SMS ghost call", "received_at": g.received_at,
                        "location": None if g.fix is None else
@@ -146,7 +145,6 @@ def make_operator_app(centre: Centre, ghost_calls: GhostCalls = tuple) -> web.Ap
     centre's own console (loopback) only, never next to the public API."""
     app = web.Application(client_max_size=4 * 1024)
     app[CENTRE_KEY] = centre
-    app[TOKENS_KEY] = ()
     app[GHOSTS_KEY] = ghost_calls
     app.router.add_get("/", page)
     app.router.add_get("/api/state", state)

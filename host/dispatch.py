@@ -7,7 +7,8 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
 class FixQuality(enum.Enum):
@@ -38,6 +39,21 @@ class Fix:
             raise ValueError(f"position out of range: {self.lat}, {self.lon}")
         if not self.accuracy_m >= 0:
             raise ValueError(f"accuracy must be >= 0 m, got {self.accuracy_m}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lat": self.lat, "lon": self.lon, "accuracy_m": self.accuracy_m,
+                "time": self.time, "quality": self.quality.value, "source": self.source,
+                "altitude_m": self.altitude_m}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Fix:
+        """The inverse of as_dict(); quality and source may be missing (a GNSS fix of unknown
+        origin). Raises KeyError, TypeError or ValueError for malformed input."""
+        alt = d.get("altitude_m")
+        return cls(lat=float(d["lat"]), lon=float(d["lon"]), accuracy_m=float(d["accuracy_m"]),
+                   time=float(d["time"]), quality=FixQuality(d.get("quality", "gnss")),
+                   source=str(d.get("source", "unknown")),
+                   altitude_m=None if alt is None else float(alt))
 
     def age_s(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.time

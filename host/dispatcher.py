@@ -81,7 +81,6 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._attempts: dict[str, int] = {}
         # Channels that refused a message for good (a retry there cannot help): skipped for it
         # until the host restarts, so a refusal never costs another SMS or another wait.
         self._refused: dict[str, set[str]] = {}
@@ -181,8 +180,7 @@ class Dispatcher:
                 continue
             await self._delivered(message, receipt)
             return
-        n = self._attempts.get(message.key, 0)
-        self._attempts[message.key] = n + 1
+        n = self.outbox.attempts(message.key)  # failed tries so far, kept across restarts
         delay = min(p.retry_max_s, p.retry_first_s * 2 ** n)
         if refused and refused >= {c.name for c in self._route(message)}:
             delay = p.retry_max_s  # every channel refused it: kept, tried again rarely
@@ -210,7 +208,6 @@ class Dispatcher:
 
     async def _delivered(self, message: Message, receipt: Receipt) -> None:
         self.outbox.delivered(receipt)
-        self._attempts.pop(message.key, None)
         self._refused.pop(message.key, None)
         if message.incident:
             self.outbox.set_reference(message.incident, receipt.reference)

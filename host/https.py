@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from .dispatch import Fix, Message, MessageKind, Receipt
+from .dispatch import INCIDENT_KINDS, Fix, Message, MessageKind, Receipt
 from .errors import ChannelError
 
 # Statuses after which trying the same request again cannot help.
@@ -69,7 +69,7 @@ class HttpsChannel:
         return self._session
 
     async def send(self, message: Message) -> Receipt:
-        if message.kind in (MessageKind.ALARM, MessageKind.TEST):
+        if message.kind in INCIDENT_KINDS:
             path = "/alarms"
         elif message.kind is MessageKind.LOCATION:
             # The centre's own id once known; its key works too (the centre maps it).

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dispatch import Fix, FixQuality, Message, MessageKind, Receipt
+from .dispatch import Fix, Message, MessageKind, Receipt
 from .errors import OutboxError
 from .sqlite import open_wal
 
@@ -59,20 +59,11 @@ class Incident:
 
 
 def _fix_json(fix: Fix | None) -> str | None:
-    if fix is None:
-        return None
-    return json.dumps({"lat": fix.lat, "lon": fix.lon, "accuracy_m": fix.accuracy_m,
-                       "time": fix.time, "quality": fix.quality.value, "source": fix.source,
-                       "altitude_m": fix.altitude_m})
+    return None if fix is None else json.dumps(fix.as_dict())
 
 
 def _fix_from(text: str | None) -> Fix | None:
-    if not text:
-        return None
-    d = json.loads(text)
-    return Fix(lat=d["lat"], lon=d["lon"], accuracy_m=d["accuracy_m"], time=d["time"],
-               quality=FixQuality(d["quality"]), source=d["source"],
-               altitude_m=d.get("altitude_m"))
+    return Fix.from_dict(json.loads(text)) if text else None
 
 
 _MESSAGE_COLUMNS = ("key, kind, button_id, frame, created_at, fix, pressed_at, battery_pct,"
@@ -166,6 +157,11 @@ class Outbox:
                           (button_id, kind.value))
         value = rows[0][0] if rows else None
         return None if value is None else float(str(value))
+
+    def attempts(self, key: str) -> int:
+        """How many tries of a message have failed (0 for an unknown key)."""
+        rows = self._read("SELECT attempts FROM messages WHERE key = ?", (key,))
+        return int(str(rows[0][0])) if rows else 0
 
     def undelivered(self) -> int:
         rows = self._read("SELECT COUNT(*) FROM messages WHERE delivered_at IS NULL")

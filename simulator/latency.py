@@ -47,10 +47,7 @@ async def measure(presses: int, root: Path) -> Latency:
             await asyncio.sleep(0.06)  # released and settled before the next press
     finally:
         await world.close()
-    ordered = sorted(samples)
-    return Latency(presses, statistics.median(ordered),
-                   ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], ordered[-1],
-                   tuple(round(s, 3) for s in samples))
+    return _stats(samples)
 
 
 def run(presses: int = 200) -> Latency:

@@ -164,9 +164,13 @@ def host() -> None:
     """The host that keeps the button and dispatches its alarms."""
 
 
+config_option = click.option("--config", "config_path", required=True,
+                             type=click.Path(dir_okay=False, path_type=Path),
+                             help="The host's TOML configuration (docs/configuration.md).")
+
+
 @host.command("check")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The TOML configuration.")
+@config_option
 def host_check(config_path: Path) -> None:
     """Check a configuration file and say what it sets up (no key is printed).
 
@@ -182,8 +186,7 @@ def host_check(config_path: Path) -> None:
 
 
 @host.command("run")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The TOML configuration.")
+@config_option
 def host_run(config_path: Path) -> None:
     """Run the host: keep the buttons, dispatch their alarms, track, until Ctrl-C.
 

@@ -305,10 +305,6 @@ class Step:
     done: bool
 
 
-class _NothingKept(Exception):
-    """The host has no receiver state at all: nothing to forget."""
-
-
 async def retire(config_path: Path, registry_path: Path, *, port: str | None = None,
                  button_id: int | None = None, backends: Backends | None = None
                  ) -> list[Step]:
@@ -338,22 +334,21 @@ async def retire(config_path: Path, registry_path: Path, *, port: str | None = N
     except ToolError as exc:
         steps.append(Step("host", f"Bluetooth bond not removed: {exc}", False))
     state = b.config.state_dir / "receiver.db"
-    try:
-        if not state.exists():
-            raise _NothingKept()
-        guard = SequenceGuard(state)
-        try:
-            high = guard.state(b.button_id)[0]
-            guard.forget(b.button_id)
-            left = guard.state(b.button_id)[0]
-        finally:
-            guard.close()
-        steps.append(Step("host", f"sequence state forgotten (highest seq was {high})",
-                          left == 0))
-    except _NothingKept:
+    if not state.exists():
         steps.append(Step("host", "no sequence state kept (the host never heard it)", True))
-    except HostError as exc:
-        steps.append(Step("host", f"sequence state not forgotten: {exc}", False))
+    else:
+        try:
+            guard = SequenceGuard(state)
+            try:
+                high = guard.state(b.button_id)[0]
+                guard.forget(b.button_id)
+                left = guard.state(b.button_id)[0]
+            finally:
+                guard.close()
+            steps.append(Step("host", f"sequence state forgotten (highest seq was {high})",
+                              left == 0))
+        except HostError as exc:
+            steps.append(Step("host", f"sequence state not forgotten: {exc}", False))
     try:
         b.key_file.unlink()
         steps.append(Step("host", f"key file {b.key_file} removed; take the [[button]] table"
