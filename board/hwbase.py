@@ -85,6 +85,21 @@ def reset():
     machine.reset()
 
 
+def wake_cause():
+    """Why this boot happened: 0 power-on or reset, 1 a deep-sleep wake by the button (the
+    only other wake source the firmware arms), 2 by the timer (firmware/power.py)."""
+    if machine.reset_cause() != machine.DEEPSLEEP_RESET:
+        return 0
+    return 2 if machine.wake_reason() == machine.TIMER_WAKE else 1
+
+
+def wake_ticks_ms():
+    """ticks_ms() at the wake: the ESP32 ports count ticks from the chip's start after each
+    deep sleep (esp_timer), so 0 (the ROM and bootloader before it are not counted: a hold
+    timed from here is never shorter than the finger's)."""
+    return 0
+
+
 def lightsleep(ms):
     machine.lightsleep(ms)
 

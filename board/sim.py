@@ -15,12 +15,15 @@ DIVIDER_NUM = 2  # battery -> 2:1 divider -> ADC pin, as on the XIAO ESP32-C3 gu
 DIVIDER_DEN = 1
 CHEMISTRY = "lipo"
 CAPACITY_MAH = 500
-# Datasheet-style figures for the model: the sim borrows the XIAO ESP32-C3's (see that board).
-CURRENT_UA_ACTIVE = 22000
-CURRENT_UA_ADVERTISING = 6500
-CURRENT_UA_CONNECTED = 3400
+# Figures for the battery model: the sim borrows the XIAO ESP32-C3's (see that board).
+CURRENT_UA_ACTIVE = 28000
+CURRENT_UA_IDLE = 21000
+CURRENT_UA_RADIO = 90000
 CURRENT_UA_LIGHT_SLEEP = 130
-CURRENT_UA_DEEP_SLEEP = 44
+CURRENT_UA_DEEP_SLEEP = 5
+CURRENT_UA_BOARD = 39
+CURRENT_UA_DIVIDER = 10
+BOOT_MS = 690
 BLE_BONDING = True
 BLE_PRIVACY = True
 
@@ -41,6 +44,10 @@ def ticks_diff(end, start):
 
 def _nothing(_timer):
     pass
+
+
+class Slept(Exception):
+    """SimBoard.deepsleep() in the unit tests: the firmware never gets past it."""
 
 
 class SimTimer:
@@ -104,6 +111,10 @@ class SimBoard:
         self.timers = []
         self.button = SimButton(self)
         self.resets = 0
+        self.wake = 0  # what wake_cause() answers: set by a test for a wake from deep sleep
+        self.wake_ms = 0  # ticks of the wake, for wake_ticks_ms()
+        self.wake_armed = False
+        self.slept_ms = -1  # the timer of the last deepsleep(), -1 before any
 
     # --- the board interface the firmware uses ---
     def ticks_ms(self):
@@ -122,6 +133,20 @@ class SimBoard:
 
     def Button(self):
         return self.button
+
+    def wake_cause(self):
+        return self.wake
+
+    def wake_ticks_ms(self):
+        return self.wake_ms & _TICKS_MASK
+
+    def wake_on_button(self):
+        self.wake_armed = True
+
+    def deepsleep(self, ms):
+        """Records the sleep and ends the caller, as a board's deep sleep never returns."""
+        self.slept_ms = ms
+        raise Slept(ms)
 
     def battery_counts(self):
         pin_mv = self.battery_mv * DIVIDER_DEN // DIVIDER_NUM
@@ -225,9 +250,29 @@ def lightsleep(ms):
     time.sleep_ms(ms)
 
 
+_wake_armed = False
+
+
 def deepsleep(ms):
-    reset()
+    """The interpreter ends; the simulator keeps the board asleep until its timer or, if
+    armed, a press (simhw.deepsleep)."""
+    import simhw
+
+    simhw.deepsleep(ms, _wake_armed)
 
 
 def wake_on_button():
-    pass  # the simulated button always wakes the board
+    global _wake_armed
+    _wake_armed = True
+
+
+def wake_cause():
+    import simhw
+
+    return simhw.wake_cause()
+
+
+def wake_ticks_ms():
+    import simhw
+
+    return simhw.wake_ticks_ms(ticks_ms()) & _TICKS_MASK

@@ -9,7 +9,7 @@ import machine
 
 import hwbase
 from hwbase import deepsleep, lightsleep, radio, reset, ticks_add, ticks_diff, ticks_ms  # noqa: F401
-from hwbase import unique_id  # noqa: F401
+from hwbase import unique_id, wake_cause, wake_ticks_ms  # noqa: F401
 
 NAME = "xiao_esp32c3"
 BUTTON_PIN = 3
@@ -22,14 +22,24 @@ DIVIDER_NUM = 2  # two equal 200 kOhm resistors halve the cell voltage
 DIVIDER_DEN = 1
 CHEMISTRY = "lipo"
 CAPACITY_MAH = 500
-# Currents in microamps, for the battery model (msa bench). Board level, from the battery pads.
-# Seeed wiki "XIAO ESP32C3 power consumption" (AT firmware, battery powered):
-CURRENT_UA_ACTIVE = 26800  # modem-sleep with BLE enabled: CPU on, radio between events
-CURRENT_UA_ADVERTISING = 9700  # light-sleep with BLE enabled, advertising (Seeed, AT firmware)
-CURRENT_UA_CONNECTED = 9700  # estimate: Seeed measured advertising only; same sleep regime
-# Espressif ESP32-C3 datasheet, "Current consumption in low-power modes" (chip only):
+# For the battery model (`msa bench`, bench/battery.py), in microamps. Chip figures: Espressif
+# ESP32-C3 Series Datasheet v2.4, Table 5-8 "Current Consumption in Modem-sleep Mode" (160 MHz,
+# MicroPython's clock, all peripheral clocks enabled) and Table 5-9 (low-power modes).
+CURRENT_UA_ACTIVE = 28000  # CPU running, radio idle (boot, Python work)
+CURRENT_UA_IDLE = 21000  # CPU idle between events: MicroPython's floor, it never light-sleeps
+# Radio receiving or sending (an event's average). Estimate: the C3 datasheet gives no Bluetooth
+# LE figure; its siblings' (ESP32-S3, ESP32-C6 datasheets) Bluetooth LE RX is 71-93 mA.
+CURRENT_UA_RADIO = 90000
 CURRENT_UA_LIGHT_SLEEP = 130
-CURRENT_UA_DEEP_SLEEP = 44  # Seeed wiki board figure (chip alone: 5 uA; regulator adds)
+CURRENT_UA_DEEP_SLEEP = 5  # RTC timer + RTC memory
+# The board around the chip (regulator, charger): Seeed wiki "XIAO ESP32C3 power consumption"
+# measured 44 uA in deep sleep from a battery on the pads; minus the chip's 5 uA. (Its other
+# figures, 26.8 mA modem-sleep and 9.7 mA light-sleep with BLE, are AT firmware's: a check.)
+CURRENT_UA_BOARD = 39
+CURRENT_UA_DIVIDER = 10  # the battery sense divider: 4.0 V over 2 x 200 kOhm, always on
+# Wake to main.py under MicroPython, measured (forum.micropython.org t=9555: 690 ms awake for
+# `machine.deepsleep(1000)` alone in main.py, ESP32 DevKitC, Otii Arc; 190 ms in Arduino).
+BOOT_MS = 690
 # MicroPython's ESP32 port uses NimBLE: LE Secure Connections bonding with secrets handed to
 # Python (_IRQ_SET_SECRET), and resolvable private addresses via config(addr_mode=2).
 BLE_BONDING = True

@@ -2,10 +2,15 @@
 with the key in the registry (end to end: a compromised host cannot forge an alarm), counts
 each idempotency key once, opens incidents with the case file, records the track, flags TEST
 alarms, and keeps each button's last word so that silent buttons and low batteries are warned.
-Records live in SQLite (WAL); every accepted message is committed before it is acknowledged.
+Records live in SQLite (WAL); every accepted message is committed before it is acknowledged,
+and every kind but a heartbeat is also synced to disk first (a power cut must not take back an
+alarm the host was told is safe). Receivers on the event loop use submit(): what arrives within
+one turn of the loop shares one commit (group commit; docs/performance.md, "ingest").
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import sqlite3
@@ -24,6 +29,8 @@ from .registry import Registry
 
 log = logging.getLogger("msa.centre")
 
+CACHE_KIB = -65536  # SQLite page cache of the centre's connections: up to 64 MiB each
+
 # Which frame kind may stand behind each message kind (a LOCATION carries its alarm's frame).
 FRAME_KINDS: dict[MessageKind, frozenset[Kind]] = {
     MessageKind.ALARM: frozenset({Kind.ALARM}),
@@ -33,6 +40,9 @@ FRAME_KINDS: dict[MessageKind, frozenset[Kind]] = {
     MessageKind.HEARTBEAT: frozenset({Kind.HEARTBEAT}),
     MessageKind.BOOT: frozenset({Kind.BOOT}),
 }
+
+# A button is silent after missing this many heartbeats of its own period (see warnings()).
+SILENT_HEARTBEATS = 3
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS messages (key TEXT PRIMARY KEY, kind TEXT NOT NULL,"
@@ -109,12 +119,19 @@ class Centre:
         self._clock = clock
         self._keys: dict[int, tuple[bytes, ButtonKeys]] = {}
         self.listeners: list[Callable[[str, dict[str, object]], None]] = []
+        self._waiting: list[asyncio.Future[None]] = []  # submit() callers of the open batch
+        self._accepted: list[tuple[Inbound, Ingested]] = []  # to notify once committed
         try:
-            # NORMAL: a commit survives a crash of the process; the host retries whatever
-            # the centre has not acknowledged, so a power cut loses nothing either.
+            # NORMAL commits survive a crash of the process, not a power cut: enough for a
+            # heartbeat (the next comes a minute later). Batches holding anything else are
+            # committed with FULL, which syncs the WAL first (see _begin).
             self._db = open_wal(self.path, _SCHEMA, "NORMAL")
+            # The dedupe index and the buttons' rows outgrow SQLite's 2 MiB default cache
+            # with a large fleet: every frame then reads pages back from the OS.
+            self._db.execute(f"PRAGMA cache_size={CACHE_KIB}")
         except sqlite3.Error as exc:
             raise RecordError(self.path, str(exc)) from exc
+        self._synced = False  # the connection's synchronous setting: FULL (True) or NORMAL
 
     def _button_keys(self, button_id: int) -> ButtonKeys | None:
         master = self.registry.key(button_id)
@@ -143,23 +160,85 @@ class Centre:
 
     def ingest(self, m: Inbound) -> Ingested:
         """Verifies, dedupes and records one message; committed before it returns."""
+        result = self._stage(m)
+        if result.verdict is not Verdict.REJECTED:
+            self.flush()
+        return result
+
+    async def submit(self, m: Inbound) -> Ingested:
+        """As ingest(), for receivers on the event loop: messages staged within one turn of
+        the loop share one commit, and each caller resumes once its message is committed."""
+        result = self._stage(m)
+        if result.verdict is Verdict.REJECTED:
+            return result
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+        self._waiting.append(committed)
+        if len(self._waiting) == 1:
+            loop.call_soon(self._flush_quietly)
+        await committed  # RecordError if the batch could not be committed
+        return result
+
+    def _stage(self, m: Inbound) -> Ingested:
+        """Verifies a message and records it in the open batch (not committed yet)."""
         checked = self._verify(m)
         if isinstance(checked, str):
             log.warning("rejected %s from %s for button %#010x: %s", m.kind.value, m.channel,
                         m.button_id, checked)
             return Ingested(Verdict.REJECTED, checked)
-        now = m.received_at or self._clock()
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            result = self._record(m, checked, now)
-            self._db.execute("COMMIT")
+            self._begin(synced=m.kind is not MessageKind.HEARTBEAT)
+            result = self._record(m, checked, m.received_at or self._clock())
         except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise RecordError(self.path, str(exc)) from exc
+            error = RecordError(self.path, str(exc))
+            self._abort(error)
+            raise error from exc
         if result.verdict is Verdict.ACCEPTED:
-            self._notify(m, result)
+            self._accepted.append((m, result))
         return result
+
+    def _begin(self, synced: bool) -> None:
+        """Opens a batch, or joins the open one. SQLite fixes a commit's sync level before
+        BEGIN: a message that must be synced ends an unsynced batch (committed as it is)."""
+        if self._db.in_transaction:
+            if self._synced or not synced:
+                return
+            self._db.execute("COMMIT")
+        if self._synced != synced:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
+            self._synced = synced
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def flush(self) -> None:
+        """Commits the open batch, then releases its submit() callers and tells listeners."""
+        waiting, self._waiting = self._waiting, []
+        accepted, self._accepted = self._accepted, []
+        if self._db.in_transaction:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                error = RecordError(self.path, str(exc))
+                self._abort(error, waiting)
+                raise error from exc
+        for committed in waiting:
+            if not committed.done():
+                committed.set_result(None)
+        for m, result in accepted:
+            self._notify(m, result)
+
+    def _flush_quietly(self) -> None:
+        with contextlib.suppress(RecordError):  # already handed to every waiting caller
+            self.flush()
+
+    def _abort(self, error: RecordError, waiting: list[asyncio.Future[None]] | None = None
+               ) -> None:
+        """Rolls the batch back: nothing in it was acknowledged, so its senders retry."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        for committed in self._waiting + (waiting or []):
+            if not committed.done():
+                committed.set_exception(error)
+        self._waiting, self._accepted = [], []
 
     def _record(self, m: Inbound, frame: Frame, now: float) -> Ingested:
         db = self._db
@@ -217,6 +296,7 @@ class Centre:
         number = self.incident_id(reference)
         if number is None:
             return False
+        self.flush()  # the update below then commits on its own, before this returns
         changed = self._db.execute("UPDATE incidents SET status = 'resolved', resolved_at = ?"
                                    " WHERE id = ? AND status = 'open'",
                                    (self._clock(), number)).rowcount == 1
@@ -251,16 +331,21 @@ class Centre:
                 for u, la, lo, acc, ft, src, ch, rx in rows]
 
     def warnings(self, silent_after_s: float = 180.0) -> list[dict[str, object]]:
-        """Buttons gone silent (no word for `silent_after_s`) or with a low battery."""
+        """Buttons gone silent or with a low battery. Silent: no word for `silent_after_s`
+        (three of the default 60 s heartbeats), or for SILENT_HEARTBEATS of the button's own
+        heartbeat period when the registry has a longer one: a sleep-mode button speaks once
+        an hour and is not missing in between."""
         now = self._clock()
         out: list[dict[str, object]] = []
         seen = {int(b): (float(t), bat, low) for b, t, bat, low in self._db.execute(
             "SELECT button_id, last_seen, battery_pct, low_battery FROM buttons").fetchall()}
+        periods = self.registry.heartbeat_periods()
         for button_id in self.registry.buttons():
             last = seen.get(button_id)
             case = self.registry.case_of(button_id)
             ref = None if case is None else case.case_ref
-            if last is None or now - last[0] > silent_after_s:
+            silent_s = max(silent_after_s, SILENT_HEARTBEATS * periods.get(button_id, 0))
+            if last is None or now - last[0] > silent_s:
                 out.append({"button_id": button_id, "case_ref": ref, "warning": "silent",
                             "last_seen": None if last is None else last[0]})
             if last is not None and last[2]:
@@ -277,6 +362,7 @@ class Centre:
         return int(row[0])
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS buttons ("
     " button_id INTEGER PRIMARY KEY, key BLOB NOT NULL, case_ref TEXT,"
     " registered_at REAL NOT NULL, retired_at REAL)",
+    # The heartbeat period each button was provisioned with (a sleep-mode button's is long);
+    # a table of its own, so that registries made before it need no migration.
+    "CREATE TABLE IF NOT EXISTS heartbeats ("
+    " button_id INTEGER PRIMARY KEY, period_s INTEGER NOT NULL)",
 )
 
 
@@ -55,6 +60,7 @@ class Registry:
         self.path = str(path)
         try:
             self._db = open_wal(self.path, _SCHEMA)
+            self._db.execute("PRAGMA cache_size=-65536")  # up to 64 MiB: a large fleet's keys
         except sqlite3.Error as exc:
             raise RegistryError(self.path, str(exc)) from exc
 
@@ -63,6 +69,17 @@ class Registry:
             return list(self._db.execute(sql, tuple(args)).fetchall())
         except sqlite3.Error as exc:
             raise RegistryError(self.path, str(exc)) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Many writes as one commit, all or none (a bulk import: a fleet of buttons)."""
+        self._exec("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._exec("ROLLBACK")
+            raise
+        self._exec("COMMIT")
 
     def put_case(self, case: Case) -> None:
         self._exec("INSERT INTO cases (case_ref, victim, victim_phone, suspect, suspect_notes,"
@@ -125,6 +142,24 @@ class Registry:
         if not rows or rows[0][0] is None:
             return None
         return self.case(str(rows[0][0]))
+
+    def retired(self) -> set[int]:
+        """Ids of retired buttons: never given out again (message keys are made from ids)."""
+        return {int(str(b)) for (b,) in self._exec(
+            "SELECT button_id FROM buttons WHERE retired_at IS NOT NULL")}
+
+    def expect_heartbeat(self, button_id: int, period_s: int) -> None:
+        """Records how often the button sends a heartbeat (set at provisioning)."""
+        if period_s <= 0:
+            raise RegistryError(self.path, f"heartbeat period {period_s} s must be positive")
+        self._exec("INSERT INTO heartbeats (button_id, period_s) VALUES (?, ?)"
+                   " ON CONFLICT(button_id) DO UPDATE SET period_s = excluded.period_s",
+                   (button_id, period_s))
+
+    def heartbeat_periods(self) -> dict[int, int]:
+        """Button id -> heartbeat period in seconds, for the buttons provisioned with one."""
+        return {int(str(b)): int(str(p)) for b, p in self._exec(
+            "SELECT button_id, period_s FROM heartbeats")}
 
     def buttons(self) -> list[int]:
         return [int(str(b)) for (b,) in self._exec(

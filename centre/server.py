@@ -61,6 +61,7 @@ class RunningCentre:
         self.operator_port = 0
         self._runners: list[web.AppRunner] = []
         self.dc09: Dc09Server | None = None
+        self._hung: asyncio.Server | None = None
         self.sms = SmsInbox(centre)  # fed by whatever receives the centre's SMS (a modem)
         self.changed = asyncio.Event()  # set whenever the centre accepts something
         centre.listeners.append(lambda _kind, _data: self.changed.set())
@@ -90,11 +91,24 @@ class RunningCentre:
         if self._runners:
             await self._runners.pop(0).cleanup()
 
+    async def hang_api(self) -> None:
+        """Fault injection: the API's address accepts connections and never answers (a
+        black-holed route or a hung server), so a host learns of it only by its deadline."""
+        await self.stop_api()
+        held: list[asyncio.StreamWriter] = []
+
+        async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # kept open, never written to
+        self._hung = await asyncio.start_server(hold, "127.0.0.1", self.api_port)
+
     async def on_dc09(self, m: Dc09Message) -> bool:
         """ACK what is counted (also again), DUH what will never verify."""
-        return self.centre.ingest(dc09_inbound(m, time.time())).verdict is not Verdict.REJECTED
+        result = await self.centre.submit(dc09_inbound(m, time.time()))
+        return result.verdict is not Verdict.REJECTED
 
     async def stop(self) -> None:
+        if self._hung is not None:
+            self._hung.close()
         if self.dc09 is not None:
             await self.dc09.close()
             self.dc09 = None

@@ -83,7 +83,7 @@ async def _json(request: web.Request) -> Any:
 
 async def create_alarm(request: web.Request) -> web.Response:
     m = _inbound(await _json(request), INCIDENT_KINDS)
-    return _answer(request.app[CENTRE_KEY].ingest(m), created=True)
+    return _answer(await request.app[CENTRE_KEY].submit(m), created=True)
 
 
 async def append_location(request: web.Request) -> web.Response:
@@ -94,12 +94,12 @@ async def append_location(request: web.Request) -> web.Response:
     m = _inbound(body, frozenset({MessageKind.LOCATION}))
     if centre.incident_id(m.incident) is None:
         raise web.HTTPNotFound(text=f"no incident {m.incident!r}")
-    return _answer(centre.ingest(m), created=False)
+    return _answer(await centre.submit(m), created=False)
 
 
 async def post_event(request: web.Request) -> web.Response:
     m = _inbound(await _json(request), _EVENT_KINDS)
-    return _answer(request.app[CENTRE_KEY].ingest(m), created=False)
+    return _answer(await request.app[CENTRE_KEY].submit(m), created=False)
 
 
 async def state(request: web.Request) -> web.Response:

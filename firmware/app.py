@@ -1,5 +1,6 @@
 """Boots the button: loads its configuration, then runs press handling, the radio and the
-watchdog. An unprovisioned button stays silent on the radio and waits for USB provisioning.
+watchdog, with the power mode it was provisioned for (power.py). An unprovisioned button stays
+silent on the radio and waits for USB provisioning.
 """
 import asyncio
 
@@ -8,6 +9,7 @@ from micropython import const
 import config
 from button import Button
 from peripheral import Peripheral
+from power import WAKE_BUTTON, WAKE_NONE, Power
 from store import Store
 
 _WATCHDOG_MS = const(8000)
@@ -21,9 +23,13 @@ async def run(board, radio=None, store=None):
     if cfg is None:
         print("not provisioned")
         return
+    wake = board.wake_cause()
     flag = asyncio.ThreadSafeFlag()
-    button = Button(board, st, cfg, flag.set)
+    button = Button(board, st, cfg, flag.set, boot=wake == WAKE_NONE)
+    if wake == WAKE_BUTTON:
+        button.press_at_wake(board.wake_ticks_ms())
     per = Peripheral(radio if radio is not None else board.radio(), board, button, cfg)
+    per.power = Power(board, cfg, wake)
     per.start()
     asyncio.create_task(per.run())
     asyncio.create_task(_feed(board, board.watchdog(_WATCHDOG_MS), per))

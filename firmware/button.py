@@ -10,8 +10,8 @@ from battery import Battery
 from counters import Counters
 from debounce import Debouncer
 from evqueue import ORIGIN_UNKNOWN, EventQueue
-from frame import (AGE_UNKNOWN, GESTURE_NONE, KIND_ALARM, KIND_BOOT, KIND_HEARTBEAT,
-                   KIND_LOW_BATTERY, KIND_TEST, FrameEncoder)
+from frame import (AGE_UNKNOWN, GESTURE_MULTI, GESTURE_NONE, KIND_ALARM, KIND_BOOT,
+                   KIND_HEARTBEAT, KIND_LOW_BATTERY, KIND_TEST, FrameEncoder)
 from gesture import Gesture
 
 OUTBOX = "outbox"
@@ -20,9 +20,10 @@ _TIMER_GESTURE = const(1)
 
 
 class Button:
-    """One boot of a provisioned button. notify() is called (in timer context) on a gesture."""
+    """One boot of a provisioned button. notify() is called (in timer context) on a gesture.
+    boot=False for a wake from deep sleep: that is no boot for the host (no BOOT event)."""
 
-    def __init__(self, board, store, cfg, notify=None):
+    def __init__(self, board, store, cfg, notify=None, boot=True):
         self.board = board
         self.store = store
         self.cfg = cfg
@@ -42,17 +43,42 @@ class Button:
         self._gesture = 0  # handed over from timer context; read by service()
         self._gesture_ms = 0
         self.gestures_missed = 0
+        self.pressed_ms = board.ticks_ms()  # first edge of the latest press (power.py)
+        self._pressed_cb = self._pressed  # bound once: binding in timer context allocates
         self.gesture = Gesture(board.Timer(_TIMER_GESTURE), board, self._on_gesture,
                                config.GESTURES[cfg["gesture"]], cfg["hold_ms"], cfg["count"],
                                cfg["within_ms"])
         self.debouncer = Debouncer(board.Button(), board.Timer(_TIMER_DEBOUNCE), board,
-                                   self.gesture.on_press, self.gesture.on_release,
+                                   self._pressed_cb, self.gesture.on_release,
                                    cfg["debounce_ms"], self.gesture.on_settled)
         self.gesture.attach(self.debouncer)
         self._time_s = 0  # Unix seconds at _time_ticks, once the host has sent TIME
         self._time_ticks = 0
         self.boot_ms = board.ticks_ms()
-        self.raise_event(KIND_BOOT, GESTURE_NONE, self.boot_ms)
+        if boot:
+            self.raise_event(KIND_BOOT, GESTURE_NONE, self.boot_ms)
+
+    def _pressed(self, t_ms):
+        self.pressed_ms = t_ms
+        self.gesture.on_press(t_ms)
+
+    def press_at_wake(self, wake_ms):
+        """The press that woke the board from deep sleep began before this boot: the gesture
+        counts it from the wake (wake_ms, the board's ticks of its start), so a hold needs no
+        longer than on an awake button; if the contact is open again already, it was a tap."""
+        self.pressed_ms = wake_ms
+        self.gesture.on_press(wake_ms)
+        if not self.debouncer.pressed:
+            self.gesture.on_release(self.board.ticks_ms())
+
+    def busy(self, now):
+        """True while a press may still become an alarm: the contact is closed or settling,
+        a recognised gesture awaits service(), or a multi-press series is still open."""
+        if self._gesture or self.debouncer.pressed or self.debouncer.busy():
+            return True
+        g = self.gesture
+        return g.kind == GESTURE_MULTI and \
+            self.board.ticks_diff(now, self.pressed_ms) <= g.within_ms
 
     def set_time(self, unix_s):
         """The host's clock (TIME command): lets events saved across a reboot get an age."""

@@ -6,12 +6,14 @@ button id, the 32-byte key and tuning values; never any personal data of the wea
 import json
 
 from frame import GESTURE_HOLD, GESTURE_MULTI, GESTURE_SINGLE
+from power import CONNECTED, MODES, SLEEP, SLEEP_HEARTBEAT_S
 
 RECORD = "config"
 KEY_LEN = 32
 GESTURES = {"single": GESTURE_SINGLE, "hold": GESTURE_HOLD, "multi": GESTURE_MULTI}
 
-# name: (default, lowest, highest) for the integer settings.
+# name: (default, lowest, highest) for the integer settings. In sleep mode heartbeat_s is also
+# the timer wake's period, and defaults to power.SLEEP_HEARTBEAT_S instead.
 LIMITS = {
     "button_id": (None, 1, 0xFFFFFFFF),
     "hold_ms": (2000, 100, 30000),
@@ -29,11 +31,19 @@ def validate(cfg):
     """A complete, checked copy of cfg with defaults filled in; raises ValueError naming the key."""
     if not isinstance(cfg, dict):
         raise ValueError("config must be an object")
-    unknown = [k for k in cfg if k not in LIMITS and k not in ("key", "gesture")]
+    unknown = [k for k in cfg if k not in LIMITS and k not in ("key", "gesture", "power")]
     if unknown:
         raise ValueError("unknown key: " + unknown[0])
-    out = {}  # type: dict
+    # "power" is absent from configurations written before it existed: connected, as then.
+    # It is kept only when it is not the default, so a connected button's record reads the
+    # same to firmware from before power modes (cfg.get("power", "connected") reads it).
+    power = cfg.get("power", CONNECTED)
+    if power not in MODES:
+        raise ValueError("power: expected one of " + ", ".join(MODES))
+    out = {} if power == CONNECTED else {"power": power}  # type: dict
     for name, (default, lo, hi) in LIMITS.items():
+        if name == "heartbeat_s" and power == SLEEP:
+            default = SLEEP_HEARTBEAT_S
         value = cfg.get(name, default)
         if value is None:
             raise ValueError(name + ": required")

@@ -42,6 +42,14 @@ class Counters:
         self._next += 1
         return seq
 
+    def release(self):
+        """Before a deep sleep: the unused rest of the block is handed back, so the next boot
+        continues at the next number and the host sees no gap for a wake. Still safe if a
+        number is issued afterwards: next_seq() reserves a new block first."""
+        if self._ceiling != self._next:
+            self._ceiling = self._next
+            self._save()
+
     @property
     def last_seq(self):
         """The last number issued (0 when none has been issued yet)."""

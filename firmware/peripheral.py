@@ -68,6 +68,8 @@ class Peripheral:
         self._next_burst_ms = 0
         self._burst_turn = 0
         self.commands_rejected = 0
+        self.commands_accepted = 0  # a host that sent one has subscribed (power.py)
+        self.power = None  # the boot's power policy (power.Power), set by app.py
         self.loops = 0  # run() iterations: the watchdog feeder's proof of life
         self.h = gatt.Handles(0, 0, 0, 0, 0)  # real handles once start() registered them
 
@@ -151,7 +153,10 @@ class Peripheral:
             if self._board.BLE_PRIVACY and not self._privacy and self.bonds.count(_SEC_PEER):
                 self._enable_privacy()
             self._advertise(now)
-            self._arm(self._next_deadline(now))
+            wait = self._next_deadline(now)
+            if self.power is not None:  # may deep-sleep here (a board never returns from it)
+                wait = await self.power.turn(self, self._button, now, wait)
+            self._arm(wait)
             await self._wake.wait()
 
     def _arm(self, wait_ms):
@@ -182,6 +187,7 @@ class Peripheral:
             except ValueError:
                 self.commands_rejected += 1
                 continue
+            self.commands_accepted += 1
             c = self._conns.get(conn)
             if c is not None:
                 c.admitted = True  # it proved the key
@@ -229,21 +235,45 @@ class Peripheral:
             self._sent_ms = now
 
     def _heartbeat(self, now):
-        if self._board.ticks_diff(now, self._next_heartbeat_ms) < 0:
-            return
+        if self._board.ticks_diff(now, self._next_heartbeat_ms) >= 0:
+            self.heartbeat(now)
+
+    def heartbeat(self, now):
+        """A heartbeat to every admitted central now; True if one of them took it."""
         self._next_heartbeat_ms = self._board.ticks_add(now, self._heartbeat_ms)
         before = self._button.battery.pct
         pct = self._button.sample_battery()
         self._ble.gatts_write(self.h.battery, bytes((pct,)))
+        sent = False
         for conn, c in self._conns.items():
             if not c.admitted:
                 continue
             try:
                 self._ble.gatts_notify(conn, self.h.status, self._button.heartbeat_frame())
+                sent = True
                 if pct != before:
                     self._ble.gatts_notify(conn, self.h.battery)
             except OSError:
                 pass
+        return sent
+
+    @property
+    def connected(self):
+        return bool(self._conns)
+
+    def stop(self):
+        """Before a deep sleep: adverts off, bonds on flash, every central disconnected."""
+        self._adv.stop()
+        self.bonds.flush()
+        for conn in list(self._conns):
+            try:
+                self._ble.gap_disconnect(conn)
+            except OSError:
+                self._conns.pop(conn, None)
+
+    def off(self):
+        """The radio off: deep sleep needs the controller disabled."""
+        self._ble.active(False)
 
     def _burstable(self):
         """Slot of the next pending event worth a burst, taking turns among them."""

@@ -57,9 +57,20 @@ def _is_address(v: Any) -> bool:
                                                        for c in p) for p in parts)
 
 
+def _is_adapter(v: Any) -> bool:
+    if not _is_str(v):
+        return False
+    if v.startswith("sim:"):
+        host, _, port = v[4:].rpartition(":")
+        return bool(host) and port.isdigit() and 0 < int(port) < 65536
+    return v.isprintable() and " " not in v
+
+
 SECTIONS: dict[str, dict[str, Field]] = {
     "host": {
         "state_dir": Field("a folder path", _is_str, required=True),
+        "adapter": Field('a Bluetooth adapter such as "hci0", or "sim:HOST:PORT" for the'
+                         ' simulator\'s radio', _is_adapter),
     },
     "button": {
         "id": Field("a button id, 1 to 2^32-1 (e.g. 0x12345678)", _is_button_id, required=True),
@@ -159,6 +170,9 @@ class HostConfig:
     channels: tuple[dict[str, Any], ...]
     dispatch: dict[str, Any]
     tracking: dict[str, Any]
+    # None: the platform's default adapter; "hciN" names a BlueZ adapter; "sim:HOST:PORT" the
+    # radio of `msa sim board --radio` (practice and tests only).
+    adapter: str | None = None
 
 
 def read_secret(key: str, file: str, base: Path, path: str, hex_lengths: tuple[int, ...] = ()
@@ -234,7 +248,8 @@ def parse(data: Mapping[str, Any], path: str = "", base: Path | None = None) -> 
                       dispatch=_section(data.get("dispatch", {}), SECTIONS["dispatch"],
                                         "dispatch", path),
                       tracking=_section(data.get("tracking", {}), SECTIONS["tracking"],
-                                        "tracking", path))
+                                        "tracking", path),
+                      adapter=host["adapter"])
 
 
 def load(path: Path | str) -> HostConfig:

@@ -51,8 +51,8 @@ class Backends:
     """bleak backends to use instead of the platform's (the simulator's, in tests), with the
     keyword arguments they take."""
 
-    scanner: type[Any]
-    client: type[Any]
+    scanner: type[Any] | None  # None: the platform's own
+    client: type[Any] | None
     kwargs: Mapping[str, Any]
 
 

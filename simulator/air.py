@@ -22,9 +22,12 @@ from bumble import hci, ll
 from bumble.controller import Connection, Controller
 from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
+from bumble.transport.common import TransportSink, TransportSource
 
 from .errors import AirError
 
+# The virtual board's address unless a test picks another (static random: top bits 11).
+BOARD_ADDRESS = "C0:00:00:00:00:01"
 # HCI reason of a lost link: supervision timeout (Core Vol 1, Part F, 2.8).
 CONNECTION_TIMEOUT = 0x08
 
@@ -135,7 +138,10 @@ class Air:
     def __init__(self) -> None:
         asyncio.get_running_loop()  # fails early, outside a loop, with a clear RuntimeError
         self.link = _Medium()
+        # Local controllers by the address they were added under (their identity: a private
+        # peer's current address changes); attached ones by whatever address they set.
         self._controllers: dict[str, SimController] = {}
+        self._attached: list[SimController] = []
         # State that higher layers keep per air (the default central); the air owns it so it
         # lives and dies with the air, without this module knowing those layers.
         self.extras: dict[str, object] = {}
@@ -143,7 +149,7 @@ class Air:
     @property
     def controllers(self) -> list[SimController]:
         """The controllers on the air, in the order they were added."""
-        return list(self._controllers.values())
+        return [*self._controllers.values(), *self._attached]
 
     @property
     def lost(self) -> int:
@@ -153,27 +159,47 @@ class Air:
     def controller(self, name: str, address: str) -> SimController:
         """A new emulated controller on the air, its random static address set to `address`
         (a Bumble Device on it sets the same address again at power-on)."""
-        key = str(sim_address(address))
-        if key in self._controllers:
-            raise AirError(f"{key} is already on the air")
+        if self._lookup(address) is not None:
+            raise AirError(f"{address.upper()} is already on the air")
         ctrl = SimController(name, link=self.link)
         ctrl.random_address = sim_address(address)
-        self._controllers[key] = ctrl
+        self._controllers[str(sim_address(address))] = ctrl
         return ctrl
 
+    def attach(self, name: str, host_source: TransportSource, host_sink: TransportSink
+               ) -> SimController:
+        """A new controller driven over HCI by a host elsewhere (another process): the host
+        sets its address at power-on, as with a real adapter. `detach` takes it off again."""
+        ctrl = SimController(name, host_source=host_source, host_sink=host_sink, link=self.link)
+        self._attached.append(ctrl)
+        return ctrl
+
+    def _lookup(self, address: str) -> SimController | None:
+        want = sim_address(address)
+        found = self._controllers.get(str(want))
+        return found or next((c for c in self._attached if c.random_address == want), None)
+
     def find(self, address: str) -> SimController:
-        """The controller added under `address`."""
-        ctrl = self._controllers.get(str(sim_address(address)))
+        """The controller added under `address`, or attached and using it now."""
+        ctrl = self._lookup(address)
         if ctrl is None:
             raise AirError(f"no controller {address.upper()} on the air")
         return ctrl
 
     async def remove(self, address: str) -> None:
         """Takes a controller off the air (as its device dies), dropping its links first."""
-        ctrl = self.find(address)
-        await self.drop_all(address)
+        await self.detach(self.find(address))
+
+    async def detach(self, ctrl: SimController) -> None:
+        """Takes `ctrl` off the air, its links lost first (the peers see a link loss)."""
+        if ctrl not in self.controllers:
+            return
+        await self._drop(ctrl, lambda _peer: True)
         self.link.remove_controller(ctrl)
-        del self._controllers[str(sim_address(address))]
+        if ctrl in self._attached:
+            self._attached.remove(ctrl)
+        else:
+            self._controllers = {k: c for k, c in self._controllers.items() if c is not ctrl}
 
     def set_delay(self, ms: float) -> None:
         """Every packet (advert, LL control, data) arrives `ms` later, in the order sent;

@@ -25,7 +25,7 @@ from bumble.device import Advertisement, Connection, Device, DeviceConfiguration
 from bumble.host import Host
 from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore, PairingKeys
 from bumble.pairing import PairingConfig, PairingDelegate
-from bumble.transport.common import AsyncPipeSink
+from bumble.transport.common import AsyncPipeSink, Transport
 
 from .air import Air, sim_address
 from .errors import CentralError
@@ -62,22 +62,32 @@ class Sighting:
 class Central:
     """One host's radio on the air. Scanners and clients share it, as apps share an adapter."""
 
-    def __init__(self, air: Air, address: str, keys_dir: str | os.PathLike[str] | None, *,
-                 name: str = "central") -> None:
-        """`keys_dir` holds the bond store (bonds.json); None keeps bonds in memory only."""
+    def __init__(self, air: Air | None, address: str,
+                 keys_dir: str | os.PathLike[str] | None, *, name: str = "central",
+                 transport: Transport | None = None, irk: bytes | None = None) -> None:
+        """On `air` (an emulated controller in this process) or, with `air` None, over
+        `transport` to a controller elsewhere (see `over`). `keys_dir` holds the bond store
+        (bonds.json); None keeps bonds in memory only."""
         self.air = air
+        self.transport = transport
         self.address = address_text(sim_address(address))
         keystore: KeyStore = MemoryKeyStore()
         if keys_dir is not None:
             Path(keys_dir).mkdir(parents=True, exist_ok=True)
             # Namespaced by our address, as Bumble does: a folder may hold several hosts.
             keystore = JsonKeyStore(self.address, str(Path(keys_dir) / BONDS_FILE))
-        controller = air.controller(name, self.address)
+        if air is not None:
+            controller = air.controller(name, self.address)
+            host = Host(controller, AsyncPipeSink(controller))
+        elif transport is not None:
+            host = Host(transport.source, transport.sink)
+        else:
+            raise CentralError("a central needs an air or a transport to a controller")
         config = DeviceConfiguration()
         # Bumble's default IRK is 16 zero bytes, shared by every device that keeps it.
-        config.irk = secrets.token_bytes(16)
+        config.irk = irk if irk is not None else secrets.token_bytes(16)
         self.device = Device(name=name, address=sim_address(self.address), config=config,
-                             host=Host(controller, AsyncPipeSink(controller)))
+                             host=host)
         self.device.keystore = keystore
         self.device.pairing_config_factory = self._pairing_config
         self.device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
@@ -87,6 +97,14 @@ class Central:
         self._connect_lock = asyncio.Lock()  # one initiator per controller, as in hardware
         self._started = False
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def over(cls, transport: Transport, address: str,
+             keys_dir: str | os.PathLike[str] | None, *, irk: bytes | None = None,
+             name: str = "central") -> Central:
+        """A central whose controller is reached over an HCI transport (the radio server of
+        another process, radio.py); closing the central closes the transport."""
+        return cls(None, address, keys_dir, name=name, transport=transport, irk=irk)
 
     @classmethod
     def default(cls, air: Air) -> Central:
@@ -119,11 +137,15 @@ class Central:
         """Takes the radio off the air, as when the host process ends: its links drop."""
         for task in list(self._tasks):
             task.cancel()
-        await self.air.remove(self.address)
-        if self._started:
+        if self.air is not None:
+            await self.air.remove(self.address)
+        if self._started and self.air is not None:
             await self.device.power_off()
         self._started = False
-        if self.air.extras.get(_DEFAULT_KEY) is self:
+        if self.transport is not None:
+            # The radio server takes our controller off the air when the connection ends.
+            await self.transport.close()
+        elif self.air is not None and self.air.extras.get(_DEFAULT_KEY) is self:
             del self.air.extras[_DEFAULT_KEY]
 
     # -- scanning ---------------------------------------------------------------------------

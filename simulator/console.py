@@ -16,6 +16,7 @@ import tty
 from collections.abc import Awaitable, Callable
 
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
+EXIT_RESET = 75  # simhw.EXIT_RESET: the interpreter asked for a hard reset
 _CTRL_A, _CTRL_B, _CTRL_D, _CTRL_E = 0x01, 0x02, 0x04, 0x05
 
 Spawn = Callable[[int, bool], Awaitable[asyncio.subprocess.Process]]
@@ -48,6 +49,7 @@ class Console:
         self.resets = 0
         self._swallow = b""  # output to hide until seen (the banner after a raw-mode reset)
         self._held = b""
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         await self._boot(run_main=True)
@@ -61,6 +63,17 @@ class Console:
         os.close(slave)
         self._master = master
         asyncio.get_running_loop().add_reader(master, self._from_board, master)
+        self._watch = asyncio.create_task(self._watch_exit(self.proc))
+
+    async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:
+        """A hard reset (board.reset(), `msa provision`'s last step, or the watchdog) ends
+        the interpreter with EXIT_RESET: the board boots again and runs main.py, as a
+        board does; any other exit leaves it off, as a crashed board stays until reset."""
+        code = await proc.wait()
+        if code == EXIT_RESET and proc is self.proc:
+            await self._halt()
+            self.resets += 1
+            await self._boot(run_main=True)
 
     async def _halt(self) -> None:
         loop = asyncio.get_running_loop()
@@ -68,9 +81,10 @@ class Console:
             loop.remove_reader(self._master)
             os.close(self._master)
             self._master = -1
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
     def _from_board(self, master: int) -> None:
         try:
@@ -97,6 +111,8 @@ class Console:
         try:
             while data := await reader.read(4096):
                 await self._to_board(data)
+        except ConnectionError:
+            pass  # the cable pulled mid-write: the board goes on, as on USB
         finally:
             self._writer = None
             writer.close()

@@ -70,31 +70,47 @@ def _stats(samples: list[float]) -> Latency:
                    tuple(round(s, 3) for s in samples))
 
 
-async def measure_dispatch(presses: int, root: Path, ip_down: bool = False) -> DispatchLatency:
-    """Threshold -> host event and threshold -> centre acknowledgement, per press."""
-    chain = Chain(root, hold_ms=HOLD_MS, heartbeat_s=3600)
+# Between presses: the release and its chatter play out and debounce (25 ms window).
+GAP_S = 0.1
+
+
+IP_FAULTS = ("", "refused", "hung")
+
+
+async def measure_dispatch(presses: int, root: Path, ip_fault: str = "",
+                           channels: tuple[str, ...] = ("https", "sms"),
+                           tracking: bool = True) -> DispatchLatency:
+    """Threshold -> host event and threshold -> centre acknowledgement, per press. With an
+    `ip_fault`, the centre's API refuses connections or accepts and never answers. Without
+    `tracking`, no location updates follow: each press opens an incident of its own, and
+    hundreds of them updating every 10 s would load the host as no single button does."""
+    if ip_fault not in IP_FAULTS:
+        raise ValueError(f"ip_fault must be one of {IP_FAULTS}, not {ip_fault!r}")
+    chain = Chain(root, channels=channels, hold_ms=HOLD_MS, heartbeat_s=3600,
+                  extra_toml="" if tracking else "[tracking]\nwindow_s = 0\n")
     to_host: list[float] = []
     to_ack: list[float] = []
-    channels: set[str] = set()
+    used: set[str] = set()
     try:
         await chain.start()
         await chain.event(Kind.BOOT)
-        if ip_down and chain.centre is not None:
+        if ip_fault == "refused" and chain.centre is not None:
             await chain.centre.stop_api()
+        elif ip_fault == "hung" and chain.centre is not None:
+            await chain.centre.hang_api()
         for _ in range(presses):
             timing, event = await chain.press(HOLD_MS + 30)
             assert timing.host_at is not None and timing.acked_at is not None
             threshold = timing.press_at + HOLD_MS / 1000
             to_host.append((timing.host_at - threshold) * 1000)
             to_ack.append((timing.acked_at - threshold) * 1000)
-            channels.add(timing.channel)
-            # The release (with its chatter) plays out and debounces before the next press.
-            await asyncio.sleep(0.25)
+            used.add(timing.channel)
+            await asyncio.sleep(GAP_S)
     finally:
         await chain.close()
-    return DispatchLatency(presses, "+".join(sorted(channels)), _stats(to_host), _stats(to_ack))
+    return DispatchLatency(presses, "+".join(sorted(used)), _stats(to_host), _stats(to_ack))
 
 
-def run_dispatch(presses: int = 200, ip_down: bool = False) -> DispatchLatency:
+def run_dispatch(presses: int = 200, ip_fault: str = "") -> DispatchLatency:
     with tempfile.TemporaryDirectory(prefix="msa-latency-") as tmp:
-        return asyncio.run(measure_dispatch(presses, Path(tmp), ip_down))
+        return asyncio.run(measure_dispatch(presses, Path(tmp), ip_fault))

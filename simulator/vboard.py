@@ -19,9 +19,10 @@ from msa.tools.firmware import device_files
 
 from .bridge import Bridge, BridgeServer
 from .console import Console
-from .errors import InterpreterError
+from .errors import BridgeError, InterpreterError
+from .finger import Edges, Finger, monotonic_ms
 from .peripheral import Peripheral
-from .air import Air
+from .air import BOARD_ADDRESS, Air
 
 MP_DIR = Path(__file__).resolve().parent / "mp"
 
@@ -41,12 +42,26 @@ def micropython_binary() -> str:
                                "(python3 bootstrap.py demo does)")
     return found
 EXIT_RESET = 75  # simhw.EXIT_RESET: the board asked for a reset (or its watchdog bit)
+EXIT_DEEPSLEEP = 76  # simhw.EXIT_DEEPSLEEP: the board went to deep sleep
+SLEEP_LINE = "MSA-DEEPSLEEP"  # simhw.SLEEP_LINE, then the timer (ms) and 1 if a press wakes it
+WAKE_BUTTON, WAKE_TIMER = 1, 2  # board.wake_cause() after a wake (firmware/power.py)
+
+
+def _sleep_request(output: list[str]) -> tuple[int, bool]:
+    """The timer and the button wake that the board's last deep sleep asked for."""
+    for line in reversed(output):
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == SLEEP_LINE:
+            return int(parts[1]), parts[2] == "1"
+    raise InterpreterError("went to deep sleep without saying for how long", "\n".join(output))
 
 
 class VirtualBoard:
     """One simulated button. start() boots main.py from the flash folder."""
 
-    def __init__(self, air: Air, flash: Path, address: str = "C0:00:00:00:00:01") -> None:
+    heapsize: str | None = None  # e.g. "64K": boot with a heap as small as a device's
+
+    def __init__(self, air: Air, flash: Path, address: str = BOARD_ADDRESS) -> None:
         self.air = air
         self.flash = flash
         self.address = address
@@ -60,6 +75,12 @@ class VirtualBoard:
         self.booted = asyncio.Event()
         self.console: Console | None = None
         self._attacher: asyncio.Task[None] | None = None
+        self.finger = Finger()
+        self.asleep = asyncio.Event()  # set while the board is in deep sleep (off the air)
+        self.sleeps = 0  # deep sleeps so far
+        self.sleep_ms: int | None = None  # the timer the last one asked for
+        self.wakes: list[str] = []  # "button" or "timer", one per wake
+        self._slept = asyncio.Event()  # set at each change of `asleep`
 
     def install(self) -> None:
         """Copies the firmware and the sim board onto the flash, as `msa flash` would."""
@@ -82,6 +103,9 @@ class VirtualBoard:
         await self.run_snippet("import config, store, json; config.save(store.Store('.'), "
                                f"json.loads({json.dumps(json.dumps(config))}))")
 
+    def _heap_args(self) -> list[str]:
+        return ["-X", f"heapsize={self.heapsize}"] if self.heapsize else []
+
     def _env(self, port: int) -> dict[str, str]:
         return dict(os.environ, MICROPYPATH=os.pathsep.join((".frozen", str(self.flash), str(MP_DIR))),
                     MSA_SIMLINK=f"127.0.0.1:{port}")
@@ -100,12 +124,23 @@ class VirtualBoard:
             self.peripheral = Peripheral(self.air, bridge, self.address)
             self.boots += 1
             self.booted.set()
+            try:  # where the finger is now: it may have moved since the process started
+                await bridge.send({"t": "board", "op": "edges",
+                                   "edges": [[0, self.finger.pressed]]})
+            except BridgeError:
+                pass
 
-    async def start(self) -> None:
+    async def start(self, wake: tuple[int, int] | None = None) -> None:
+        """Boots main.py; `wake` is (cause, instant in monotonic ms) after a deep sleep."""
         await self._serve()
         self.booted.clear()
+        env = self._env(self.server.port)
+        env["MSA_PIN"] = "0" if self.finger.pressed else "1"  # the button is active low
+        if wake is not None:
+            env["MSA_WAKE"], env["MSA_WAKE_MS"] = str(wake[0]), str(wake[1])
         self._proc = await asyncio.create_subprocess_exec(
-            micropython_binary(), "main.py", cwd=str(self.flash), env=self._env(self.server.port),
+            micropython_binary(), *self._heap_args(), "main.py", cwd=str(self.flash),
+            env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         self._watch = asyncio.create_task(self._supervise(self._proc))
         try:
@@ -135,6 +170,31 @@ class VirtualBoard:
             await self._takedown()
             self.booted.clear()
             await self.start()  # a reset reboots the board, as hardware would
+        elif code == EXIT_DEEPSLEEP and self._proc is proc:
+            await self._takedown()  # off the air
+            self.booted.clear()
+            await self._deep_sleep(*_sleep_request(self.output))
+
+    async def _deep_sleep(self, timer_ms: int, armed: bool) -> None:
+        """Keeps the board asleep until its timer or (if armed) a press, then boots it with
+        the wake's cause and instant, and the contact as it is (a held press goes on)."""
+        self.sleeps += 1
+        self.sleep_ms = timer_ms
+        self.asleep.set()
+        self._slept.set()
+        try:
+            pressed = await self.finger.wake(timer_ms, armed)
+        finally:
+            self.asleep.clear()
+            self._slept.set()
+        self.wakes.append("button" if pressed else "timer")
+        await self.start(wake=(WAKE_BUTTON if pressed else WAKE_TIMER, monotonic_ms()))
+
+    async def wait_asleep(self, count: int = 1) -> None:
+        """Returns once the board is asleep after its `count`th deep sleep (or a later one)."""
+        while not (self.sleeps >= count and self.asleep.is_set()):
+            self._slept.clear()
+            await self._slept.wait()
 
     async def _takedown(self) -> None:
         if self.peripheral is not None:
@@ -162,6 +222,7 @@ class VirtualBoard:
 
     async def close(self) -> None:
         await self.stop()
+        await self.finger.close()
         if self.console is not None:
             await self.console.close()
         if self._attacher is not None:
@@ -170,24 +231,51 @@ class VirtualBoard:
         await self._takedown()
         await self.server.close()
 
-    async def press(self, edges: list[list[Any]]) -> None:
-        """Moves the contact: [[dt_ms, pressed], ...], played in real time on the board."""
-        assert self.bridge is not None
-        await self.bridge.send({"t": "board", "op": "edges", "edges": edges})
+    async def press(self, edges: Edges) -> None:
+        """Moves the contact: [[dt_ms, pressed], ...], played in real time. An awake board
+        plays the script on its own clock; if it sleeps or boots again meanwhile, the finger
+        goes on (finger.py): a press wakes a sleeping board, and a board booted since feels
+        each further edge as it comes."""
+        bridge = self.bridge
+        if bridge is not None:
+            await bridge.send({"t": "board", "op": "edges", "edges": edges})
+
+        async def feel(pressed: bool) -> None:
+            now = self.bridge
+            if now is not None and now is not bridge:
+                try:
+                    await now.send({"t": "board", "op": "edges", "edges": [[0, pressed]]})
+                except BridgeError:
+                    pass  # it went to sleep or off meanwhile: the finger still knows
+        self.finger.play(edges, feel)
 
     async def set_battery_mv(self, mv: int) -> None:
         assert self.bridge is not None
         await self.bridge.send({"t": "board", "op": "battery", "mv": mv})
 
 
-async def serve_board(flash: Path, host: str, port: int, ready: Callable[[int], None]) -> None:
-    """Runs one virtual board with its REPL on host:port until cancelled (`msa sim board`)."""
+async def serve_board(flash: Path, host: str, port: int,
+                      ready: Callable[[int, int | None], None],
+                      radio: tuple[str, int] | None = None) -> None:
+    """Runs one virtual board with its REPL on host:port until cancelled (`msa sim board`);
+    with `radio`, other processes' hosts join its air there (radio.py). `ready` gets the
+    REPL's port and the radio's (None without one)."""
+    from .radio import serve_radio
+
     air = Air()
     board = VirtualBoard(air, flash)
     if not (flash / "main.py").exists():
         board.install()
+    server = None
     try:
-        ready(await board.start_console(host, port))
+        console_port = await board.start_console(host, port)
+        radio_port = None
+        if radio is not None:
+            server = await serve_radio(air, *radio)
+            radio_port = int(server.sockets[0].getsockname()[1])
+        ready(console_port, radio_port)
         await asyncio.Event().wait()
     finally:
+        if server is not None:
+            server.close()
         await board.close()

@@ -14,14 +14,14 @@ from msa.host.protocol import ButtonKeys
 from msa.host.receiver import Receiver
 from msa.host.sequence import SequenceGuard
 
-from .air import Air
+from .air import BOARD_ADDRESS, Air
 from .bleak_backend import BumbleClient, BumbleScanner
 from .central import Central
 from .vboard import VirtualBoard
 
 log = logging.getLogger("msa.simulator.world")
 
-BUTTON_ADDRESS = "C0:00:00:00:00:01"
+BUTTON_ADDRESS = BOARD_ADDRESS
 HOST_ADDRESS = "C0:00:00:00:00:10"
 
 

@@ -71,10 +71,10 @@ def test_host_simulator_and_tools_type_check_strictly(tmp_path: Path) -> None:
     # The folders install as msa.host, msa.simulator, msa.tools; mypy sees them the same way.
     pkg = tmp_path / "msa"
     pkg.mkdir()
-    for name in ("host", "simulator", "tools", "centre", "firmware", "board"):
+    for name in ("host", "simulator", "tools", "centre", "firmware", "board", "bench"):
         (pkg / name).symlink_to(ROOT / name)
     proc = _mypy("--strict", "--exclude", "/mp/", "--cache-dir", str(tmp_path / "cache"),
                  "-p", "msa.host",
-                 "-p", "msa.simulator", "-p", "msa.tools", "-p", "msa.centre",
+                 "-p", "msa.simulator", "-p", "msa.tools", "-p", "msa.centre", "-p", "msa.bench",
                  env_path=str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr

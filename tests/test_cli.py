@@ -67,6 +67,40 @@ def test_protocol_vectors_match_the_document() -> None:
 
 def test_help_has_examples() -> None:
     for cmd in (["sim", "demo"], ["firmware", "size"], ["protocol", "vectors"],
-                ["host", "run"], ["host", "check"], ["centre"]):
+                ["host", "run"], ["host", "check"], ["centre"], ["case", "add"],
+                ["case", "show"], ["bench"], ["sim", "board"]):
         out = msa(*cmd, "--help").stdout
         assert "Example:" in out, cmd
+
+
+def test_case_add_then_show_lists_the_case_without_any_key(tmp_path: Path) -> None:
+    reg = str(tmp_path / "centre" / "registry.db")
+    added = msa("case", "add", "--registry", reg, "--case", "GENT-2026-0147", "--victim",
+                "Jane Example", "--victim-phone", "+32470000001", "--measure", "no contact",
+                "--weapons")
+    assert added.returncode == 0 and "added" in added.stdout, added.stderr
+    shown = msa("case", "show", "--registry", reg, "--case", "GENT-2026-0147")
+    assert shown.returncode == 0, shown.stderr
+    assert "Jane Example" in shown.stdout and "measure: no contact" in shown.stdout
+    assert "buttons in service: none" in shown.stdout
+    bad = msa("case", "add", "--registry", reg, "--case", "X", "--victim", "Y",
+              "--victim-phone", "0470 00 00 01")
+    assert bad.returncode != 0 and "international number" in bad.stderr
+    missing = msa("case", "show", "--registry", reg, "--case", "NOPE")
+    assert missing.returncode == 1 and missing.stderr.startswith("msa: no case 'NOPE'")
+
+
+def test_a_retired_button_id_is_never_provisioned_again(tmp_path: Path) -> None:
+    from msa.centre.registry import Case, Registry
+
+    reg = tmp_path / "registry.db"
+    registry = Registry(reg)
+    registry.put_case(Case("C-1", "V"))
+    registry.register(0x0A0B0C0D, bytes(32), "C-1")
+    registry.retire(0x0A0B0C0D)
+    registry.close()
+    # Refused before any device is touched: nothing listens on this port.
+    proc = msa("provision", "--port", "socket://127.0.0.1:9", "--case", "C-1", "--registry",
+               str(reg), "--button-id", "0a0b0c0d", "--force")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("msa: button id 0a0b0c0d was retired"), proc.stderr

@@ -93,34 +93,51 @@ def sim_demo(hold_ms: int, config_path: Path | None, linger: float, as_json: boo
 @sim.command("board")
 @click.option("--listen", default="127.0.0.1:0", show_default=True,
               help="HOST:PORT for the REPL (port 0 picks a free one).")
+@click.option("--radio", default=None,
+              help="HOST:PORT where hosts in other processes join the board's simulated"
+                   " radio (a host's configuration says adapter = \"sim:HOST:PORT\").")
 @click.option("--flash", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder that is the board's flash (default: a new one with the firmware).")
-def sim_board(listen: str, flash: Path | None) -> None:
-    """Run a virtual board whose REPL mpremote reaches over socket://, like a USB board.
+def sim_board(listen: str, radio: str | None, flash: Path | None) -> None:
+    """Run a virtual board whose REPL mpremote reaches over socket://, like a USB board,
+    and, with --radio, whose Bluetooth the host commands (msa bond, status, test-alarm,
+    monitor, retire, host run) reach from their own processes.
 
-    Example: msa sim board --listen 127.0.0.1:7000, then
+    Example: msa sim board --listen 127.0.0.1:7000 --radio 127.0.0.1:7001, then
     mpremote connect socket://127.0.0.1:7000 fs ls
     """
     import asyncio
     import tempfile
 
+    from msa.simulator.air import BOARD_ADDRESS
     from msa.simulator.vboard import serve_board
 
-    host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:7000", param_hint="--listen")
+    host, port = _host_port(listen, "--listen", "127.0.0.1:7000")
+    radio_at = None if radio is None else _host_port(radio, "--radio", "127.0.0.1:7001")
     folder = flash or Path(tempfile.mkdtemp(prefix="msa-flash-"))
     folder.mkdir(parents=True, exist_ok=True)
 
-    def ready(port: int) -> None:
+    def ready(console_port: int, radio_port: int | None) -> None:
         click.echo(f"virtual board running; flash: {folder}")
-        click.echo(f"connect with: mpremote connect socket://{host}:{port}")
-        click.echo("Ctrl-C stops it.")
+        click.echo(f"USB: socket://{host}:{console_port}"
+                   f" (mpremote connect socket://{host}:{console_port})")
+        if radio_at is not None:
+            click.echo(f"radio: sim:{radio_at[0]}:{radio_port} (the host's [host] adapter);"
+                       f" the button's address: {BOARD_ADDRESS}")
+        click.echo("Ctrl-C stops it.", nl=True)
+        sys.stdout.flush()
 
     try:
-        asyncio.run(serve_board(folder, host, int(port_text), ready))
+        asyncio.run(serve_board(folder, host, port, ready, radio_at))
     except KeyboardInterrupt:
         click.echo("stopped")
+
+
+def _host_port(text: str, option: str, example: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter(f"expected HOST:PORT, e.g. {example}", param_hint=option)
+    return host, int(port)
 
 
 @sim.command("latency")
@@ -144,7 +161,7 @@ def sim_latency(presses: int, to: str, as_json: bool) -> None:
         result = latency.run(presses)
         out = {"presses": result.presses, "to_host": figures(result)}
     else:
-        d = latency.run_dispatch(presses, ip_down=to == "sms")
+        d = latency.run_dispatch(presses, ip_fault="refused" if to == "sms" else "")
         out = {"presses": d.presses, "channel": d.channel, "to_host": figures(d.to_host),
                "to_ack": figures(d.to_ack)}
     if as_json:
@@ -198,12 +215,15 @@ def host_run(config_path: Path) -> None:
     from msa.host import config
     from msa.host.service import HostService
 
+    from .adapter import backends_for
+
     c = config.load(config_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     async def serve() -> None:
-        service = HostService(c)
-        await service.run()
+        async with backends_for(c) as backends:
+            service = HostService(c, backends=backends)
+            await service.run()
 
     try:
         asyncio.run(serve())
@@ -267,6 +287,10 @@ for _command in (flash, provision, wipe):
 from .cli_ble import bond, monitor, retire, status, test_alarm  # noqa: E402  (the BLE side)
 for _command in (bond, status, test_alarm, monitor, retire):
     cli.add_command(_command)
+from .cli_case import case  # noqa: E402  (the centre's case files)
+cli.add_command(case)
+from .cli_bench import bench  # noqa: E402  (issue 6)
+cli.add_command(bench)
 
 
 def main(argv: list[str] | None = None) -> Any:

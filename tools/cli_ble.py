@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .cli_device import _button_id
 
+if TYPE_CHECKING:
+    from msa.host.link import Backends
+
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 _CONFIG = click.option("--config", "config_path", required=True,
                        type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -29,6 +33,21 @@ def _when(at: float | None) -> str:
         return "never"
     return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))}" \
            f" ({max(time.time() - at, 0):.0f} s ago)"
+
+
+def _on_radio(config_path: Path, work: Callable[[Backends | None], Awaitable[T]]) -> T:
+    """Runs `work` with the Bluetooth adapter the configuration names (`[host] adapter`)."""
+    from msa.host import config as host_config
+
+    from .adapter import backends_for
+
+    config = host_config.load(config_path)
+
+    async def go() -> T:
+        async with backends_for(config) as backends:
+            return await work(backends)
+
+    return asyncio.run(go())
 
 
 def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -51,7 +70,8 @@ def bond(config_path: Path, button_id: int | None, timeout_s: float) -> None:
     """
     from . import technician
 
-    r = asyncio.run(technician.bond(config_path, button_id=button_id, timeout_s=timeout_s))
+    r = _on_radio(config_path, lambda be: technician.bond(
+        config_path, button_id=button_id, timeout_s=timeout_s, backends=be))
     click.echo(f"button {r.button_id:08x} at {r.address}: bonded")
     click.echo("  bond: stored in this host's Bluetooth stack; reconnected and encrypted with"
                " it")
@@ -70,7 +90,8 @@ def status(config_path: Path, button_id: int | None, timeout_s: float) -> None:
     from . import technician
     from .errors import NoAdapter
 
-    r = asyncio.run(technician.status(config_path, button_id=button_id, timeout_s=timeout_s))
+    r = _on_radio(config_path, lambda be: technician.status(
+        config_path, button_id=button_id, timeout_s=timeout_s, backends=be))
     h = r.host
     click.echo(f"button {r.button_id:08x} at {r.address}")
     click.echo(f"  host: key file {h.key_file} present (not shown)")
@@ -106,8 +127,8 @@ def test_alarm(config_path: Path, button_id: int | None, timeout_s: float) -> No
     """
     from . import technician
 
-    r = asyncio.run(technician.test_alarm(config_path, button_id=button_id,
-                                          timeout_s=timeout_s))
+    r = _on_radio(config_path, lambda be: technician.test_alarm(
+        config_path, button_id=button_id, timeout_s=timeout_s, backends=be))
     click.echo(f"button {r.button_id:08x}: TEST alarm {r.key} acknowledged by the centre as"
                f" {r.reference or '(no reference given)'} via {r.channel}"
                f" in {r.seconds * 1000:.0f} ms"
@@ -131,8 +152,9 @@ def monitor(config_path: Path, button_id: int | None, timeout_s: float,
         click.echo(technician.describe(event))
 
     try:
-        asyncio.run(technician.monitor(config_path, line, count=count, button_id=button_id,
-                                       timeout_s=timeout_s))
+        _on_radio(config_path, lambda be: technician.monitor(
+            config_path, line, count=count, button_id=button_id, timeout_s=timeout_s,
+            backends=be))
     except KeyboardInterrupt:
         click.echo("stopped")
 
@@ -155,8 +177,8 @@ def retire(config_path: Path, button_id: int | None, registry_path: Path,
     from . import technician
     from .errors import RetireIncomplete
 
-    steps = asyncio.run(technician.retire(config_path, registry_path, port=port,
-                                          button_id=button_id))
+    steps = _on_radio(config_path, lambda be: technician.retire(
+        config_path, registry_path, port=port, button_id=button_id, backends=be))
     for s in steps:
         click.echo(f"{s.where:<7} {'done' if s.done else 'FAILED':<6} {s.what}")
     failed = [f"{s.where}: {s.what}" for s in steps if not s.done]

@@ -62,9 +62,14 @@ def flash(port: str, board: str) -> None:
               show_default=True, help="The gesture that raises the alarm.")
 @click.option("--key-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the key, mode 0600, for the host's key_file.")
+@click.option("--power", type=click.Choice(["connected", "sleep"]), default="connected",
+              show_default=True,
+              help="connected: always reachable, a press reaches the host at once (days on a"
+                   " battery); sleep: deep sleep between presses and hourly heartbeats (months),"
+                   " a press costs a boot.")
 @click.option("--force", is_flag=True, help="Replace a button's existing configuration.")
 def provision(port: str, case_ref: str, registry_path: Path, button_id: int | None,
-              gesture: str, key_out: Path | None, force: bool) -> None:
+              gesture: str, key_out: Path | None, power: str, force: bool) -> None:
     """Give a button a fresh key and id over USB and register it for a case. No personal data
     goes on the button, and the key is never printed.
 
@@ -75,9 +80,9 @@ def provision(port: str, case_ref: str, registry_path: Path, button_id: int | No
     from .usb import Usb
 
     r = device.provision(Usb(port), registry_path, case_ref, button_id, gesture, force,
-                         key_out)
+                         key_out, power)
     click.echo(f"{r.port}: provisioned button {r.button_id:08x} for case {r.case_ref}"
-               f" (gesture {r.gesture})")
+               f" (gesture {r.gesture}, power {r.power}, heartbeat every {r.heartbeat_s} s)")
     if r.replaced:
         held = f"{r.replaced:08x}" if r.replaced > 0 else "an unreadable configuration"
         click.echo(f"  replaced: {held}; retire that id in the registry if it was registered")

@@ -15,9 +15,9 @@ from pathlib import Path
 from msa.centre.registry import Registry
 
 from . import firmware as fw
-from .errors import (AlreadyProvisioned, BootFailed, ButtonIdTaken, CaseUnknown, DeviceFailed,
-                     FlashVerifyFailed, KeyMismatch, MpyMismatch, ToolError, Unprovisioned,
-                     WipeIncomplete, WrongBoard, WrongButton)
+from .errors import (AlreadyProvisioned, BootFailed, ButtonIdRetired, ButtonIdTaken,
+                     CaseUnknown, DeviceFailed, FlashVerifyFailed, KeyMismatch, MpyMismatch,
+                     ToolError, Unprovisioned, WipeIncomplete, WrongBoard, WrongButton)
 from .usb import Usb
 
 # sys.platform of the MicroPython port each board module is written for.
@@ -28,6 +28,7 @@ ENTRY = "main.py"
 # button runs nothing else, and a stale one could shadow a module (.py is found before .mpy).
 KEEP = frozenset({"boot.py"})
 GESTURES = ("hold", "single", "multi")
+POWER_MODES = ("connected", "sleep")  # firmware/power.py; connected is the firmware's default
 MAX_BUTTON_ID = 0xFFFFFFFF
 
 
@@ -217,10 +218,13 @@ except ValueError:
 
 # Saved with the firmware's own config module, read back through a fresh Store, and compared
 # on the device, so that the key never comes back over the line.
+# HEARTBEAT: the period the firmware settled on (its default depends on the power mode), for
+# the registry, so that the centre does not call a sleeping button silent between wakes.
 _WRITE = """import config, store, json
 want = config.save(store.Store('.'), json.loads(%r))
 back = config.load(store.Store('.'))
 print('SAVED', back['button_id'], back == want)
+print('HEARTBEAT', back['heartbeat_s'])
 """
 
 
@@ -243,12 +247,21 @@ class ProvisionReport:
     registry: str
     replaced: int  # the button id the device held before (--force), 0 if none
     key_file: Path | None
+    power: str = "connected"
+    heartbeat_s: int = 60  # the button's heartbeat period, as the firmware settled it
 
 
 def provision(usb: Usb, registry_path: Path, case_ref: str, button_id: int | None,
-              gesture: str, force: bool, key_out: Path | None) -> ProvisionReport:
+              gesture: str, force: bool, key_out: Path | None,
+              power: str = "connected") -> ProvisionReport:
     """Writes a new button configuration with a fresh key over USB and registers the button
-    with its key for the case. Checks everything it can before the device is touched."""
+    with its key for the case. Checks everything it can before the device is touched.
+
+    `power` "sleep" makes a button that deep-sleeps between presses and hourly heartbeats
+    (firmware/power.py); the field is written only then, so that a button whose firmware
+    predates power modes can still be provisioned in the default, connected mode."""
+    if power not in POWER_MODES:
+        raise ToolError(f"no power mode {power!r}", "use one of " + ", ".join(POWER_MODES))
     if key_out is not None and not key_out.parent.is_dir():
         raise ToolError(f"no folder {key_out.parent} for the key file",
                         "create it, or give another --key-out")
@@ -256,22 +269,41 @@ def provision(usb: Usb, registry_path: Path, case_ref: str, button_id: int | Non
     try:
         if registry.case(case_ref) is None:
             raise CaseUnknown(str(registry_path), case_ref)
+        retired = registry.retired()
         if button_id is None:
-            button_id = _new_button_id(set(registry.buttons()))
+            button_id = _new_button_id(set(registry.buttons()) | retired)
+        elif button_id in retired:
+            raise ButtonIdRetired(str(registry_path), button_id)
         elif registry.key(button_id) is not None and not force:
             raise ButtonIdTaken(str(registry_path), button_id)
         held = button_id_on(usb)
         if held != 0 and not force:
             raise AlreadyProvisioned(usb.port, held)
         key = secrets.token_bytes(32)
-        _write_config(usb, {"button_id": button_id, "key": key.hex(), "gesture": gesture})
+        cfg: dict[str, object] = {"button_id": button_id, "key": key.hex(), "gesture": gesture}
+        if power != "connected":
+            cfg["power"] = power
+        heartbeat_s = _write_config(usb, cfg)
         registry.register(button_id, key, case_ref)
+        registry.expect_heartbeat(button_id, heartbeat_s)
     finally:
         registry.close()
     if key_out is not None:
         _write_secret(key_out, key.hex() + "\n")
+    restart(usb)
     return ProvisionReport(usb.port, button_id, case_ref, gesture, str(registry_path), held,
-                           key_out)
+                           key_out, power, heartbeat_s)
+
+
+# As mpremote's own `reset`: the short sleep lets mpremote leave before the port drops.
+_RESTART = "import time, board\ntime.sleep_ms(100)\nboard.reset()"
+
+
+def restart(usb: Usb) -> None:
+    """Hard-resets the button so that it runs its firmware with what was just written: a
+    button left in the REPL after mpremote stays silent on the radio, even unplugged from
+    USB when its battery keeps it powered."""
+    usb.run("restart the button", "exec", "--no-follow", _RESTART)
 
 
 def _new_button_id(taken: set[int]) -> int:
@@ -281,11 +313,12 @@ def _new_button_id(taken: set[int]) -> int:
             return candidate
 
 
-def _write_config(usb: Usb, cfg: dict[str, object]) -> None:
+def _write_config(usb: Usb, cfg: dict[str, object]) -> int:
     """Sends the configuration with the key inside a script that `mpremote run` pastes into
     the REPL: the key is never on a command line (visible in ps) and never in a file on the
     device other than the config record itself. The script lives in a private temporary
-    folder, mode 0600, for the few seconds of the run."""
+    folder, mode 0600, for the few seconds of the run. Returns the heartbeat period the
+    firmware settled on (60 s from firmware that does not say)."""
     with tempfile.TemporaryDirectory(prefix="msa-provision-") as folder:
         script = Path(folder) / "provision.py"
         _write_secret(script, _WRITE % (json.dumps(cfg),))
@@ -296,6 +329,8 @@ def _write_config(usb: Usb, cfg: dict[str, object]) -> None:
         raise DeviceFailed(usb.port, "save its configuration", "no confirmation")
     if saved[0] != [str(button_id), "True"]:
         raise KeyMismatch(usb.port, button_id)
+    beat = _tagged(out, "HEARTBEAT")
+    return int(beat[0][0]) if beat and beat[0] and beat[0][0].isdigit() else 60
 
 
 def _write_secret(path: Path, text: str) -> None:
@@ -353,4 +388,5 @@ def wipe(usb: Usb, expect_id: int | None) -> WipeReport:
     gone = [f[0] for f in _tagged(out, "GONE") if f]
     if left or not gone:
         raise WipeIncomplete(usb.port, left or ["(no confirmation)"])
+    restart(usb)
     return WipeReport(usb.port, held, tuple(gone))

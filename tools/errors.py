@@ -167,6 +167,19 @@ class CaseUnknown(ToolError):
                          "add the case to the registry first, then provision")
 
 
+class ButtonIdRetired(ToolError):
+    """The requested button id belonged to a retired button: ids are never used twice, since
+    the centre recognises repeated messages by keys made from the id."""
+
+    def __init__(self, registry: str, button_id: int) -> None:
+        self.registry = registry
+        self.button_id = button_id
+        super().__init__(f"button id {button_id:08x} was retired in the registry {registry};"
+                         " a new life needs a new id (message keys are made from it, and the"
+                         " centre would take a new alarm for a repeat of an old one)",
+                         "leave --button-id out for a random, never-used one")
+
+
 class ButtonIdTaken(ToolError):
     """The requested button id is already active in the registry."""
 

@@ -1,7 +1,13 @@
 """The virtual board's hardware in real time: the sim board's pin, ADC and one-shot timers,
 driven over the bridge (topic "board"); timers run from an asyncio task as soft IRQs do.
+
+Deep sleep ends the interpreter with EXIT_DEEPSLEEP after one line on stdout saying for how
+long and whether the button may wake it; the simulator (vboard.py) keeps the board off the air
+until then and boots it again with MSA_WAKE (the wake's cause, as board.wake_cause() gives it),
+MSA_WAKE_MS (the wake's instant on the shared monotonic clock) and MSA_PIN (the contact's level).
 """
 import asyncio
+import os
 import sys
 import time
 
@@ -10,6 +16,25 @@ import simlink
 from board import ADC_MAX_COUNTS, ADC_REF_MV, DIVIDER_DEN, DIVIDER_NUM, SimButton
 
 EXIT_RESET = 75  # the process manager restarts the board when it exits with this code
+EXIT_DEEPSLEEP = 76  # ... and keeps it asleep until its timer or a press when it exits so
+SLEEP_LINE = "MSA-DEEPSLEEP"  # followed by the timer in ms and 1 if a press may wake it
+
+
+def wake_cause():
+    """0 after a power-on or reset, 1 after a wake by the button, 2 by the timer."""
+    return int(os.getenv("MSA_WAKE") or 0)
+
+
+def wake_ticks_ms(now_ms):
+    """The wake's instant in the unix port's ticks (CLOCK_MONOTONIC ms, as the simulator's
+    clock); now_ms when the board was not woken."""
+    return int(os.getenv("MSA_WAKE_MS") or now_ms)
+
+
+def deepsleep(ms, wake_on_button):
+    """Ends the interpreter as a deep sleep does; the simulator wakes the board again."""
+    print(SLEEP_LINE, max(0, int(ms)), 1 if wake_on_button else 0)
+    sys.exit(EXIT_DEEPSLEEP)
 
 
 def _nothing(_timer):
@@ -55,7 +80,7 @@ class Hardware:
     """The process-wide simulated hardware (created on first use by board/sim.py)."""
 
     def __init__(self):
-        self.pin_level = 1  # released: the sim button is active low
+        self.pin_level = int(os.getenv("MSA_PIN") or 1)  # 1 released: the button is active low
         self.battery_mv = 3950
         self.button = SimButton(self)
         self.timers = []
