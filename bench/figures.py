@@ -94,24 +94,44 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}" if abs(value) < 10 else f"{value:.1f} {unit}"
 
 
+def _value(figure: Figure) -> str:
+    shown = _number(figure.value, figure.unit)
+    if figure.target is not None and figure.value is not None \
+            and figure.value != figure.target \
+            and shown == _number(figure.target, figure.unit):
+        # Rounded, value and target would look equal: show the digits that tell them apart.
+        return f"{figure.value:.6g} {figure.unit}"
+    return shown
+
+
+def _floor(figure: Figure, previous: Figure | None) -> str:
+    """The floor, or a mark that it is the row above's (the tables repeat a section's)."""
+    if previous is not None and figure.floor and figure.floor == previous.floor \
+            and figure.section == previous.section:
+        return "(as above)"
+    return figure.floor
+
+
 def _target(figure: Figure) -> str:
     if figure.target is None:
         return ""
     sign = "≤" if figure.better is Better.LOWER else "≥"
     verdict = {True: "met", False: "MISSED", None: ""}[figure.met]
-    return f"{sign} {_number(figure.target, figure.unit)} {verdict}".rstrip()
+    return f"{sign} {figure.target:,g} {figure.unit} {verdict}".rstrip()
 
 
 def table(figures: Sequence[Figure]) -> str:
     """A plain-text table, one section after another, as `msa bench` prints it."""
     rows = [("figure", "value", "target", "floor")]
     section = None
+    previous: Figure | None = None
     lines: list[str] = []
     for f in figures:
         if f.section != section:
             section = f.section
             rows.append((f"[{section}]", "", "", ""))
-        rows.append((f.name, _number(f.value, f.unit), _target(f), f.floor))
+        rows.append((f.name, _value(f), _target(f), _floor(f, previous)))
+        previous = f
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         lines.append("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3])
@@ -121,3 +141,14 @@ def table(figures: Sequence[Figure]) -> str:
 def to_json(figures: Sequence[Figure], meta: dict[str, Any]) -> str:
     return json.dumps({"meta": meta, "figures": [f.as_dict() for f in figures]}, indent=2,
                       ensure_ascii=False)
+
+
+def markdown(figures: Sequence[Figure]) -> str:
+    """The same table in Markdown, for docs/performance.md."""
+    lines = ["| section | figure | value | target | floor |", "|---|---|---|---|---|"]
+    previous: Figure | None = None
+    for f in figures:
+        cells = (f.section, f.name, _value(f), _target(f), _floor(f, previous))
+        previous = f
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)

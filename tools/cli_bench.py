@@ -8,6 +8,8 @@ import click
 
 @click.command("bench")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--markdown", "as_markdown", is_flag=True,
+              help="Print the table in Markdown (as in docs/performance.md).")
 @click.option("--only", "only", multiple=True, metavar="SECTION",
               help="Run only this section (repeatable): latency, dc09, sms, tracking, ingest,"
                    " firmware, battery, host.")
@@ -17,11 +19,11 @@ import click
               help="Repetitions of the noisy measurements (medians of the runs).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the JSON report to this file.")
-def bench(as_json: bool, only: tuple[str, ...], scale: float, runs: int,
+def bench(as_json: bool, as_markdown: bool, only: tuple[str, ...], scale: float, runs: int,
           out: Path | None) -> None:
     """Measure latency, SMS fallback, tracking cadence, centre ingest, firmware footprint,
     battery life and host footprint; print each figure beside its target and its floor.
-    Takes about 6 minutes at --scale 1 on a 2-core machine (docs/performance.md).
+    Takes about 7 minutes at --scale 1 on a 2-core machine (docs/performance.md).
 
     Example: msa bench --only latency --only sms --scale 0.2
     """
@@ -48,6 +50,8 @@ def bench(as_json: bool, only: tuple[str, ...], scale: float, runs: int,
         out.write_text(report + "\n")
     if as_json:
         click.echo(report)
+    elif as_markdown:
+        click.echo(figures.markdown(found))
     else:
         click.echo(f"msa bench, {info['date_utc']} UTC, {info['machine']}, commit"
                    f" {info['commit'] or '?'}, scale {scale}")
