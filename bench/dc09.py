@@ -21,14 +21,13 @@ from msa.simulator import latency
 from msa.simulator.chain import Chain
 
 from .figures import Better, Figure, Options, median, percentile
+from .latency import RADIO_FLOOR
 
 SECTION = "dc09"
 TARGET_P99_MS = 50.0
-HOLD_MS = 100  # the shortest hold the firmware accepts: the measurement needs many presses
+HOLD_MS = latency.HOLD_MS  # the shortest hold the firmware accepts: many presses fit
 ACCOUNT = "BEEF0001"  # the DC-09 account the host reports under (pysiaalarm knows only these)
-FLOOR = ("no air time nor connection interval simulated: on a real radio add at least one "
-         "connection interval (7.5 ms minimum; the firmware requests none, so the host's "
-         "stack chooses, often 30-50 ms on phones)")
+FLOOR = RADIO_FLOOR  # the simulation has no air time and no connection interval
 
 
 @dataclass

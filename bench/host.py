@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from msa.centre.registry import Case
@@ -57,10 +58,9 @@ def _rss_mib(pid: int) -> tuple[float, float]:
     return kib[0] / 1024, kib[1] / 1024
 
 
-async def _wait_for(what: str, check: object, proc: asyncio.subprocess.Process,
+async def _wait_for(what: str, check: Callable[[], bool], proc: asyncio.subprocess.Process,
                     timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    assert callable(check)
     while not check():
         if proc.returncode is not None:
             raise RuntimeError(f"msa host run ended ({proc.returncode}) before {what}")

@@ -30,21 +30,18 @@ IDENTITY_FILE = "sim-radio.json"
 class _Adapter(StreamPacketSource):
     """One connected host: H4 packets in, the controller's packets out."""
 
-    def __init__(self, air: Air, adapters: set[_Adapter]) -> None:
+    def __init__(self, air: Air) -> None:
         super().__init__()
         self.air = air
-        self.adapters = adapters
         self.controller: SimController | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
         peer = transport.get_extra_info("peername")
         self.controller = self.air.attach(f"adapter {peer}", self, StreamPacketSink(transport))
-        self.adapters.add(self)
         log.info("a host joined the air from %s", peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.adapters.discard(self)
         if self.controller is not None:
             task = asyncio.get_running_loop().create_task(self.air.detach(self.controller))
             task.add_done_callback(_report)
@@ -58,9 +55,8 @@ def _report(task: asyncio.Task[None]) -> None:
 
 async def serve_radio(air: Air, host: str, port: int) -> asyncio.Server:
     """Listens for hosts; each connection gets its own controller on `air`."""
-    adapters: set[_Adapter] = set()
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _Adapter(air, adapters), host, port)
+    return await loop.create_server(lambda: _Adapter(air), host, port)
 
 
 def _identity(keys_dir: Path) -> tuple[str, bytes]:

@@ -18,7 +18,7 @@ from typing import Any
 from msa.tools.firmware import device_files
 
 from .bridge import Bridge, BridgeServer
-from .console import Console
+from .console import EXIT_RESET, Console  # simhw's code for a reset or a watchdog bite
 from .errors import BridgeError, InterpreterError
 from .finger import Edges, Finger, monotonic_ms
 from .peripheral import Peripheral
@@ -41,7 +41,6 @@ def micropython_binary() -> str:
         raise InterpreterError("not found", "install msa with its dependencies "
                                "(python3 bootstrap.py demo does)")
     return found
-EXIT_RESET = 75  # simhw.EXIT_RESET: the board asked for a reset (or its watchdog bit)
 EXIT_DEEPSLEEP = 76  # simhw.EXIT_DEEPSLEEP: the board went to deep sleep
 SLEEP_LINE = "MSA-DEEPSLEEP"  # simhw.SLEEP_LINE, then the timer (ms) and 1 if a press wakes it
 WAKE_BUTTON, WAKE_TIMER = 1, 2  # board.wake_cause() after a wake (firmware/power.py)
