@@ -64,14 +64,24 @@ def ensure_env() -> Path:
 # gpsd-clients (which bring python3-gps for the system python3 that runs gpsfake; gpsfake
 # starts its own gpsd on a private port, so the system gpsd service is never used).
 # tests/test_operator_page.py renders the centre's operator page in Debian's headless Chromium.
-# Those tests skip with a reason where the program is missing, and fail instead under CI.
+# Those tests skip with a reason where the program is missing; under CI a program that cannot
+# be installed fails the run here, and any skip fails the test (tests/conftest.py).
 SYSTEM_PROGRAMS = {"gpsfake": ("gpsd", "gpsd-clients"), "chromium": ("chromium",)}
+
+
+def under_ci() -> bool:
+    """CI is set, and not to "", "0" or "false" (any case): the same rule as tests/conftest.py."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def missing_programs() -> list[str]:
+    return [name for name in SYSTEM_PROGRAMS if not shutil.which(name)]
 
 
 def ensure_system_programs() -> None:
     """Install the Debian packages of missing programs when this is root with apt-get;
     otherwise say in one line which tests will be skipped."""
-    missing = [name for name in SYSTEM_PROGRAMS if not shutil.which(name)]
+    missing = missing_programs()
     if not missing:
         return
     apt = shutil.which("apt-get")
@@ -103,6 +113,13 @@ def main(argv: list[str]) -> int:
         cmd = [str(python), "-m", "msa.tools.cli", "sim", "demo", *rest]
     else:
         ensure_system_programs()
+        still = missing_programs()
+        if still and under_ci():
+            print(f"msa: CI needs {', '.join(still)} (Debian "
+                  f"{' '.join(p for name in still for p in SYSTEM_PROGRAMS[name])}) and could not"
+                  " install it; CI runs every test, so this run fails", file=sys.stderr,
+                  flush=True)
+            return 1
         cmd = [str(python), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT).returncode
 

@@ -141,7 +141,7 @@ def _client_main() -> None:
 async def _https(folder: Path, fleet: Fleet, n: int, close: bool, rng: random.Random,
                  ) -> tuple[float, float]:
     """Heartbeats posted to /v1/events by another process: (frames/s, server CPU s/frame)."""
-    token = "bench-token"
+    token = "bench-token-0123456789"
     running = await start_centre(CentreConfig(state_dir=folder, tokens=(token,),
                                               dc09_port=None))
     try:

@@ -107,12 +107,12 @@ async def simulated(root: Path, window_s: float) -> Track:
     key = secrets.token_bytes(32)
     keys = hp.ButtonKeys.from_master(key)
     button_id = 0x7AC40001
-    centre = await start_centre(CentreConfig(state_dir=root / "centre", tokens=("t0ken",),
+    centre = await start_centre(CentreConfig(state_dir=root / "centre", tokens=("t0ken-of-the-bench-centre",),
                                              dc09_port=None))
     centre.centre.registry.put_case(Case("BENCH-TRACK", "(bench) victim"))
     centre.centre.registry.register(button_id, key, "BENCH-TRACK")
     clock = SimClock(time.time())
-    channel = HttpsChannel(base_url=centre.api_url, token="t0ken", deadline_s=5.0,
+    channel = HttpsChannel(base_url=centre.api_url, token="t0ken-of-the-bench-centre", deadline_s=5.0,
                            ca_file=str(centre.tls.ca_cert))
     outbox = Outbox(root / "outbox.db")
     track = Track(pressed_at=clock.time())

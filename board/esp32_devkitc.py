@@ -10,7 +10,7 @@ import machine
 
 import hwbase
 from hwbase import deepsleep, lightsleep, radio, reset, ticks_add, ticks_diff, ticks_ms  # noqa: F401
-from hwbase import unique_id, wake_cause, wake_ticks_ms  # noqa: F401
+from hwbase import rtc_memory, unique_id, wake_cause, wake_ticks_ms  # noqa: F401
 
 NAME = "esp32_devkitc"
 BUTTON_PIN = 27
@@ -38,6 +38,8 @@ CURRENT_UA_DIVIDER = 20  # the battery sense divider: 4.0 V over 100k + 100k, al
 BOOT_MS = 690
 BLE_BONDING = True  # NimBLE, as on the C3
 BLE_PRIVACY = True
+# What `msa flash` checks on the device before copying (tools/device.py reads it):
+# needs: MicroPython 1.24.0 (the esp32 port's NimBLE bluetooth as the firmware was checked)
 
 _TIMERS = {}  # type: dict
 

@@ -62,19 +62,31 @@ def esp32_adc_mv(pin_id):
     return adc.read_uv() // 1000
 
 
-def rp2_adc_counts(channel):
-    """12-bit counts (0-4095) of an RP2040 ADC channel."""
-    return machine.ADC(channel).read_u16() >> 4
+def rp2_adc_counts(pin_id):
+    """12-bit counts (0-4095) at an RP2040 ADC pin. Made from the Pin, not the channel number:
+    ADC(3) reads channel 3 without switching GPIO29 to analogue, so the reading is wrong."""
+    return machine.ADC(machine.Pin(pin_id)).read_u16() >> 4
 
 
 class Watchdog:
-    """machine.WDT behind the board interface (it cannot be stopped once started)."""
+    """machine.WDT behind the board interface. It cannot be stopped once started, and it
+    survives a soft reset and a Ctrl-C; making it again with a new timeout reconfigures it
+    (only a hard reset, a watchdog reset or deep sleep ends it)."""
 
     def __init__(self, timeout_ms):
         self._wdt = machine.WDT(timeout=timeout_ms)
 
     def feed(self):
         self._wdt.feed()
+
+
+def rtc_memory(data=None):
+    """The RTC's user memory (ESP32: 2 KiB): kept across resets and deep sleep, lost with the
+    power. With data, replaces it; returns what it holds."""
+    rtc = machine.RTC()
+    if data is not None:
+        rtc.memory(data)
+    return rtc.memory()
 
 
 def unique_id():

@@ -1,7 +1,7 @@
 """Raspberry Pi Pico W (RP2040 + Infineon CYW43439) with a LiPo on VSYS through a diode.
 
-Wiring: the alarm switch from GP15 to GND, internal pull-up. The battery is read as VSYS/3 on
-ADC channel 3 (GPIO29). Caveat: on the Pico W GPIO29 is shared with the CYW43439's SPI clock,
+Wiring: the alarm switch from GP15 to GND, internal pull-up. The battery is read as VSYS/3 at
+GPIO29 (ADC channel 3), through ADC(Pin(29)) so that the pin is switched to analogue. Caveat: on the Pico W GPIO29 is shared with the CYW43439's SPI clock,
 so a reading taken while the radio driver owns the pin can be wrong; the firmware samples the
 battery rarely, and a product would add its own divider on GP26-28 instead.
 """
@@ -12,7 +12,7 @@ from hwbase import unique_id  # noqa: F401
 NAME = "pico_w"
 BUTTON_PIN = 15
 BUTTON_ACTIVE_LOW = True
-BATTERY_ADC_CHANNEL = 3
+BATTERY_ADC_PIN = 29
 ADC_MAX_COUNTS = 4095
 ADC_REF_MV = 3300
 DIVIDER_NUM = 3  # the board's own VSYS/3 divider
@@ -34,6 +34,9 @@ CURRENT_UA_DIVIDER = 14  # the board's own VSYS divider (200k + 100k) at 4.0 V
 # privacy are less complete than NimBLE's; the protocol's application-layer tags carry it.
 BLE_BONDING = False
 BLE_PRIVACY = False
+# What `msa flash` checks on the device before copying (tools/device.py reads it):
+# needs: MicroPython 1.24.0 (the rp2 port's BTstack bluetooth as the firmware was checked)
+_RTC_FILE = "rtc.bin"
 
 
 def Timer(timer_id):
@@ -48,11 +51,26 @@ def Button():
 
 
 def battery_counts():
-    return hwbase.rp2_adc_counts(BATTERY_ADC_CHANNEL)
+    return hwbase.rp2_adc_counts(BATTERY_ADC_PIN)
 
 
 def watchdog(timeout_ms):
     return hwbase.Watchdog(min(timeout_ms, 8388))  # the RP2040 watchdog's longest period
+
+
+def rtc_memory(data=None):
+    """The RP2040's RTC keeps no user memory under MicroPython: a small file stands in, so the
+    fatal backoff (fatal.py) also survives a power cut here; it is written only on a fatal
+    error and once after a healthy minute."""
+    if data is not None:
+        with open(_RTC_FILE, "wb") as f:
+            f.write(data)
+        return bytes(data)
+    try:
+        with open(_RTC_FILE, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def wake_on_button():

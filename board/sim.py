@@ -26,6 +26,8 @@ CURRENT_UA_DIVIDER = 10
 BOOT_MS = 690
 BLE_BONDING = True
 BLE_PRIVACY = True
+# What `msa flash` checks on the device before copying (tools/device.py reads it):
+# needs: MicroPython 1.24.0 (the firmware's asyncio and bluetooth use, as checked)
 
 TICKS_PERIOD = 1 << 30
 _TICKS_MASK = const((1 << 30) - 1)
@@ -48,6 +50,10 @@ def _nothing(_timer):
 
 class Slept(Exception):
     """SimBoard.deepsleep() in the unit tests: the firmware never gets past it."""
+
+
+class Reset(Exception):
+    """SimBoard.reset() in the unit tests: the firmware never gets past it."""
 
 
 class SimTimer:
@@ -115,6 +121,17 @@ class SimBoard:
         self.wake_ms = 0  # ticks of the wake, for wake_ticks_ms()
         self.wake_armed = False
         self.slept_ms = -1  # the timer of the last deepsleep(), -1 before any
+        self.rtc = b""  # the RTC memory: kept by reset(), as on a board
+
+    def rtc_memory(self, data=None):
+        if data is not None:
+            self.rtc = bytes(data)
+        return self.rtc
+
+    def reset(self):
+        """Counts the reset and ends the caller, as a board's reset never returns."""
+        self.resets += 1
+        raise Reset()
 
     # --- the board interface the firmware uses ---
     def ticks_ms(self):
@@ -227,17 +244,22 @@ def radio():
 
 
 def watchdog(timeout_ms):
+    """machine.WDT, held by the simulator: it outlives this interpreter (simhw)."""
     import simhw
 
-    return simhw.Watchdog(_hardware(), timeout_ms)
+    return simhw.Watchdog(timeout_ms)
+
+
+def rtc_memory(data=None):
+    import simhw
+
+    return simhw.rtc_memory(data)
 
 
 def reset():
-    import sys
-
     import simhw
 
-    sys.exit(simhw.EXIT_RESET)
+    simhw.reset()
 
 
 def unique_id():

@@ -9,7 +9,7 @@ import machine
 
 import hwbase
 from hwbase import deepsleep, lightsleep, radio, reset, ticks_add, ticks_diff, ticks_ms  # noqa: F401
-from hwbase import unique_id, wake_cause, wake_ticks_ms  # noqa: F401
+from hwbase import rtc_memory, unique_id, wake_cause, wake_ticks_ms  # noqa: F401
 
 NAME = "xiao_esp32c3"
 BUTTON_PIN = 3
@@ -44,6 +44,8 @@ BOOT_MS = 690
 # Python (_IRQ_SET_SECRET), and resolvable private addresses via config(addr_mode=2).
 BLE_BONDING = True
 BLE_PRIVACY = True
+# What `msa flash` checks on the device before copying (tools/device.py reads it):
+# needs: MicroPython 1.27.0 (esp32.wake_on_gpio, the deep-sleep wake on the button)
 
 # The ESP32-C3 has two hardware timers, 0 and 1: one for debounce, one for gestures.
 _TIMERS = {}  # type: dict
@@ -70,6 +72,9 @@ def watchdog(timeout_ms):
 
 
 def wake_on_button():
-    """Deep sleep ends when the button pulls its pin low (ESP32-C3 GPIO wake)."""
-    esp32.wake_on_gpio((machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP),),
-                       esp32.WAKEUP_ALL_LOW)
+    """Deep sleep ends when the button pulls its pin low (ESP32-C3 GPIO wake). OSError on a
+    MicroPython without esp32.wake_on_gpio (before 1.27): the firmware then stays awake."""
+    wake = getattr(esp32, "wake_on_gpio", None)
+    if wake is None:
+        raise OSError("esp32.wake_on_gpio needs MicroPython 1.27")
+    wake((machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP),), esp32.WAKEUP_ALL_LOW)

@@ -6,6 +6,12 @@ Records live in SQLite (WAL); every accepted message is committed before it is a
 and every kind but a heartbeat is also synced to disk first (a power cut must not take back an
 alarm the host was told is safe). Receivers on the event loop use submit(): what arrives within
 one turn of the loop shares one commit (group commit; docs/performance.md, "ingest").
+
+Keys are the centre's own: it builds each one from the verified frame ("<button hex8>-<boot>-
+<seq>", a location update adding "/<n>") and refuses a message whose key is anything else, so
+nothing a sender writes in a key can open an incident or count twice. An update number n is
+accepted only from 1 to MAX_UPDATE_NO and at most UPDATE_LEAD past the highest one the incident
+has (docs/dispatch.md, "Keys and update numbers").
 """
 from __future__ import annotations
 
@@ -13,11 +19,13 @@ import asyncio
 import contextlib
 import enum
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from msa.host.dispatch import INCIDENT_KINDS, Fix, MessageKind
 from msa.host.errors import FrameError
@@ -25,9 +33,11 @@ from msa.host.protocol import ButtonKeys, Frame, Kind, verify
 from msa.host.sqlite import open_wal
 
 from .errors import RecordError
+from .ratelog import Throttle
 from .registry import Registry
 
 log = logging.getLogger("msa.centre")
+_throttled = Throttle(log)
 
 CACHE_KIB = -65536  # SQLite page cache of the centre's connections: up to 64 MiB each
 
@@ -40,6 +50,18 @@ FRAME_KINDS: dict[MessageKind, frozenset[Kind]] = {
     MessageKind.HEARTBEAT: frozenset({Kind.HEARTBEAT}),
     MessageKind.BOOT: frozenset({Kind.BOOT}),
 }
+
+# Update numbers: the host numbers an incident's updates 1, 2, 3 ... one per tracking interval
+# (at least 1 s) for at most the longest tracking window (86,400 s): no genuine n is above
+# MAX_UPDATE_NO. It sends them in order, at most a few at once, so a genuine n is never far
+# past the highest the centre has: UPDATE_LEAD bounds how far a sender may jump ahead, so that
+# a made-up number cannot become the "latest" position and stay there.
+MAX_UPDATE_NO = 86_400
+UPDATE_LEAD = 32
+_UPDATE_SUFFIX = re.compile(r"[1-9][0-9]{0,5}", re.ASCII)  # no sign, no leading zero
+_EVENT_KEY = re.compile(r"[0-9a-f]{8}-[0-9]{1,5}-[0-9]{1,10}", re.ASCII)
+_REFERENCE = re.compile(r"INC-([0-9]{6,12})", re.ASCII)
+_HEX8 = re.compile(r"[0-9a-f]{8}", re.ASCII)
 
 # A button is silent after missing this many heartbeats of its own period (see warnings()).
 SILENT_HEARTBEATS = 3
@@ -87,14 +109,23 @@ class Inbound:
 
     @classmethod
     def keyed(cls, channel: str, key: str, kind: MessageKind, frame: bytes, fix: Fix | None,
-              received_at: float) -> Inbound:
-        """For channels that carry only the key (DC-09, SMS): the button id, the incident and
-        the update number all stand in it ("<button hex8>-<boot>-<seq>[/<update>]")."""
-        incident, _, update = key.partition("/")
-        return cls(channel=channel, key=key, kind=kind, button_id=int(key[:8], 16),
-                   frame=frame, fix=fix,
-                   incident=incident if kind in INCIDENT_KINDS | {MessageKind.LOCATION} else "",
-                   update_no=int(update) if update else 0, received_at=received_at)
+              received_at: float, update_no: int = 0) -> Inbound:
+        """For channels that carry only the key (DC-09, SMS): the button id is its first
+        eight hex digits (0, refused, when they are not); the centre derives the incident
+        and the update number from the verified frame and the key itself."""
+        head = key[:8]
+        return cls(channel=channel, key=key, kind=kind,
+                   button_id=int(head, 16) if _HEX8.fullmatch(head) else 0, frame=frame,
+                   fix=fix, update_no=update_no, received_at=received_at)
+
+
+class _Checked(NamedTuple):
+    """What the centre itself makes of a verified message: the keys built from its frame."""
+
+    frame: Frame
+    key: str  # the message's key
+    incident: str  # the incident's key ("" for a button's own notices)
+    update_no: int  # a LOCATION's n, else 0
 
 
 @dataclass(frozen=True)
@@ -129,7 +160,7 @@ class Centre:
             # The dedupe index and the buttons' rows outgrow SQLite's 2 MiB default cache
             # with a large fleet: every frame then reads pages back from the OS.
             self._db.execute(f"PRAGMA cache_size={CACHE_KIB}")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise RecordError(self.path, str(exc)) from exc
         self._synced = False  # the connection's synchronous setting: FULL (True) or NORMAL
 
@@ -143,7 +174,9 @@ class Centre:
             self._keys[button_id] = cached
         return cached[1]
 
-    def _verify(self, m: Inbound) -> Frame | str:
+    def _verify(self, m: Inbound) -> _Checked | str:
+        if not 0 < m.button_id < 2 ** 32:
+            return "button id out of range"
         keys = self._button_keys(m.button_id)
         if keys is None:
             return "unknown or retired button"
@@ -153,10 +186,28 @@ class Centre:
             return f"frame {exc.reason}"
         if frame.button_id != m.button_id or frame.kind not in FRAME_KINDS[m.kind]:
             return "frame does not match the message"
-        expected = m.incident if m.kind is MessageKind.LOCATION else m.key
-        if expected.split("/")[0] != f"{frame.button_id:08x}-{frame.boot_id}-{frame.seq}":
+        event = f"{frame.button_id:08x}-{frame.boot_id}-{frame.seq}"
+        if m.incident and m.incident != event:
+            return "incident does not match the frame"
+        if m.kind is MessageKind.LOCATION:
+            # Exactly "<incident>/<n>": a suffix of any other form is a different string that
+            # would count again, and n must be one a host can have reached.
+            prefix, slash, suffix = m.key.partition("/")
+            if prefix != event or not slash or not _UPDATE_SUFFIX.fullmatch(suffix):
+                return "key does not match the frame"
+            n = int(suffix)
+            if n > MAX_UPDATE_NO:
+                return f"update number above {MAX_UPDATE_NO}"
+            if m.update_no not in (0, n):
+                return "update number does not match the key"
+            if m.fix is None:
+                return "a location update without a position"
+            return _Checked(frame, m.key, event, n)
+        if m.key != event:
             return "key does not match the frame"
-        return frame
+        if m.update_no:
+            return "an update number on a message that is no update"
+        return _Checked(frame, event, event if m.kind in INCIDENT_KINDS else "", 0)
 
     def ingest(self, m: Inbound) -> Ingested:
         """Verifies, dedupes and records one message; committed before it returns."""
@@ -183,17 +234,20 @@ class Centre:
         """Verifies a message and records it in the open batch (not committed yet)."""
         checked = self._verify(m)
         if isinstance(checked, str):
-            log.warning("rejected %s from %s for button %#010x: %s", m.kind.value, m.channel,
-                        m.button_id, checked)
+            _throttled.warning(checked, "rejected %s from %s for button %#010x: %s",
+                               m.kind.value, m.channel, m.button_id, checked)
             return Ingested(Verdict.REJECTED, checked)
         try:
             self._begin(synced=m.kind is not MessageKind.HEARTBEAT)
             result = self._record(m, checked, m.received_at or self._clock())
-        except sqlite3.Error as exc:
-            error = RecordError(self.path, str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure: no half-written record stays
+            error = RecordError(self.path, f"{type(exc).__name__}: {exc}")
             self._abort(error)
             raise error from exc
-        if result.verdict is Verdict.ACCEPTED:
+        if result.verdict is Verdict.REJECTED:
+            _throttled.warning(result.reason.split(" ")[0], "rejected %s from %s for button"
+                               " %#010x: %s", m.kind.value, m.channel, m.button_id, result.reason)
+        elif result.verdict is Verdict.ACCEPTED:
             self._accepted.append((m, result))
         return result
 
@@ -240,14 +294,22 @@ class Centre:
                 committed.set_exception(error)
         self._waiting, self._accepted = [], []
 
-    def _record(self, m: Inbound, frame: Frame, now: float) -> Ingested:
+    def _record(self, m: Inbound, checked: _Checked, now: float) -> Ingested:
         db = self._db
-        first = db.execute("INSERT OR IGNORE INTO messages (key, kind, button_id, channel,"
-                           " received_at) VALUES (?, ?, ?, ?, ?)",
-                           (m.key, m.kind.value, m.button_id, m.channel, now)).rowcount == 1
-        incident_key = m.key if m.kind in INCIDENT_KINDS else m.incident
+        frame, key, incident_key, update_no = checked
         row = db.execute("SELECT id, status FROM incidents WHERE key = ?",
                          (incident_key,)).fetchone() if incident_key else None
+        if m.kind is MessageKind.LOCATION:
+            if row is None:
+                return Ingested(Verdict.REJECTED, "no incident for this update (yet)")
+            highest = db.execute("SELECT COALESCE(MAX(update_no), 0) FROM track"
+                                 " WHERE incident = ?", (row[0],)).fetchone()[0]
+            if update_no > int(highest) + UPDATE_LEAD:
+                return Ingested(Verdict.REJECTED, f"update {update_no} is more than"
+                                f" {UPDATE_LEAD} past the incident's latest ({highest})")
+        first = db.execute("INSERT OR IGNORE INTO messages (key, kind, button_id, channel,"
+                           " received_at) VALUES (?, ?, ?, ?, ?)",
+                           (key, m.kind.value, m.button_id, m.channel, now)).rowcount == 1
         if not first:
             return Ingested(Verdict.DUPLICATE, incident="" if row is None else
                             incident_ref(int(row[0])), status="" if row is None else str(row[1]))
@@ -263,17 +325,17 @@ class Centre:
             case = self.registry.case_of(m.button_id)
             cur = db.execute("INSERT INTO incidents (key, button_id, test, case_ref, opened_at,"
                              " pressed_at, channel, battery_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (m.key, m.button_id, int(m.kind is MessageKind.TEST),
+                             (key, m.button_id, int(m.kind is MessageKind.TEST),
                               None if case is None else case.case_ref, now, m.pressed_at,
                               m.channel, frame.battery_pct))
             row = (cur.lastrowid, "open")
         if row is not None:
-            db.execute("UPDATE messages SET incident = ? WHERE key = ?", (row[0], m.key))
+            db.execute("UPDATE messages SET incident = ? WHERE key = ?", (row[0], key))
             if m.fix is not None:
                 db.execute("INSERT OR IGNORE INTO track (incident, update_no, lat, lon,"
                            " accuracy_m, fix_time, source, channel, received_at)"
                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (row[0], m.update_no, m.fix.lat, m.fix.lon, m.fix.accuracy_m,
+                           (row[0], update_no, m.fix.lat, m.fix.lon, m.fix.accuracy_m,
                             m.fix.time, m.fix.source, m.channel, now))
             return Ingested(Verdict.ACCEPTED, incident=incident_ref(int(row[0])),
                             status=str(row[1]))
@@ -285,11 +347,27 @@ class Centre:
                                     "incident": result.incident, "channel": m.channel})
 
     def incident_id(self, reference: str) -> int | None:
-        """The row id for a reference ("INC-000012") or an alarm key."""
-        if reference.startswith("INC-") and reference[4:].isdigit():
-            return int(reference[4:])
-        row = self._db.execute("SELECT id FROM incidents WHERE key = ?", (reference,)).fetchone()
-        return None if row is None else int(row[0])
+        """The row id for a reference ("INC-000012") or an alarm key; None for anything else
+        (whatever a request names, only these two forms reach the database)."""
+        found = self._incident(reference)
+        return None if found is None else found[0]
+
+    def incident_key(self, reference: str) -> str | None:
+        """The alarm key of the incident a reference or key names, None if there is none."""
+        found = self._incident(reference)
+        return None if found is None else found[1]
+
+    def _incident(self, reference: str) -> tuple[int, str] | None:
+        number = _REFERENCE.fullmatch(reference)
+        if number is not None:
+            row = self._db.execute("SELECT id, key FROM incidents WHERE id = ?",
+                                   (int(number[1]),)).fetchone()
+        elif _EVENT_KEY.fullmatch(reference):
+            row = self._db.execute("SELECT id, key FROM incidents WHERE key = ?",
+                                   (reference,)).fetchone()
+        else:
+            return None
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def resolve(self, reference: str) -> bool:
         """The operator closes an incident: the host stops tracking at its next update."""

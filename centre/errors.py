@@ -22,3 +22,13 @@ class RecordError(CentreError):
         self.path = path
         self.detail = detail
         super().__init__(f"alarm records {path}: {detail}")
+
+
+class CentreConfigError(CentreError):
+    """The centre cannot start as configured: `key` names the setting, `detail` what it must
+    be (e.g. a token too short to be one)."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        self.key = key
+        self.detail = detail
+        super().__init__(f"{key}: {detail}")

@@ -61,7 +61,7 @@ class Registry:
         try:
             self._db = open_wal(self.path, _SCHEMA)
             self._db.execute("PRAGMA cache_size=-65536")  # up to 64 MiB: a large fleet's keys
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise RegistryError(self.path, str(exc)) from exc
 
     def _exec(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:

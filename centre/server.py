@@ -1,11 +1,17 @@
 """Runs a reference centre: its records and registry, the dispatch API over TLS, the DC-09
-receiver, the SMS inbox, and the operator's page on loopback. Used by `msa centre`, the
-simulated demo and the end-to-end tests alike.
+receiver (only when given an address and a key), the SMS inbox, and the operator's page on
+loopback. Used by `msa centre`, the simulated demo and the end-to-end tests alike.
+
+Every listener's address is logged and kept on RunningCentre (`listeners`) so that `msa
+centre` prints each one: nothing listens quietly. The state folder is 0700 and its databases
+0600 (they hold every button's key and the case files).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import resource
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -18,12 +24,17 @@ from msa.host.dispatch import Fix, FixQuality
 
 from .core import Centre, Inbound, Verdict
 from .dc09 import Dc09Server
+from .errors import CentreConfigError, CentreError
 from .registry import Registry
 from .sms import SmsInbox
 from .tls import TlsFiles, make_tls
 from .web import make_api_app, make_operator_app
 
 log = logging.getLogger("msa.centre.server")
+
+# A connection to the API or the operator's page must finish its TLS handshake, and then its
+# request's headers, within this long (slow-header and idle clients hold a socket each).
+HEADER_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -36,18 +47,41 @@ class CentreConfig:
     operator_port: int = 0  # always on 127.0.0.1: the page shows case files
     tokens: tuple[str, ...] = field(default=())
     tls: TlsFiles | None = None  # None: a private CA and certificate in state_dir/tls
-    dc09_port: int | None = 0  # None: no DC-09 receiver
+    dc09_port: int | None = None  # None: no DC-09 receiver; else it needs dc09_key
     dc09_key: bytes | None = field(default=None, repr=False)  # AES key shared with the hosts
+    dc09_host: str = "127.0.0.1"
+
+
+def raise_open_files() -> int:
+    """Raises the open-file soft limit to the hard limit (each connection holds one; 1,024 ran
+    out under 1,100 idle DC-09 connections). Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open-file limit stays %d: %s", soft, exc)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def private_folder(path: Path) -> Path:
+    """A folder only its owner may enter (0700), made if missing and tightened if not."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
 
 
 def dc09_inbound(m: Dc09Message, received_at: float) -> Inbound:
-    """A DC-09 event as the centre's message (the position rides in X/Y and our "a")."""
+    """A DC-09 event as the centre's message (the position rides in X/Y and our "a");
+    ValueError for a position no Fix may hold."""
     fix = None
     if m.lat is not None and m.lon is not None:
         fix = Fix(lat=m.lat, lon=m.lon, accuracy_m=m.accuracy_m or 0.0,
                   time=m.timestamp.timestamp() if m.timestamp else received_at,
                   quality=FixQuality.GNSS, source="dc09", altitude_m=m.alt)
-    return Inbound.keyed("dc09", m.key, m.kind, m.frame, fix, received_at)
+    return Inbound.keyed("dc09", m.key, m.kind, m.frame, fix, received_at, m.update_no)
 
 
 class RunningCentre:
@@ -59,7 +93,8 @@ class RunningCentre:
         self.tokens = tokens
         self.api_port = 0
         self.operator_port = 0
-        self._runners: list[web.AppRunner] = []
+        self._runners: list[tuple[web.AppRunner, asyncio.Server]] = []
+        self.listeners: list[str] = []  # "what: address" of every listener, for the operator
         self.dc09: Dc09Server | None = None
         self._hung: asyncio.Server | None = None
         self.sms = SmsInbox(centre)  # fed by whatever receives the centre's SMS (a modem)
@@ -76,20 +111,28 @@ class RunningCentre:
 
     async def _serve(self, app: web.Application, host: str, port: int,
                      tls: bool) -> int:
-        runner = web.AppRunner(app, access_log=None)  # no access log: it would hold ids
+        # No access log: it would hold ids. aiohttp's keep-alive timer also runs from the
+        # connection's start, so a client that never completes its headers is closed after it.
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=HEADER_TIMEOUT_S)
         await runner.setup()
-        site = web.TCPSite(runner, host, port,
-                           ssl_context=self.tls.server_context() if tls else None)
-        await site.start()
-        self._runners.append(runner)
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else port
+        context = self.tls.server_context() if tls else None
+        factory = runner.server
+        assert factory is not None  # set by setup()
+        server = await asyncio.get_running_loop().create_server(
+            factory, host, port, ssl=context,
+            ssl_handshake_timeout=HEADER_TIMEOUT_S if tls else None, backlog=512)
+        self._runners.append((runner, server))
+        return int(server.sockets[0].getsockname()[1])
+
+    async def _close(self, runner: web.AppRunner, server: asyncio.Server) -> None:
+        server.close()
+        await runner.cleanup()
+        await server.wait_closed()
 
     async def stop_api(self) -> None:
         """Takes the dispatch API off the network (fault injection: the IP channel is down)."""
         if self._runners:
-            await self._runners.pop(0).cleanup()
+            await self._close(*self._runners.pop(0))
 
     async def hang_api(self) -> None:
         """Fault injection: the API's address accepts connections and never answers (a
@@ -103,7 +146,11 @@ class RunningCentre:
 
     async def on_dc09(self, m: Dc09Message) -> bool:
         """ACK what is counted (also again), DUH what will never verify."""
-        result = await self.centre.submit(dc09_inbound(m, time.time()))
+        try:
+            inbound = dc09_inbound(m, time.time())
+        except ValueError:
+            return False  # a position no Fix may hold: the same bytes never will
+        result = await self.centre.submit(inbound)
         return result.verdict is not Verdict.REJECTED
 
     async def stop(self) -> None:
@@ -112,30 +159,47 @@ class RunningCentre:
         if self.dc09 is not None:
             await self.dc09.close()
             self.dc09 = None
-        for runner in reversed(self._runners):
-            await runner.cleanup()
+        for runner, server in reversed(self._runners):
+            await self._close(runner, server)
         self._runners.clear()
         self.centre.close()
         self.centre.registry.close()
 
 
 async def start_centre(config: CentreConfig) -> RunningCentre:
-    """Opens the records and starts every listener."""
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    """Opens the records and starts every listener; CentreConfigError when a listener would
+    run without its protection (a DC-09 receiver without a key, a short token)."""
+    if config.dc09_port is not None and config.dc09_key is None:
+        raise CentreConfigError("dc09", "a DC-09 receiver needs its AES key (no plain"
+                                " receiver is ever opened)")
+    from .web import check_tokens
+    tokens = config.tokens or (secrets.token_urlsafe(24),)
+    check_tokens(tokens)
+    raise_open_files()
+    private_folder(config.state_dir)
     registry = Registry(config.state_dir / "registry.db")
     centre = Centre(config.state_dir / "records.db", registry)
-    tls = config.tls or make_tls(config.state_dir / "tls")
-    tokens = config.tokens or (secrets.token_urlsafe(24),)
-    running = RunningCentre(centre, tls, tokens)
-    running.api_port = await running._serve(make_api_app(centre, tokens), config.api_host,
-                                            config.api_port, tls=True)
-    running.operator_port = await running._serve(make_operator_app(centre, running.sms.ghost_calls), "127.0.0.1",
-                                                 config.operator_port, tls=False)
-    if config.dc09_port is not None:
-        key = config.dc09_key
-        running.dc09 = Dc09Server(key_for=lambda _account: key, on_message=running.on_dc09,
-                                  host=config.api_host, port=config.dc09_port)
-        await running.dc09.start()
-    log.info("centre up: API on %s:%d, operator page on 127.0.0.1:%d", config.api_host,
-             running.api_port, running.operator_port)
+    running = RunningCentre(centre, config.tls or make_tls(config.state_dir / "tls"), tokens)
+    try:
+        running.api_port = await running._serve(make_api_app(centre, tokens), config.api_host,
+                                                config.api_port, tls=True)
+        running.listeners.append(f"dispatch API (HTTPS): {config.api_host}:{running.api_port}")
+        running.operator_port = await running._serve(
+            make_operator_app(centre, running.sms.ghost_calls), "127.0.0.1",
+            config.operator_port, tls=False)
+        running.listeners.append(f"operator's page (HTTP): 127.0.0.1:{running.operator_port}")
+        if config.dc09_port is not None:
+            key = config.dc09_key
+            running.dc09 = Dc09Server(key_for=lambda _account: key, on_message=running.on_dc09,
+                                      host=config.dc09_host, port=config.dc09_port)
+            await running.dc09.start()
+            running.listeners.append(f"DC-09 receiver (TCP and UDP, AES):"
+                                     f" {config.dc09_host}:{running.dc09.port}")
+    except (OSError, CentreError) as exc:
+        await running.stop()
+        if isinstance(exc, OSError):
+            raise CentreConfigError("listen", f"cannot listen: {exc}") from exc
+        raise
+    for line in running.listeners:
+        log.info("centre listening: %s", line)
     return running

@@ -15,8 +15,11 @@ from msa.host.errors import HostError
 from msa.host.sms import parse_msa1
 
 from .core import Centre, Inbound, Ingested, Verdict
+from .errors import CentreError
+from .ratelog import Throttle
 
 log = logging.getLogger("msa.centre.sms")
+_throttled = Throttle(log)
 
 AML_PAIRING_S = 120.0  # an AML this recent goes with the sender's next MSA1
 
@@ -50,23 +53,29 @@ class SmsInbox:
         if text.startswith('A"ML='):
             try:
                 report = aml.parse(text)
-            except HostError as exc:
+                fix = _fix(report)
+            except (HostError, ValueError) as exc:
                 self.rejected += 1
-                log.warning("malformed AML SMS: %s", exc)
+                _throttled.warning("aml", "malformed AML SMS: %s", exc)
                 return None
-            self.unmatched[sender] = GhostCall(sender, now, _fix(report))
+            self.unmatched[sender] = GhostCall(sender, now, fix)
             return None
         try:
             msa1 = parse_msa1(text)
         except ValueError as exc:
             self.rejected += 1
-            log.warning("SMS neither AML nor MSA1: %s", exc)
+            _throttled.warning("msa1", "SMS neither AML nor MSA1: %s", exc)
             return None
         ghost = self.unmatched.pop(sender, None)
         fix = ghost.fix if ghost is not None and now - ghost.received_at <= AML_PAIRING_S \
             else None
-        result = self.centre.ingest(Inbound.keyed("sms", msa1.key, msa1.kind, msa1.frame, fix,
-                                                  now))
+        try:
+            result = self.centre.ingest(Inbound.keyed("sms", msa1.key, msa1.kind, msa1.frame,
+                                                      fix, now))
+        except CentreError as exc:  # the centre's storage failed, not the sender
+            self.rejected += 1
+            _throttled.warning("store", "SMS not stored: %s", exc)
+            return None
         if result.verdict is Verdict.REJECTED:
             self.rejected += 1
         return result

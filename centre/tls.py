@@ -40,7 +40,8 @@ def make_tls(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
     files = TlsFiles(folder / "ca.pem", folder / "centre.pem", folder / "centre-key.pem")
     if files.ca_cert.exists() and files.cert.exists() and files.key.exists():
         return files
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("msa centre CA"))

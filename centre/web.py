@@ -4,52 +4,93 @@ alarms, case files and tracks drawn, fed by a JSON state endpoint. aiohttp.
 """
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import hmac
 import importlib.resources
+import json
 import logging
+import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
-from msa.host.dispatch import INCIDENT_KINDS, MessageKind
+from msa.host.dispatch import INCIDENT_KINDS, MAX_TIME, MessageKind, finite
+from msa.host.protocol import FRAME_LEN
 
-from .core import Centre, Inbound, Ingested, Verdict, fix_from_json
+from .core import MAX_UPDATE_NO, Centre, Inbound, Ingested, Verdict, fix_from_json
+from .errors import CentreConfigError, CentreError
+from .ratelog import Throttle
 from .sms import GhostCall
 
 log = logging.getLogger("msa.centre.web")
+_throttled = Throttle(log)
 
 CENTRE_KEY: web.AppKey[Centre] = web.AppKey("centre", Centre)
-TOKENS_KEY: web.AppKey[tuple[str, ...]] = web.AppKey("tokens", tuple)
+TOKENS_KEY: web.AppKey[tuple[bytes, ...]] = web.AppKey("tokens", tuple)
 GhostCalls = Callable[[], Sequence[GhostCall]]
 GHOSTS_KEY: web.AppKey[GhostCalls] = web.AppKey("ghosts")
+CSRF_KEY: web.AppKey[str] = web.AppKey("csrf", str)
+CSP_KEY: web.AppKey[str] = web.AppKey("csp", str)
 
 _EVENT_KINDS = frozenset({MessageKind.LOW_BATTERY, MessageKind.HEARTBEAT, MessageKind.BOOT})
+MIN_TOKEN_LEN = 16  # characters: a bearer token shorter than this is guessable, not a secret
+_TOKEN = re.compile(r"[!-~]{%d,512}" % MIN_TOKEN_LEN, re.ASCII)  # printable ASCII, no space
+BODY_TIMEOUT_S = 10.0  # a request body that takes longer is a slow client holding a slot
+_KEY_TEXT = re.compile(r"[!-~]{1,64}", re.ASCII)
+_FRAME_HEX = re.compile(r"[0-9a-fA-F]{%d}" % (2 * FRAME_LEN), re.ASCII)
+# The operator's page: the header its script sends with every state change, carrying the token
+# served in the page itself (another site can neither read the page nor set the header).
+CSRF_HEADER = "X-MSA-CSRF"
+OPERATOR_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def _bad(detail: str) -> web.HTTPException:
-    return web.HTTPBadRequest(text=detail)
+    return web.HTTPBadRequest(text=detail[:200])
+
+
+def _int(value: object, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer from {low} to {high}")
+    return value
+
+
+def _text(value: object, shape: re.Pattern[str], what: str) -> str:
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        raise ValueError(f"{what} is malformed")
+    return value
 
 
 def _inbound(body: Any, allowed: frozenset[MessageKind]) -> Inbound:
-    """A posted body as the centre's message; raises 400 naming what is wrong."""
+    """A posted body as the centre's message; raises 400 naming what is wrong. Every field
+    is checked for type, form and range before anything reads it further."""
     if not isinstance(body, dict):
         raise _bad("body must be a JSON object")
     try:
         kind = MessageKind(body["kind"])
         if kind not in allowed:
             raise _bad(f"kind {kind.value!r} does not belong on this endpoint")
+        incident, update_no = body.get("incident"), body.get("update_no")
         pressed = body.get("pressed_at")
-        return Inbound(channel="https", key=str(body["key"]), kind=kind,
-                       button_id=int(body["button_id"]), frame=bytes.fromhex(body["frame"]),
+        return Inbound(channel="https", key=_text(body["key"], _KEY_TEXT, "key"), kind=kind,
+                       button_id=_int(body["button_id"], 1, 2 ** 32 - 1, "button_id"),
+                       frame=bytes.fromhex(_text(body["frame"], _FRAME_HEX, "frame")),
                        fix=fix_from_json(body.get("location")),
-                       incident=str(body.get("incident") or ""),
-                       update_no=int(body.get("update_no") or 0),
-                       pressed_at=None if pressed is None else float(pressed),
+                       incident="" if incident in (None, "") else
+                       _text(incident, _KEY_TEXT, "incident"),
+                       update_no=0 if update_no is None else
+                       _int(update_no, 0, MAX_UPDATE_NO, "update_no"),
+                       pressed_at=None if pressed is None else
+                       finite(pressed, 0.0, MAX_TIME, "pressed_at"),
                        received_at=time.time())
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _bad(f"malformed message: {exc!r}") from None
+    except KeyError as exc:
+        raise _bad(f"malformed message: no {str(exc)[:40]}") from None
+    except (TypeError, ValueError) as exc:
+        raise _bad(f"malformed message: {exc}") from None
 
 
 def _answer(result: Ingested, created: bool) -> web.Response:
@@ -66,18 +107,36 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/v1/"):
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        tokens = request.app[TOKENS_KEY]
-        if not any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens):
-            raise web.HTTPUnauthorized(text="bad or missing bearer token")
-    return await handler(request)
+    # The Bearer scheme (RFC 6750) and nothing else: a bare token, Basic or a token in the
+    # query string is refused like a wrong one.
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    tokens = request.app[TOKENS_KEY]
+    if (scheme.lower() != "bearer" or not given.isascii()
+            or not any(hmac.compare_digest(given.encode("ascii"), t) for t in tokens)):
+        raise web.HTTPUnauthorized(text="bad or missing bearer token",
+                                   headers={"WWW-Authenticate": "Bearer"})
+    try:
+        return await handler(request)
+    except CentreError as exc:  # the centre's own storage failed: the host tries again
+        _throttled.warning("storage", "request not stored: %s", exc)
+        raise web.HTTPServiceUnavailable(text="the centre cannot store this now; try again"
+                                         ) from None
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 async def _json(request: web.Request) -> Any:
     try:
-        return await request.json()
-    except ValueError:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text="the body did not arrive in time") from None
+    try:
+        # Strict JSON: NaN and Infinity are not numbers a message may carry.
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
         raise _bad("body is not JSON") from None
 
 
@@ -89,11 +148,14 @@ async def create_alarm(request: web.Request) -> web.Response:
 async def append_location(request: web.Request) -> web.Response:
     body = await _json(request)
     centre = request.app[CENTRE_KEY]
+    named = centre.incident_key(request.match_info["incident"])  # a reference or a key
+    if named is None:
+        raise web.HTTPNotFound(text="no such incident")
     if isinstance(body, dict) and not body.get("incident"):
-        body["incident"] = request.match_info["incident"]
+        body["incident"] = named
     m = _inbound(body, frozenset({MessageKind.LOCATION}))
-    if centre.incident_id(m.incident) is None:
-        raise web.HTTPNotFound(text=f"no incident {m.incident!r}")
+    if m.incident != named:
+        raise _bad("the body names another incident than the URL")
     return _answer(await centre.submit(m), created=False)
 
 
@@ -117,35 +179,105 @@ async def state(request: web.Request) -> web.Response:
 
 async def resolve(request: web.Request) -> web.Response:
     ref = request.match_info["incident"]
-    if not request.app[CENTRE_KEY].resolve(ref):
-        raise web.HTTPNotFound(text=f"no open incident {ref!r}")
+    try:
+        changed = request.app[CENTRE_KEY].resolve(ref)
+    except CentreError as exc:
+        _throttled.warning("storage", "resolve not stored: %s", exc)
+        raise web.HTTPServiceUnavailable(text="the centre cannot store this now") from None
+    if not changed:
+        raise web.HTTPNotFound(text="no such open incident")
     return web.json_response({"incident": ref, "status": "resolved"})
 
 
-async def page(_request: web.Request) -> web.Response:
-    html = importlib.resources.files("msa.centre").joinpath("static/operator.html").read_text()
-    return web.Response(text=html, content_type="text/html")
+def _operator_html() -> str:
+    return importlib.resources.files("msa.centre").joinpath("static/operator.html").read_text()
+
+
+async def page(request: web.Request) -> web.Response:
+    # The token rides in the page: only a reader of this origin (the Host check stops DNS
+    # rebinding) learns it, and the script sends it back in CSRF_HEADER.
+    html = _operator_html().replace('<meta name="msa-csrf" content="">',
+                                    f'<meta name="msa-csrf" content="{request.app[CSRF_KEY]}">')
+    return web.Response(text=html, content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+def check_tokens(tokens: Sequence[str]) -> tuple[bytes, ...]:
+    """The API's bearer tokens as bytes; CentreConfigError for none, or one that is empty,
+    short (under MIN_TOKEN_LEN), or holds spaces or anything but printable ASCII."""
+    if not tokens:
+        raise CentreConfigError("token", "the dispatch API needs at least one bearer token")
+    for token in tokens:
+        if not _TOKEN.fullmatch(token):
+            raise CentreConfigError("token", f"a bearer token is {MIN_TOKEN_LEN} to 512"
+                                    " printable ASCII characters without spaces; got one of"
+                                    f" {len(token)} characters (make one with"
+                                    " `python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+    return tuple(t.encode("ascii") for t in tokens)
 
 
 def make_api_app(centre: Centre, tokens: Sequence[str]) -> web.Application:
     """The dispatch API hosts post to (under /v1, bearer tokens), served over TLS."""
-    if not tokens:
-        raise ValueError("the dispatch API needs at least one bearer token")
     app = web.Application(middlewares=[_auth], client_max_size=64 * 1024)
     app[CENTRE_KEY] = centre
-    app[TOKENS_KEY] = tuple(tokens)
+    app[TOKENS_KEY] = check_tokens(tokens)
     app.router.add_post("/v1/alarms", create_alarm)
     app.router.add_post("/v1/alarms/{incident}/locations", append_location)
     app.router.add_post("/v1/events", post_event)
     return app
 
 
+def _csp(html: str) -> str:
+    """The page's Content-Security-Policy: its own inline script and style by hash, requests
+    to its own origin only, never framed (clickjacking), nothing else from anywhere."""
+    hashes = {tag: " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)) for tag in ("script", "style")}
+    return (f"default-src 'none'; script-src {hashes['script']}; style-src {hashes['style']};"
+            " connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none';"
+            " frame-ancestors 'none'")
+
+
+@web.middleware
+async def _same_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The operator's page answers only to its own name and origin: a Host of loopback and
+    the port it listens on (another name is DNS rebinding), an Origin, if any, of the same,
+    and a state change only with the page's token in CSRF_HEADER and its Origin."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        raise web.HTTPBadRequest(text="no socket")
+    names = {f"{host}:{sockname[1]}" for host in OPERATOR_HOSTS}
+    if request.headers.get("Host", "").lower() not in names:
+        raise web.HTTPMisdirectedRequest(text="this page answers to 127.0.0.1 only")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in {f"http://{n}" for n in names}:
+        raise web.HTTPForbidden(text="cross-origin request refused")
+    if request.method not in ("GET", "HEAD"):
+        token = request.headers.get(CSRF_HEADER, "")
+        if (origin is None or request.headers.get("Sec-Fetch-Site", "same-origin")
+                != "same-origin" or not token.isascii()
+                or not hmac.compare_digest(token.encode(), request.app[CSRF_KEY].encode())):
+            raise web.HTTPForbidden(text="a change needs the operator page's own request")
+    return await handler(request)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Content-Security-Policy"] = request.app[CSP_KEY]
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+
+
 def make_operator_app(centre: Centre, ghost_calls: GhostCalls = tuple) -> web.Application:
     """The operator's page and its state endpoint. It shows case files: serve it on the
     centre's own console (loopback) only, never next to the public API."""
-    app = web.Application(client_max_size=4 * 1024)
+    app = web.Application(middlewares=[_same_origin], client_max_size=4 * 1024)
     app[CENTRE_KEY] = centre
     app[GHOSTS_KEY] = ghost_calls
+    app[CSRF_KEY] = secrets.token_urlsafe(24)  # for this run of the centre
+    app[CSP_KEY] = _csp(_operator_html())
+    app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", page)
     app.router.add_get("/api/state", state)
     app.router.add_post("/api/incidents/{incident}/resolve", resolve)

@@ -2,11 +2,13 @@
 
 Nothing an idle advert holds names the device or what it is; a burst's payload is AES-CTR
 ciphertext under a generic company id (docs/protocol.md, Advertising). Bursts are short and
-spaced, so the button is not a beacon.
+spaced, so the button is not a beacon. A controller that refuses (busy: OSError) leaves the
+mode unchanged, so the next call tries again; `failing_since_ms` tells the radio how long
+adverts have been refused.
 """
 from micropython import const
 
-_IDLE_ADV = b"\x02\x01\x06"  # Flags: LE general discoverable, no BR/EDR; nothing else
+IDLE_ADV = b"\x02\x01\x06"  # Flags: LE general discoverable, no BR/EDR; nothing else
 IDLE_INTERVAL_US = const(250000)
 BURST_INTERVAL_US = const(20000)
 BURST_MS = const(3000)
@@ -20,16 +22,27 @@ _BURST = const(2)
 class Advertiser:
     """Switches the radio between no adverts, idle adverts and a burst for one frame."""
 
-    def __init__(self, ble, key):
+    def __init__(self, ble, key, board):
         self._ble = ble
         self._key = key
+        self._board = board
         self._sealer = None
         self._mode = _OFF
         self._burst_seq = 0
+        self.failing_since_ms = -1  # ticks of the first refusal in a row, -1 when working
+
+    def _start(self, interval_us, adv):
+        try:
+            self._ble.gap_advertise(interval_us, adv_data=adv, connectable=True)
+        except OSError:
+            if self.failing_since_ms < 0:
+                self.failing_since_ms = self._board.ticks_ms()
+            return False
+        self.failing_since_ms = -1
+        return True
 
     def idle(self):
-        if self._mode != _IDLE:
-            self._ble.gap_advertise(IDLE_INTERVAL_US, adv_data=_IDLE_ADV, connectable=True)
+        if self._mode != _IDLE and self._start(IDLE_INTERVAL_US, IDLE_ADV):
             self._mode = _IDLE
 
     def burst(self, seq, frame):
@@ -41,9 +54,9 @@ class Advertiser:
             self._burst_mod = burst
             self._sealer = burst.BurstSealer(self._key)
         adv = self._burst_mod.advert(self._sealer.seal(frame))
-        self._ble.gap_advertise(BURST_INTERVAL_US, adv_data=adv, connectable=True)
-        self._mode = _BURST
-        self._burst_seq = seq
+        if self._start(BURST_INTERVAL_US, adv):
+            self._mode = _BURST
+            self._burst_seq = seq
 
     def connected(self):
         """A central connected: the stack stopped advertising by itself (NimBLE and BTstack
@@ -52,9 +65,16 @@ class Advertiser:
 
     def stop(self):
         if self._mode != _OFF:
-            self._ble.gap_advertise(None)
+            try:
+                self._ble.gap_advertise(None)
+            except OSError:
+                pass  # the stack is stopping anyway (deep sleep, reset)
             self._mode = _OFF
 
     @property
     def bursting(self):
         return self._mode == _BURST
+
+    @property
+    def off(self):
+        return self._mode == _OFF

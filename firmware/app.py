@@ -1,6 +1,7 @@
 """Boots the button: loads its configuration, then runs press handling, the radio and the
-watchdog, with the power mode it was provisioned for (power.py). An unprovisioned button stays
-silent on the radio and waits for USB provisioning.
+watchdog's feeding, with the power mode it was provisioned for (power.py). An unprovisioned
+button stays silent on the radio and waits for USB provisioning, fed. main.py started the
+watchdog before this module was even imported, and resets the board on any error from here.
 """
 import asyncio
 
@@ -12,17 +13,23 @@ from peripheral import Peripheral
 from power import WAKE_BUTTON, WAKE_NONE, Power
 from store import Store
 
-_WATCHDOG_MS = const(8000)
+_WATCHDOG_MS = const(8000)  # what main.py starts; here only if none was given
 _FEED_MS = const(2000)
+# Fed this long without trouble, the firmware is healthy: the fatal backoff starts again.
+_HEALTHY_MS = const(60000)
 
 
-async def run(board, radio=None, store=None):
-    """The firmware's main task: returns only if the button is not provisioned."""
+async def run(board, radio=None, store=None, watchdog=None):
+    """The firmware's main task: runs for good (an unprovisioned button waits, fed)."""
+    if watchdog is None:
+        watchdog = board.watchdog(_WATCHDOG_MS)
     st = store if store is not None else Store(".")
     cfg = config.load(st)
     if cfg is None:
         print("not provisioned")
-        return
+        while True:
+            watchdog.feed()
+            await asyncio.sleep_ms(_FEED_MS)
     wake = board.wake_cause()
     flag = asyncio.ThreadSafeFlag()
     button = Button(board, st, cfg, flag.set, boot=wake == WAKE_NONE)
@@ -32,7 +39,7 @@ async def run(board, radio=None, store=None):
     per.power = Power(board, cfg, wake)
     per.start()
     asyncio.create_task(per.run())
-    asyncio.create_task(_feed(board, board.watchdog(_WATCHDOG_MS), per))
+    asyncio.create_task(_feed(board, watchdog, per))
     while True:
         await flag.wait()
         if button.service():
@@ -45,15 +52,22 @@ async def _feed(board, watchdog, per):
     sleep until its next deadline (a heartbeat a minute or an hour away): waking it here is
     what tells idle from hung."""
     seen = per.loops
+    fed_ms = 0
     while True:
         per.wake()
         await asyncio.sleep_ms(_FEED_MS)
         if per.loops != seen:
             watchdog.feed()
+            fed_ms += _FEED_MS
+            if fed_ms == _HEALTHY_MS:
+                import fatal
+
+                fatal.healthy(board)
         seen = per.loops
 
 
-def main():
+def main(watchdog=None):
+    """main.py's entry: `watchdog` is the one it started before anything else."""
     import board
 
-    asyncio.run(run(board))
+    asyncio.run(run(board, watchdog=watchdog))

@@ -1,26 +1,68 @@
 """Bond secrets the BLE stack hands over (_IRQ_SET_SECRET), kept on flash so bonds survive a
-reboot. The stack's IRQ only updates RAM and marks the record dirty; flush() writes it from the
-main loop, never from the IRQ.
+reboot, and the bond window that decides which new bonds the button accepts.
+
+The record is binary (a flag byte, then per secret: type, key length, value length, key,
+value) and never grows past one store record: when it would, the oldest peer secrets give
+way, never the button's own IRK. The stack's IRQ only updates RAM and marks the record dirty;
+flush() writes it from the main loop, never from the IRQ.
+
+The bond window: until a central has proved the button key over an encrypted, bonded link,
+the button accepts bonds (provisioning, at the technician's bench: `msa bond`). From then on
+the window is closed for good, on flash: no new peer is kept, and no kept peer's keys are
+replaced or deleted, so a stranger's "Just Works" pairing (or a repeat pairing, which NimBLE
+answers by deleting the old bond first) can never evict the host. Only erasing the record
+(`msa wipe`, then provisioning again) opens the window again.
 """
-import json
+import struct
 
 from micropython import const
 
+from store import MAX_PAYLOAD
+
 _RECORD = "bonds"
-_MAX_SECRETS = const(24)  # a few bonded hosts, each a handful of secrets
+_MAGIC = b"B2"
+_HEAD = const(3)  # magic, flags
+_FLAG_CLOSED = const(1)
+_ENTRY = ">BBH"  # type, key length, value length
+_ENTRY_LEN = const(4)
+SEC_CCCD = const(3)  # NimBLE's store type for a bonded peer's subscriptions: not a secret
+SEC_OUR_IRK = const(10)  # MicroPython's type for the button's own IRK (load_irk)
 
 
 class Bonds:
-    """(sec_type, key) -> value, newest last, as MicroPython's bonding examples keep them."""
+    """(sec_type, key) -> value, oldest first."""
 
     def __init__(self, store):
         self._store = store
         self._items = []  # [sec_type, key bytes, value bytes]
+        self.closed = False
         self.dirty = False
+        self.refused = 0  # secrets refused since boot (window closed, or no room)
         raw = store.load(_RECORD)
-        if raw:
-            for sec_type, key, value in json.loads(raw):
-                self._items.append([sec_type, bytes.fromhex(key), bytes.fromhex(value)])
+        if raw and raw[:2] == _MAGIC:
+            self.closed = bool(raw[2] & _FLAG_CLOSED)
+            off = _HEAD
+            while off + _ENTRY_LEN <= len(raw):
+                t, klen, vlen = struct.unpack_from(_ENTRY, raw, off)
+                off += _ENTRY_LEN
+                self._items.append([t, raw[off:off + klen], raw[off + klen:off + klen + vlen]])
+                off += klen + vlen
+        elif raw:
+            self._legacy(raw)
+
+    def _legacy(self, raw):
+        """A record from before the binary format (JSON of hex strings): its host bond stays."""
+        import json
+
+        for sec_type, key, value in json.loads(raw):
+            self._items.append([sec_type, bytes.fromhex(key), bytes.fromhex(value)])
+        self.dirty = True
+
+    def _find(self, sec_type, key):
+        for i, item in enumerate(self._items):
+            if item[0] == sec_type and item[1] == key:
+                return i
+        return -1
 
     def get(self, sec_type, index, key):
         """The stack asks for a secret by key, or for the index'th of a type when key is None."""
@@ -37,20 +79,49 @@ class Bonds:
         return None
 
     def set(self, sec_type, key, value):
-        """Stores (or with value None deletes) a secret; True as the stack expects."""
+        """Stores, replaces or (value None) deletes a secret; False refuses it, as the stack
+        understands: the pairing may go on, but nothing is kept."""
         key = bytes(key)
-        self._items = [i for i in self._items if not (i[0] == sec_type and i[1] == key)]
+        if len(key) > 255 or not 0 <= sec_type <= 255:
+            self.refused += 1
+            return False
+        i = self._find(sec_type, key)
+        if self.closed and sec_type != SEC_CCCD and (i >= 0 or sec_type != SEC_OUR_IRK):
+            self.refused += 1
+            return False
+        if i >= 0:
+            self._items.pop(i)
         if value is not None:
-            self._items.append([sec_type, key, bytes(value)])
-            if len(self._items) > _MAX_SECRETS:
-                # The oldest of the same type gives way, so a flood of peers never pushes
-                # out the button's own keys (its IRK: bonded hosts resolve its address by it).
-                for i, item in enumerate(self._items):
-                    if item[0] == sec_type:
-                        self._items.pop(i)
-                        break
+            item = [sec_type, key, bytes(value)]
+            self._items.append(item)
+            while self.size() > MAX_PAYLOAD:
+                if not self._evict(item):
+                    self._items.remove(item)
+                    self.refused += 1
+                    return False
         self.dirty = True
         return True
+
+    def _evict(self, keep):
+        """Drops the oldest secret that may go (never the button's IRK, nor `keep`, and
+        nothing once the window is closed); False when none may."""
+        if self.closed:
+            return False
+        for i, item in enumerate(self._items):
+            if item[0] != SEC_OUR_IRK and item is not keep:
+                self._items.pop(i)
+                return True
+        return False
+
+    def size(self):
+        """Bytes the record takes on flash."""
+        return _HEAD + sum(_ENTRY_LEN + len(k) + len(v) for _, k, v in self._items)
+
+    def close_window(self):
+        """A central proved the key over a bond: the bonds kept now are the host's."""
+        if not self.closed:
+            self.closed = True
+            self.dirty = True
 
     def count(self, sec_type=None):
         """How many secrets are kept (of one type, if given)."""
@@ -61,11 +132,17 @@ class Bonds:
         if not self.dirty:
             return
         self.dirty = False
-        self._store.save(_RECORD, json.dumps(
-            [[t, k.hex(), v.hex()] for t, k, v in self._items]).encode())
+        out = bytearray(_MAGIC)
+        out.append(_FLAG_CLOSED if self.closed else 0)
+        for t, k, v in self._items:
+            out += struct.pack(_ENTRY, t, len(k), len(v))
+            out += k
+            out += v
+        self._store.save(_RECORD, bytes(out))
 
     def clear(self):
-        """Forgets every bond (retiring the button)."""
+        """Forgets every bond and opens the window (retiring the button)."""
         self._items = []
+        self.closed = False
         self.dirty = False
         self._store.erase(_RECORD)

@@ -9,12 +9,15 @@ import config
 from battery import Battery
 from counters import Counters
 from debounce import Debouncer
-from evqueue import ORIGIN_UNKNOWN, EventQueue
+from evqueue import DEFERRED, ORIGIN_UNKNOWN, EventQueue
 from frame import (AGE_UNKNOWN, GESTURE_MULTI, GESTURE_NONE, KIND_ALARM, KIND_BOOT,
                    KIND_HEARTBEAT, KIND_LOW_BATTERY, KIND_TEST, FrameEncoder)
 from gesture import Gesture
 
 OUTBOX = "outbox"
+# Where the button's own clock (_ms) starts: a press just before the boot (a wake) still has
+# a positive time on it, apart from evqueue.ORIGIN_UNKNOWN.
+_EPOCH_MS = const(1 << 20)
 _TIMER_DEBOUNCE = const(0)
 _TIMER_GESTURE = const(1)
 
@@ -33,6 +36,9 @@ class Button:
         saved = store.load(OUTBOX)
         if saved:
             self.queue.restore(saved)
+        # The outbox on flash also holds boot notices or low-battery warnings (saved for a deep
+        # sleep): every save keeps them until they are acknowledged.
+        self._deferred_saved = self.queue.holds(DEFERRED)
         self.encoder = FrameEncoder(config.key_bytes(cfg), self.button_id)
         self.battery = Battery(board.CHEMISTRY, board.ADC_MAX_COUNTS, board.ADC_REF_MV,
                                board.DIVIDER_NUM, board.DIVIDER_DEN,
@@ -52,9 +58,11 @@ class Button:
                                    self._pressed_cb, self.gesture.on_release,
                                    cfg["debounce_ms"], self.gesture.on_settled)
         self.gesture.attach(self.debouncer)
-        self._time_s = 0  # Unix seconds at _time_ticks, once the host has sent TIME
-        self._time_ticks = 0
+        self._time_s = 0  # Unix seconds at _time_ms, once the host has sent TIME
+        self._time_ms = 0
         self.boot_ms = board.ticks_ms()
+        self._ext_ticks = self.boot_ms  # the ticks at which _ext_ms was last carried forward
+        self._ext_ms = _EPOCH_MS
         if boot:
             self.raise_event(KIND_BOOT, GESTURE_NONE, self.boot_ms)
 
@@ -80,16 +88,30 @@ class Button:
         return g.kind == GESTURE_MULTI and \
             self.board.ticks_diff(now, self.pressed_ms) <= g.within_ms
 
+    def _ms(self, ticks):
+        """`ticks` (ticks_ms() of this boot, recent) on the button's own clock, which never
+        wraps: ticks_ms() wraps after 2**30 ms and ticks_diff() spans only half of that
+        (6.2 days), so the clock is carried forward at every look; sample_battery() looks at
+        least once a heartbeat. Past 2**30 ms (12 days) its values are long ints."""
+        board = self.board
+        now = board.ticks_ms()
+        self._ext_ms += board.ticks_diff(now, self._ext_ticks)
+        self._ext_ticks = now
+        return self._ext_ms + board.ticks_diff(ticks, now)
+
     def set_time(self, unix_s):
         """The host's clock (TIME command): lets events saved across a reboot get an age."""
         self._time_s = unix_s
-        self._time_ticks = self.board.ticks_ms()
+        self._time_ms = self._ms(self.board.ticks_ms())
 
     def unix_s(self, ticks):
         """Unix seconds at `ticks` of this boot, or 0 while the clock is unknown."""
+        return self._unix_at(self._ms(ticks))
+
+    def _unix_at(self, ms):
         if not self._time_s:
             return 0
-        return self._time_s + self.board.ticks_diff(ticks, self._time_ticks) // 1000
+        return self._time_s + (ms - self._time_ms) // 1000
 
     def _on_gesture(self, gesture, press_ms):
         if self._gesture:
@@ -115,14 +137,26 @@ class Button:
     def raise_event(self, kind, gesture, origin_ms):
         """Numbers and queues an event; alarms and tests reach flash before this returns."""
         seq = self.counters.next_seq()
-        dropped = self.queue.push(kind, gesture, self.counters.boot_id, seq, origin_ms,
-                                  self.battery.pct, self.unix_s(origin_ms))
+        origin = self._ms(origin_ms)
+        dropped = self.queue.push(kind, gesture, self.counters.boot_id, seq, origin,
+                                  self.battery.pct, self._unix_at(origin))
         if kind in (KIND_ALARM, KIND_TEST) or dropped in (KIND_ALARM, KIND_TEST):
-            self.store.save(OUTBOX, self.queue.persisted())
+            self._save()
         return seq
+
+    def _save(self):
+        self.store.save(OUTBOX, self.queue.persisted(self._deferred_saved))
+
+    def keep_for_sleep(self):
+        """Before a deep sleep: queued boot notices and low-battery warnings go to flash, to
+        be delivered at the next wake (one write, only if there are any)."""
+        if not self._deferred_saved and self.queue.holds(DEFERRED):
+            self._deferred_saved = True
+            self._save()
 
     def sample_battery(self):
         """Reads the cell; queues a low-battery event once each time the level falls low."""
+        self._ms(self.board.ticks_ms())  # carries the clock forward (once a heartbeat)
         pct = self.battery.update(self.board.battery_counts())
         if self.battery.low and not self._low_reported:
             self._low_reported = True
@@ -142,12 +176,12 @@ class Button:
         """(seq, frame) for queue slot i, re-encoded so that its age is current (the buffer
         is reused). Events from an earlier boot get an age once the host has set the clock."""
         q = self.queue
-        now = self.board.ticks_ms()
+        now = self._ms(self.board.ticks_ms())
         origin = q.origin_ms[i]
         if origin != ORIGIN_UNKNOWN:
-            age = self.board.ticks_diff(now, origin)
+            age = now - origin
         elif q.origin_s[i] and self._time_s:
-            age = (self.unix_s(now) - q.origin_s[i]) * 1000
+            age = (self._unix_at(now) - q.origin_s[i]) * 1000
         else:
             age = AGE_UNKNOWN
         frame = self.encoder.encode(q.kind[i], q.boot_id[i], q.seq[i], q.gesture[i],
@@ -158,7 +192,7 @@ class Button:
         """A fresh heartbeat (numbered, never queued: a late heartbeat is worth nothing)."""
         return self.encoder.encode(KIND_HEARTBEAT, self.counters.boot_id,
                                    self.counters.next_seq(), GESTURE_NONE, self.battery.pct,
-                                   self.board.ticks_diff(self.board.ticks_ms(), self.boot_ms))
+                                   self._ms(self.board.ticks_ms()) - _EPOCH_MS)
 
     def ack(self, seq):
         """The host has stored event `seq`: forget it (and on flash if it was saved there)."""
@@ -167,8 +201,9 @@ class Button:
             return False
         kind = self.queue.kind[i]
         self.queue.remove(seq)
-        if kind in (KIND_ALARM, KIND_TEST):
-            self.store.save(OUTBOX, self.queue.persisted())
+        if kind in (KIND_ALARM, KIND_TEST) or self._deferred_saved:
+            self._deferred_saved = self._deferred_saved and self.queue.holds(DEFERRED)
+            self._save()
         return True
 
     def close(self):

@@ -5,19 +5,21 @@ of lowest priority goes first: heartbeats before boot notices, those before test
 warnings, and these before alarms. An alarm is never dropped silently: if every slot holds an
 alarm, the newest queued alarm makes room for the new one (the first alarm of an incident and the
 latest are the ones the dispatcher needs), the drop is counted in `dropped`, and the host sees the
-gap in sequence numbers. Alarms and tests can be saved to flash and restored after a reboot.
+gap in sequence numbers. Alarms and tests can be saved to flash and restored after a reboot;
+before a deep sleep, boot notices and low-battery warnings are saved with them (power.py).
 """
 import struct
 from array import array
 
 from micropython import const
 
-from frame import KIND_ALARM, KIND_TEST
+from frame import KIND_ALARM, KIND_BOOT, KIND_LOW_BATTERY, KIND_TEST
 
 DEFAULT_CAPACITY = const(16)
 # Priority by event kind (index = kind): none, alarm, test, heartbeat, low battery, boot.
 _PRIORITY = b"\x00\x04\x03\x00\x03\x01"
-_PERSISTED = (KIND_ALARM, KIND_TEST)
+_PERSISTED = (KIND_ALARM, KIND_TEST)  # always on flash: they keep a sleeping button awake
+DEFERRED = (KIND_BOOT, KIND_LOW_BATTERY)  # on flash only to wait out a deep sleep
 # A saved entry: kind, gesture, boot_id, seq, battery, origin in Unix seconds (0: unknown).
 _ENTRY = ">BBHIBI"
 _ENTRY_LEN = const(13)
@@ -36,7 +38,8 @@ class EventQueue:
         self.battery = bytearray(capacity)
         self.boot_id = array("H", [0] * capacity)
         self.seq = array("I", [0] * capacity)
-        self.origin_ms = array("i", [0] * capacity)  # ticks_ms of this boot, or -1
+        # The button's own ms clock (button.py: it never wraps, unlike ticks_ms), or -1.
+        self.origin_ms = array("q", [0] * capacity)
         self.origin_s = array("I", [0] * capacity)  # Unix seconds if the clock was set, or 0
         self.dropped = bytearray(len(_PRIORITY))  # per kind, saturating at 255
         self.count = 0
@@ -111,11 +114,21 @@ class EventQueue:
         self.count -= 1
         return True
 
-    def persisted(self):
-        """The alarms and tests, as bytes for the store (allocates; not for the press path)."""
+    def holds(self, kinds=_PERSISTED):
+        """True if an event of one of `kinds` is queued; by default an alarm or a test (what
+        keeps a sleeping button awake: power.py)."""
+        for k in self.kind:
+            if k and k in kinds:
+                return True
+        return False
+
+    def persisted(self, deferred=False):
+        """The alarms and tests (with `deferred`, boot notices and low-battery warnings too),
+        as bytes for the store (allocates; not for the press path)."""
         out = bytearray()
         for i in range(self.capacity):
-            if self.kind[i] in _PERSISTED:
+            k = self.kind[i]
+            if k in _PERSISTED or (deferred and k in DEFERRED):
                 out += struct.pack(_ENTRY, self.kind[i], self.gesture[i], self.boot_id[i],
                                    self.seq[i], self.battery[i], self.origin_s[i])
         return bytes(out)
@@ -126,6 +139,6 @@ class EventQueue:
             raise ValueError("outbox length")
         for off in range(0, len(data), _ENTRY_LEN):
             kind, gesture, boot_id, seq, battery, origin_s = struct.unpack_from(_ENTRY, data, off)
-            if kind not in _PERSISTED:
+            if kind not in _PERSISTED and kind not in DEFERRED:
                 raise ValueError("outbox kind")
             self.push(kind, gesture, boot_id, seq, ORIGIN_UNKNOWN, battery, origin_s)

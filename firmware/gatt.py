@@ -1,9 +1,17 @@
-"""The button's GATT database (docs/protocol.md): the alarm service, Battery and Device
-Information. Registered on the radio object passed in; returns the value handles.
+"""The button's GATT database (docs/protocol.md): the alarm service, under UUIDs derived from
+the button's key, and Battery. Registered on the radio object passed in; returns the value
+handles.
+
+Nothing a stranger can read names the device: the alarm service and its characteristics have
+UUIDs that only holders of the key can compute (a fixed, published UUID would say "alarm
+button" to anyone who connects), frames are only indicated or notified to a central that
+proved the key, and the firmware version goes to such a central only (the info notification).
 """
 import bluetooth
 
 from micropython import const
+
+from frame import Hmac
 
 _FLAG_READ = const(0x0002)
 _FLAG_WRITE = const(0x0008)
@@ -12,43 +20,52 @@ _FLAG_INDICATE = const(0x0020)
 _FLAG_READ_ENCRYPTED = const(0x0200)
 _FLAG_WRITE_ENCRYPTED = const(0x1000)
 
-ALARM_SERVICE = "38cbc706-a3ce-47ca-82bf-a33ed66043c9"
-EVENT_CHAR = "b182cb72-379c-44cd-b789-24f4d789ed80"
-STATUS_CHAR = "ffd7f0a2-0462-4665-b495-7b4d607c3f32"
-CONTROL_CHAR = "87104502-f92b-45f8-aa1a-923dce815d73"
 _BATTERY_SERVICE = const(0x180F)
 _BATTERY_LEVEL = const(0x2A19)
-_DEVICE_INFO = const(0x180A)
-_FIRMWARE_REVISION = const(0x2A26)
+# Labels of the derived UUIDs, in registration order (docs/protocol.md, GATT layout).
+UUID_LABELS = (b"msa1 uuid service", b"msa1 uuid event", b"msa1 uuid status",
+               b"msa1 uuid control", b"msa1 uuid info")
+_COMMAND_LEN = const(18)
+
+
+def derived_uuid(mac, label):
+    """16 bytes of HMAC(K, label) as a random (version 4, RFC 4122 variant) UUID, in the
+    little-endian byte order bluetooth.UUID takes."""
+    raw = bytearray(mac.digest(label)[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return bluetooth.UUID(bytes(reversed(raw)))
 
 
 class Handles:
     """Value handles of the characteristics the firmware reads, writes and indicates."""
 
-    def __init__(self, event, status, control, battery, firmware):
+    def __init__(self, event, status, control, info, battery):
         self.event = event
         self.status = status
         self.control = control
+        self.info = info
         self.battery = battery
-        self.firmware = firmware
 
 
-def register(ble, encrypted):
+def register(ble, encrypted, key):
     """Registers the services; `encrypted` makes the alarm and battery values need an
-    encrypted link (on ports whose bonding works)."""
+    encrypted link (on ports whose bonding works). The control value's buffer is made to
+    hold a whole command (the ports' default holds 20 bytes)."""
     rd = _FLAG_READ_ENCRYPTED if encrypted else 0
     wr = _FLAG_WRITE_ENCRYPTED if encrypted else 0
-    alarm = (bluetooth.UUID(ALARM_SERVICE), (
-        (bluetooth.UUID(EVENT_CHAR), _FLAG_READ | _FLAG_INDICATE | rd),
-        (bluetooth.UUID(STATUS_CHAR), _FLAG_READ | _FLAG_NOTIFY | rd),
-        (bluetooth.UUID(CONTROL_CHAR), _FLAG_READ | _FLAG_WRITE | rd | wr),
+    mac = Hmac(key)
+    service, event, status, control, info = [derived_uuid(mac, label) for label in UUID_LABELS]
+    alarm = (service, (
+        (event, _FLAG_INDICATE | rd),
+        (status, _FLAG_NOTIFY | rd),
+        (control, _FLAG_READ | _FLAG_WRITE | rd | wr),
+        (info, _FLAG_NOTIFY | rd),
     ))
     battery = (bluetooth.UUID(_BATTERY_SERVICE), (
         (bluetooth.UUID(_BATTERY_LEVEL), _FLAG_READ | _FLAG_NOTIFY | rd),
     ))
-    info = (bluetooth.UUID(_DEVICE_INFO), (
-        (bluetooth.UUID(_FIRMWARE_REVISION), _FLAG_READ),
-    ))
-    ((event, status, control), (level,), (firmware,)) = ble.gatts_register_services(
-        (alarm, battery, info))
-    return Handles(event, status, control, level, firmware)
+    ((event_h, status_h, control_h, info_h), (level,)) = ble.gatts_register_services(
+        (alarm, battery))
+    ble.gatts_set_buffer(control_h, _COMMAND_LEN)
+    return Handles(event_h, status_h, control_h, info_h, level)

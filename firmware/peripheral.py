@@ -1,8 +1,16 @@
-"""The button's BLE peripheral: admits only a bonded host or one that proves the button key,
-delivers queued events by indication until the host acknowledges each, takes commands, sends
+"""The button's BLE peripheral: admits only a central that proves the button key, delivers
+queued events by indication until the host acknowledges each, takes commands, sends
 heartbeats, and advertises idle or in encrypted bursts (docs/protocol.md).
 
-The radio object is passed in. IRQs only copy and flag; the work happens in run().
+Admission rests on the key alone: a central is admitted when it writes a tagged command that
+answers the current challenge (TEST or TIME). An encrypted or bonded link proves nothing (any
+phone can pair "Just Works", and NimBLE then calls the link bonded), so a central that has not
+proved the key within the admission window is dropped, and it never stops adverts or bursts.
+
+The radio object is passed in. The IRQ handler is registered before the stack starts (NimBLE
+asks it for the button's own IRK then) and is guarded: a fault in it is counted, never let
+out, since the port disables a handler that raises, and the radio would go deaf. IRQs only
+copy and flag; the work happens in run().
 """
 import asyncio
 import os
@@ -28,17 +36,24 @@ _IRQ_SET_SECRET = const(30)
 
 _IO_NO_INPUT_OUTPUT = const(3)
 _ADDR_MODE_RPA = const(2)
-_SEC_PEER = const(2)  # NimBLE's store object type for a bonded peer's keys (1 is our own)
 _ADMISSION_MS = const(3000)  # an unproven central is dropped after this
+# On a board with one connection (Pico W) a stranger holds the host's only way in: shorter.
+_ADMISSION_SINGLE_MS = const(1500)
 _MIN_MTU = const(29)  # a 26-byte frame plus the 3-byte ATT header
 _INBOX_MAX = const(4)
+_ADV_RETRY_MS = const(500)  # adverts refused (controller busy): try again this soon
+# Adverts refused this long in a row: the radio is dead; run() stops proving life, so the
+# watchdog resets the board (a reboot restarts the controller).
+_RADIO_DEAD_MS = const(60000)
 _BURST_KINDS = (KIND_ALARM, KIND_TEST, KIND_LOW_BATTERY)
 
 
 class _Conn:
     def __init__(self, now_ms):
         self.since_ms = now_ms
-        self.admitted = False
+        self.admitted = False  # proved the key on this connection
+        self.encrypted = False
+        self.bonded = False
         self.mtu = 23
 
 
@@ -54,7 +69,10 @@ class Peripheral:
         self._ack_timeout_ms = cfg["ack_timeout_ms"]
         self._heartbeat_ms = cfg["heartbeat_s"] * 1000
         self.bonds = Bonds(button.store)
-        self._adv = Advertiser(ble, key)
+        self._adv = Advertiser(ble, key, board)
+        self._key = key
+        self._admission_ms = _ADMISSION_SINGLE_MS \
+            if getattr(board, "MAX_CONNECTIONS", 4) == 1 else _ADMISSION_MS
         self._conns = {}
         self._inbox = []  # (conn_handle, command bytes) copied by the IRQ
         self._nonce = bytearray(NONCE_LEN)
@@ -69,23 +87,25 @@ class Peripheral:
         self._burst_turn = 0
         self.commands_rejected = 0
         self.commands_accepted = 0  # a host that sent one has subscribed (power.py)
+        self.irq_faults = 0  # exceptions caught in the IRQ handler
         self.power = None  # the boot's power policy (power.Power), set by app.py
         self.loops = 0  # run() iterations: the watchdog feeder's proof of life
         self.h = gatt.Handles(0, 0, 0, 0, 0)  # real handles once start() registered them
 
     def start(self):
         ble = self._ble
+        ble.irq(self._irq)  # first: active(True) asks it for the button's own IRK
         ble.active(True)
         encrypted = self._board.BLE_BONDING
         if encrypted:
-            ble.config(bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT)
+            # New bonds only while the bond window is open (bonds.py).
+            ble.config(bond=not self.bonds.closed, le_secure=True, mitm=False,
+                       io=_IO_NO_INPUT_OUTPUT)
         self._privacy = False
-        if self._board.BLE_PRIVACY and self.bonds.count(_SEC_PEER):
+        if self._board.BLE_PRIVACY and self.bonds.closed:
             self._enable_privacy()
         ble.config(mtu=64)
-        ble.irq(self._irq)
-        self.h = gatt.register(ble, encrypted)
-        ble.gatts_write(self.h.firmware, VERSION.encode())
+        self.h = gatt.register(ble, encrypted, self._key)
         ble.gatts_write(self.h.battery, bytes((self._button.battery.pct,)))
         self._renew_nonce()
         self._next_heartbeat_ms = self._board.ticks_add(self._board.ticks_ms(),
@@ -111,6 +131,14 @@ class Peripheral:
 
     # --- IRQ: copy, flag, return ---
     def _irq(self, event, data):
+        try:
+            return self._on_irq(event, data)
+        except Exception:  # noqa: BLE001 - an escaping exception would disable the handler
+            self.irq_faults += 1
+            self._wake.set()
+            return None
+
+    def _on_irq(self, event, data):
         if event == _IRQ_CENTRAL_CONNECT:
             self._conns[data[0]] = _Conn(self._board.ticks_ms())
             self._fresh_nonce = True
@@ -127,8 +155,9 @@ class Peripheral:
                 c.mtu = data[1]
         elif event == _IRQ_ENCRYPTION_UPDATE:
             c = self._conns.get(data[0])
-            if c is not None and data[1] and data[3]:
-                c.admitted = True  # encrypted with a bond this button keeps
+            if c is not None:  # facts for the bond window, never an admission
+                c.encrypted = bool(data[1])
+                c.bonded = bool(data[3])
         elif event == _IRQ_GET_SECRET:
             return self.bonds.get(*data)
         elif event == _IRQ_SET_SECRET:
@@ -144,13 +173,14 @@ class Peripheral:
     async def run(self):
         while True:
             now = self._board.ticks_ms()
-            self.loops += 1
+            if not self.radio_dead(now):
+                self.loops += 1
             self._commands(now)
             self._admission(now)
             self._deliver(now)
             self._heartbeat(now)
             self.bonds.flush()
-            if self._board.BLE_PRIVACY and not self._privacy and self.bonds.count(_SEC_PEER):
+            if self._board.BLE_PRIVACY and not self._privacy and self.bonds.closed:
                 self._enable_privacy()
             self._advertise(now)
             wait = self._next_deadline(now)
@@ -188,9 +218,8 @@ class Peripheral:
                 self.commands_rejected += 1
                 continue
             self.commands_accepted += 1
-            c = self._conns.get(conn)
-            if c is not None:
-                c.admitted = True  # it proved the key
+            if op != OP_ACK:
+                self._proven(conn)  # an ACK answers no challenge: a replay proves nothing
             if op == OP_ACK:
                 if self._button.ack(seq) and seq == self._inflight:
                     self._inflight = 0
@@ -201,9 +230,30 @@ class Peripheral:
                 self._button.set_time(value)
                 self._renew_nonce()
 
+    def _proven(self, conn):
+        """`conn` answered the challenge with the key: admitted; over a bond, the bond window
+        closes (its bond is the host's); it is told the firmware version."""
+        c = self._conns.get(conn)
+        if c is None:
+            return  # gone meanwhile
+        c.admitted = True
+        if self._board.BLE_BONDING and c.encrypted and c.bonded and not self.bonds.closed:
+            self.bonds.close_window()
+            self._ble.config(bond=False)
+        try:
+            self._ble.gatts_notify(conn, self.h.info, VERSION.encode())
+        except OSError:
+            pass  # the link went: it learns nothing, which is no harm
+
+    def radio_dead(self, now):
+        """True once adverts have been refused for _RADIO_DEAD_MS in a row."""
+        since = self._adv.failing_since_ms
+        return since >= 0 and self._board.ticks_diff(now, since) >= _RADIO_DEAD_MS
+
     def _admission(self, now):
         for conn, c in list(self._conns.items()):
-            if not c.admitted and self._board.ticks_diff(now, c.since_ms) >= _ADMISSION_MS:
+            if not c.admitted and \
+                    self._board.ticks_diff(now, c.since_ms) >= self._admission_ms:
                 try:
                     self._ble.gap_disconnect(conn)
                 except OSError:
@@ -245,8 +295,8 @@ class Peripheral:
         pct = self._button.sample_battery()
         self._ble.gatts_write(self.h.battery, bytes((pct,)))
         sent = False
-        for conn, c in self._conns.items():
-            if not c.admitted:
+        for conn, c in list(self._conns.items()):  # IRQs may change the table meanwhile
+            if not c.admitted or c.mtu < _MIN_MTU:
                 continue
             try:
                 self._ble.gatts_notify(conn, self.h.status, self._button.heartbeat_frame())
@@ -306,7 +356,9 @@ class Peripheral:
             deadlines.append(self._ack_timeout_ms - diff(now, self._sent_ms))
         for c in self._conns.values():
             if not c.admitted:
-                deadlines.append(_ADMISSION_MS - diff(now, c.since_ms))
+                deadlines.append(self._admission_ms - diff(now, c.since_ms))
+        if self._adv.failing_since_ms >= 0:
+            deadlines.append(_ADV_RETRY_MS)
         if self._adv.bursting:
             deadlines.append(diff(self._burst_until_ms, now))
         elif self._burstable() >= 0 and not self._host():

@@ -8,11 +8,16 @@ In sleep mode every boot (power-on, press or timer wake) runs the same course:
    A host that connects proves itself with a command (it sends TIME once it has subscribed), and
    the button notifies one heartbeat, so each wake tells the host the button is alive.
 2. Events are delivered exactly as in connected mode (alarms as bursts too while no host is
-   connected) and acknowledged by the host. Nothing queued is ever slept on: an alarm keeps the
-   button awake until its host has stored it, whatever that costs the battery.
+   connected) and acknowledged by the host. An alarm or a test is never slept on: it keeps the
+   button awake until its host has stored it, whatever that costs the battery. A boot notice or
+   a low-battery warning does not: it goes to flash and waits for the next wake's host.
 3. After `_LINGER_MS` without activity (a press, a gesture, an accepted command) it hands its
    sequence block back (no gap for the host at the next wake), disconnects, arms the wake on
    the button and sleeps until the next heartbeat is due.
+
+If the board cannot enter deep sleep (no wake on its button: the Pico W, or an ESP32-C3 under
+a MicroPython without esp32.wake_on_gpio, before 1.27), the boot stays connected instead:
+an error at sleep entry is never allowed to reset the board into the same error again.
 
 A deep-sleep wake is not a boot in the protocol's sense: no BOOT event (that one means a power
 cut, a reset or tampering), and the press that woke the board counts from the wake, so a hold
@@ -92,8 +97,8 @@ class Power:
         if per.commands_accepted != self._accepted:
             self._accepted = per.commands_accepted
             self._active_ms = now
-        if button.queue.count or button.busy(now):
-            self._active_ms = now  # never asleep on an event, a press or a gesture
+        if button.queue.holds() or button.busy(now):
+            self._active_ms = now  # never asleep on an alarm, a test, a press or a gesture
             return _LINGER_MS
         if self.owed:
             if per.commands_accepted and per.heartbeat(now):
@@ -111,23 +116,23 @@ class Power:
         button and deep-sleeps until the next heartbeat. Returns only if the board cannot
         wake on its button (it then stays in connected mode for this boot), or if a press came
         while the centrals were leaving (it stays awake, as for any activity)."""
-        import asyncio  # not at import time: config.py imports this module's names
-
         board = self._board
         try:
             board.wake_on_button()
-        except OSError:
-            print("power: this board cannot wake on its button; staying connected")
-            self.enabled = False
+        except Exception:  # OSError, or AttributeError from a port without the call
+            self.enabled = False  # connected for this boot: never a reset into the same error
             return
         per.stop()
         start = board.ticks_ms()
         while per.connected and board.ticks_diff(board.ticks_ms(), start) < _DISCONNECT_WAIT_MS:
+            import asyncio  # here: config.py imports this module's names, without asyncio
+
             await asyncio.sleep_ms(_DISCONNECT_POLL_MS)
         now = board.ticks_ms()
-        if button.queue.count or button.busy(now):
+        if button.queue.holds() or button.busy(now):
             self._active_ms = now  # pressed meanwhile: stay up (the radio loop advertises again)
             return
+        button.keep_for_sleep()
         per.off()  # the controller must be disabled before deep sleep (ESP-IDF sleep modes)
         button.counters.release()
         board.deepsleep(self.sleep_ms)

@@ -4,8 +4,15 @@ Each record has two slot files, written alternately. A slot holds magic, generat
 payload and a CRC-32; it is written to a temporary file, flushed, synced and renamed over the
 older slot. A cut at any byte leaves at least the previous good slot, and load() takes the valid
 slot with the highest generation, so a record is always either the old or the new value.
+
+A cut between removing the older slot and the rename leaves the newest value only in the
+temporary file. load() then finishes that rename before anything else, because the next save
+truncates the temporary file: a second cut there would otherwise leave only the value before,
+and roll a record such as the counters back.
 """
 import struct
+# binascii's CRC-32 (IEEE, as the records always carried): built into the esp32 and rp2 ports.
+from binascii import crc32  # noqa: F401  (store.crc32: the tools and tests check with it)
 
 from micropython import const
 
@@ -16,14 +23,9 @@ _CRC_LEN = const(4)
 MAX_PAYLOAD = const(2048)
 
 
-def crc32(data, crc=0):
-    """CRC-32 (IEEE), bit by bit: small, and ports do not all ship binascii.crc32."""
-    crc ^= 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))
-    return crc ^ 0xFFFFFFFF
+def _slot(gen):
+    """The slot file a generation is written to."""
+    return "b" if gen % 2 == 0 else "a"
 
 
 class OsFs:
@@ -88,12 +90,15 @@ class Store:
 
     def load(self, name):
         """The newest intact payload of a record, or None if it was never saved."""
-        best_gen, best = 0, None
+        best_gen, best, where = 0, None, None
         # The temporary file counts too: a cut between its sync and the rename keeps it whole.
         for slot in ("a", "b", "tmp"):
             gen, data = self._read_slot(name, slot)
             if gen > best_gen:
-                best_gen, best = gen, data
+                best_gen, best, where = gen, data, slot
+        if where == "tmp":
+            # Finish the interrupted save, so that the next one cannot truncate the only copy.
+            self._fs.rename(self._path(name, "tmp"), self._path(name, _slot(best_gen)))
         self._gens[name] = best_gen
         return best
 
@@ -104,7 +109,7 @@ class Store:
         if name not in self._gens:
             self.load(name)
         gen = self._gens[name] + 1
-        slot = "b" if gen % 2 == 0 else "a"
+        slot = _slot(gen)
         body = struct.pack(_HEADER, _MAGIC, gen, len(payload)) + bytes(payload)
         data = body + struct.pack(">I", crc32(memoryview(body)[4:]))
         tmp = self._path(name, "tmp")

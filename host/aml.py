@@ -135,7 +135,8 @@ class _Field:
 
 def _f(key: str, attr: str, pattern: str, what: str, render: Callable[[Report], str],
        parse: Callable[[str], Any] = str) -> _Field:
-    return _Field(key, attr, re.compile(pattern), what, render, parse)
+    # ASCII: \\d alone would also take other scripts' digits, which int() then reads.
+    return _Field(key, attr, re.compile(pattern, re.ASCII), what, render, parse)
 
 
 # The attributes between the header and ml, in the order the spec fixes.
@@ -216,7 +217,7 @@ def parse(body: str) -> Report:
         except ValueError as exc:
             raise AmlError(field.key, str(exc), body) from None
     key, sep, value = parts[-1].partition("=")
-    if key != "ml" or not sep or not value.isdigit():
+    if key != "ml" or not sep or not re.fullmatch(r"[0-9]{1,3}", value):
         raise AmlError("ml", "the last attribute must be ml=<length>", body)
     if int(value) != len(body):
         raise AmlError("ml", f"says {value} characters, the message has {len(body)}", body)

@@ -184,13 +184,15 @@ def read_secret(key: str, file: str, base: Path, path: str, hex_lengths: tuple[i
         mode = p.stat().st_mode & 0o077
     except OSError as exc:
         raise ConfigError(key, f"cannot read {p}: {exc.strerror}", path) from None
+    except UnicodeDecodeError:
+        raise ConfigError(key, f"{p} is not text: it must hold "
+                          f"{'hex digits only' if hex_lengths else 'the token'}", path) from None
     if mode and os.name == "posix":
         raise ConfigError(key, f"{p} is readable by others: chmod 600 it", path)
     if hex_lengths:
-        try:
-            bytes.fromhex(text)
-        except ValueError:
-            raise ConfigError(key, f"{p} must hold hex digits only", path) from None
+        # Not bytes.fromhex alone: it skips spaces, so "11 22…" would pass as a shorter key.
+        if not all(c in "0123456789abcdefABCDEF" for c in text):
+            raise ConfigError(key, f"{p} must hold hex digits only", path)
         if len(text) not in hex_lengths:
             raise ConfigError(key, f"{p} must hold {' or '.join(map(str, hex_lengths))} hex"
                               " digits", path)
@@ -240,6 +242,11 @@ def parse(data: Mapping[str, Any], path: str = "", base: Path | None = None) -> 
                                                  (32, 48, 64)))
         if kind == "https":
             c["token"] = read_secret(f"{where}.token_file", c["token_file"], base, path)
+            if not c["token"].isascii() or not c["token"].isprintable() or " " in c["token"]:
+                # It goes into an HTTP header: a space, a line break or a non-ASCII byte
+                # would break the header or smuggle another one.
+                raise ConfigError(f"{where}.token_file", "the token must be printable ASCII"
+                                  " without spaces", path)
             if c["ca_file"]:
                 c["ca_file"] = str((base / c["ca_file"]).expanduser())
         channels.append(c)

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .dispatch import Message, MessageKind
+from .dispatch import MAX_ACCURACY_M, MAX_ALTITUDE_M, Message, MessageKind, finite
 from .errors import Dc09Error
 from .protocol import FRAME_LEN
 
@@ -105,6 +105,15 @@ class Dc09Message:
         tracking = _CODE_OF[self.kind].update
         if not 0 <= self.update_no <= SEQ_MAX or tracking != (self.update_no > 0):
             raise ValueError(f"{self.kind.name} with update number {self.update_no}")
+        # A position is whole and finite or absent: never NaN, never beyond the globe.
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("a position needs both [X] and [Y]")
+        for value, low, high, what in ((self.lat, -90.0, 90.0, "latitude"),
+                                       (self.lon, -180.0, 180.0, "longitude"),
+                                       (self.alt, -MAX_ALTITUDE_M, MAX_ALTITUDE_M, "altitude"),
+                                       (self.accuracy_m, 0.0, MAX_ACCURACY_M, "accuracy")):
+            if value is not None:
+                finite(value, low, high, what)
 
     @property
     def code(self) -> str:
@@ -204,6 +213,17 @@ def _read_degrees(limit: float, negative: str, positive: str) -> Callable[[str],
     return read
 
 
+def _read_number(shape: str) -> Callable[[str], float]:
+    # Plain decimal only: float() alone would also take "inf", "nan" and "1e999".
+    pattern = re.compile(shape, re.ASCII)
+
+    def read(text: str) -> float:
+        if not pattern.fullmatch(text):
+            raise ValueError(f"not a plain decimal number: {text[:20]!r}")
+        return float(text)
+    return read
+
+
 def _read_key(text: str) -> str:
     if not _KEY_TEXT.fullmatch(text):
         raise ValueError(f"not an idempotency key: {text!r}")
@@ -235,8 +255,9 @@ class _Block:
 XDATA: tuple[_Block, ...] = (
     _Block("X", "lon", lambda v: f"{v:.6f}", _read_degrees(180.0, "W", "E")),
     _Block("Y", "lat", lambda v: f"{v:.6f}", _read_degrees(90.0, "S", "N")),
-    _Block("Z", "alt", lambda v: f"{v:.1f}", float),
-    _Block("a", "accuracy_m", lambda v: f"{v:.0f}", float),  # ours: the fix's 68% radius
+    _Block("Z", "alt", lambda v: f"{v:.1f}", _read_number(r"[+-]?\d{1,6}(?:\.\d{1,3})?")),
+    # ours: the fix's 68% radius in whole metres (as written; a decimal is read too)
+    _Block("a", "accuracy_m", lambda v: f"{v:.0f}", _read_number(r"\d{1,7}(?:\.\d{1,3})?")),
     _Block("e", "key", str, _read_key),
     _Block("f", "frame", lambda v: v.hex().upper(), _read_frame),
 )

@@ -31,7 +31,8 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 class Dc09Channel:
     """SIA DC-09 to one receiver. One message is in flight at a time; a NAK that carries the
-    receiver's clock resyncs ours and the message goes once more; DUH is final; silence until
+    receiver's clock resyncs ours and the message goes once more; DUH is final (on an encrypted
+channel only an encrypted DUH: a plain one, like any NAK, is retryable); silence until
     `deadline_s` is a retryable ChannelError. UDP retransmits every `retry_s` within the
     deadline; TCP reconnects once when the kept connection turns out dead."""
 
@@ -101,6 +102,11 @@ class Dc09Channel:
             if reply.token is Token.ACK:
                 return
             if reply.token is Token.DUH:
+                if self._key is not None and not reply.encrypted:
+                    # Anyone on the path can write a plain DUH; only the receiver can encrypt
+                    # one. Taking it as final would let a forger silence this channel.
+                    raise ChannelError(self.name, f"{message.key}: plain DUH on an encrypted"
+                                       " channel, not taken as a refusal")
                 raise ChannelError(self.name, f"{message.key}: refused by the receiver (DUH)",
                                    retryable=False)
             if resynced or reply.timestamp is None:

@@ -5,10 +5,32 @@ protocol and its receipts. Channels (dc09.py, https.py, sms.py) and the outbox b
 from __future__ import annotations
 
 import enum
+import math
 import time
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any, Protocol
+
+
+# What a position may say. Anything outside is refused where it enters (a receiver, a decoder),
+# never stored: one Infinity in the centre's state made its operator page unreadable.
+MAX_ACCURACY_M = 10_000_000.0  # a 68% radius beyond this says nothing (AML's rd: 7 digits)
+MAX_ALTITUDE_M = 100_000.0  # above or below sea level
+MAX_TIME = 2.0 ** 33  # Unix seconds (the year 2242): a fix time beyond is garbage
+
+
+def finite(value: object, low: float, high: float, what: str) -> float:
+    """`value` as a float if it is a real number (not a bool, not NaN or infinite) within
+    [low, high]; ValueError naming `what` otherwise. Every decoder's numbers pass here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ValueError(f"{what} is out of range") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(f"{what} must be a finite number from {low:g} to {high:g}")
+    return number
 
 
 class FixQuality(enum.Enum):
@@ -35,10 +57,14 @@ class Fix:
     altitude_m: float | None = None
 
     def __post_init__(self) -> None:
-        if not (-90.0 <= self.lat <= 90.0 and -180.0 <= self.lon <= 180.0):
-            raise ValueError(f"position out of range: {self.lat}, {self.lon}")
-        if not self.accuracy_m >= 0:
-            raise ValueError(f"accuracy must be >= 0 m, got {self.accuracy_m}")
+        # Ranges and finiteness in one place: a Fix that exists is fit to store and to show.
+        # (Messages name no position: a position is personal data.)
+        finite(self.lat, -90.0, 90.0, "latitude")
+        finite(self.lon, -180.0, 180.0, "longitude")
+        finite(self.accuracy_m, 0.0, MAX_ACCURACY_M, "accuracy_m")
+        finite(self.time, 0.0, MAX_TIME, "fix time")
+        if self.altitude_m is not None:
+            finite(self.altitude_m, -MAX_ALTITUDE_M, MAX_ALTITUDE_M, "altitude_m")
 
     def as_dict(self) -> dict[str, Any]:
         return {"lat": self.lat, "lon": self.lon, "accuracy_m": self.accuracy_m,
@@ -50,13 +76,27 @@ class Fix:
         """The inverse of as_dict(); quality and source may be missing (a GNSS fix of unknown
         origin). Raises KeyError, TypeError or ValueError for malformed input."""
         alt = d.get("altitude_m")
-        return cls(lat=float(d["lat"]), lon=float(d["lon"]), accuracy_m=float(d["accuracy_m"]),
-                   time=float(d["time"]), quality=FixQuality(d.get("quality", "gnss")),
-                   source=str(d.get("source", "unknown")),
-                   altitude_m=None if alt is None else float(alt))
+        source = d.get("source", "unknown")
+        if not isinstance(source, str) or not 0 < len(source) <= 16:
+            raise ValueError("source must be a short string")
+        # Numbers as numbers: a string or a bool is malformed, not converted.
+        return cls(lat=_number(d["lat"]), lon=_number(d["lon"]),
+                   accuracy_m=_number(d["accuracy_m"]), time=_number(d["time"]),
+                   quality=FixQuality(d.get("quality", "gnss")), source=source,
+                   altitude_m=None if alt is None else _number(alt))
 
     def age_s(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.time
+
+
+def _number(value: object) -> float:
+    """A JSON number as a float; the range checks are Fix's (ValueError, TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("expected a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError("number out of range") from None
 
 
 class LocationSource(Protocol):

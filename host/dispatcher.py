@@ -141,7 +141,9 @@ class Dispatcher:
         self._wake.set()
 
     async def _sleep_until_due(self) -> None:
-        nxt = self.outbox.next_try()
+        # Messages in flight are left out: their own delivery wakes us when it ends, and
+        # counting one that is due would turn this wait into a busy loop until then.
+        nxt = self.outbox.next_try(skip=self._inflight)
         wait = None if nxt is None else max(0.0, nxt - self.clock.time())
         if wait == 0.0 and len(self._inflight) >= self.policy.concurrency:
             wait = None  # due, but every slot is busy: a finishing delivery wakes us
@@ -168,6 +170,8 @@ class Dispatcher:
             if channel.name in refused:
                 continue
             timeout = self._timeout(channel, message)
+            if timeout <= 0:
+                continue  # the ghost-call deadline has passed: on to the SMS
             try:
                 receipt = await asyncio.wait_for(channel.send(message), timeout)
             except asyncio.TimeoutError:
@@ -183,8 +187,10 @@ class Dispatcher:
         n = self.outbox.attempts(message.key)  # failed tries so far, kept across restarts
         delay = min(p.retry_max_s, p.retry_first_s * 2 ** n)
         if refused and refused >= {c.name for c in self._route(message)}:
-            delay = p.retry_max_s  # every channel refused it: kept, tried again rarely
-            self._refused.pop(message.key, None)
+            delay = p.retry_max_s  # every channel refused it: kept, tried again rarely,
+            # but only where a try costs nothing: a refused SMS is never sent again.
+            self._refused[message.key] = {n for n in refused if n.split(":", 1)[0]
+                                          in FALLBACK_TYPES}
         error = "; ".join(errors) or "no channel carries this kind"
         log.warning("%s %s not delivered (try %d): %s", message.kind.value, message.key, n + 1,
                     error)
@@ -204,6 +210,9 @@ class Dispatcher:
             return channel.deadline_s
         start = message.pressed_at or message.created_at
         left = self.policy.fallback_after_s - (self.clock.time() - start)
+        if left <= 0 and self.outbox.attempts(message.key) == 0 and any(
+                _type(c) in FALLBACK_TYPES for c in self._route(message)):
+            return 0.0  # the first round's IP time is spent: the ghost call goes now
         return max(0.5, min(channel.deadline_s, left))
 
     async def _delivered(self, message: Message, receipt: Receipt) -> None:

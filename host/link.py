@@ -27,9 +27,7 @@ from .receiver import Receiver
 
 log = logging.getLogger("msa.host.link")
 
-EVENT_CHAR = "b182cb72-379c-44cd-b789-24f4d789ed80"
-STATUS_CHAR = "ffd7f0a2-0462-4665-b495-7b4d607c3f32"
-CONTROL_CHAR = "87104502-f92b-45f8-aa1a-923dce815d73"
+# The alarm service's UUIDs are derived from each button's key (ButtonKeys.gatt).
 BATTERY_LEVEL_CHAR = "00002a19-0000-1000-8000-00805f9b34fb"
 
 ACK_TIMEOUT_S = 5.0
@@ -178,8 +176,9 @@ class ButtonLink:
             log.debug("link to button %#010x encrypted", self.target.button_id)
             if client.mtu_size < 29:
                 raise LinkError(self.target.button_id, f"ATT MTU {client.mtu_size} < 29")
-            await client.start_notify(EVENT_CHAR, self._on_indication)
-            await client.start_notify(STATUS_CHAR, self._on_indication)
+            uuids = self.target.keys.gatt
+            await client.start_notify(uuids.event, self._on_indication)
+            await client.start_notify(uuids.status, self._on_indication)
             await self._command(Op.TIME, int(time.time()))
             self.connections += 1
             self.connected.set()
@@ -196,11 +195,11 @@ class ButtonLink:
             raise LinkError(self.target.button_id, "not connected")
         nonce = b""
         if op is not Op.ACK:
-            nonce = bytes(await client.read_gatt_char(CONTROL_CHAR))
+            nonce = bytes(await client.read_gatt_char(self.target.keys.gatt.control))
             if len(nonce) != NONCE_LEN:
                 raise LinkError(self.target.button_id, f"challenge of {len(nonce)} bytes")
         cmd = encode_command(self.target.keys, self.target.button_id, op, seq, value, nonce)
-        await client.write_gatt_char(CONTROL_CHAR, cmd, response=True)
+        await client.write_gatt_char(self.target.keys.gatt.control, cmd, response=True)
 
     async def request_test(self) -> None:
         """Asks the button for a TEST alarm through its own event path."""

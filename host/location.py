@@ -65,6 +65,7 @@ class _Latest:
         self.updated = asyncio.Event()
         self.last_error: LocationError | None = None
         self.errors = 0  # garbled input and failed connections, for health reports
+        self.bad_lines = 0  # input lines (or reports) refused: counted, skipped, never fatal
         self.connects = 0
         self._fix: Fix | None = None
         self._received_at = 0.0
@@ -91,6 +92,10 @@ class _Latest:
         self.errors += 1
         self.last_error = error
         self.updated.set()
+
+    def _bad(self, error: LocationError) -> None:
+        self.bad_lines += 1
+        self._fail(error)
 
 
 class NmeaSerialSource(_Latest):
@@ -139,6 +144,9 @@ class NmeaSerialSource(_Latest):
             loop.call_soon_threadsafe(fn, *args)
 
     def _run(self, port: _Port) -> None:
+        # Survives anything: an error of any kind (the port's, a parser's, ours) is counted
+        # and the port reopened after a backoff, until stop(). A GPS reader that dies leaves
+        # every later alarm without a location.
         delay = self.retry_s[0]
         while not self._stopping.is_set():
             try:
@@ -148,8 +156,14 @@ class NmeaSerialSource(_Latest):
                 self._read(port)
             except (serial.SerialException, OSError) as err:
                 self._call(self._fail, LocationError(self.name, f"serial port: {err}"))
+            except Exception as err:  # noqa: BLE001 - see above
+                self._call(self._fail, LocationError(self.name, f"reader restarted after"
+                                                     f" {type(err).__name__}: {err}"))
             finally:
-                port.close()
+                try:
+                    port.close()
+                except Exception:  # noqa: BLE001 - closing a broken port may fail too
+                    pass
             self._stopping.wait(delay)
             delay = min(delay * 2, self.retry_s[1])
 
@@ -164,7 +178,7 @@ class NmeaSerialSource(_Latest):
             *lines, rest = pending.split(b"\n")
             pending = bytearray(rest)
             if len(pending) > MAX_LINE:
-                self._call(self._fail, LocationError(self.name, "no line end in 4 KiB of input"))
+                self._call(self._bad, LocationError(self.name, "no line end in 4 KiB of input"))
                 pending.clear()
             for line in lines:
                 self._line(line.decode("ascii", errors="replace").strip(), tracker)
@@ -175,7 +189,11 @@ class NmeaSerialSource(_Latest):
         try:
             fix = tracker.feed(parse(text))
         except NmeaError as err:
-            self._call(self._fail, err)
+            self._call(self._bad, err)
+            return
+        except Exception as err:  # noqa: BLE001 - a line the parser did not foresee
+            self._call(self._bad, LocationError(self.name, f"line refused:"
+                                                f" {type(err).__name__}"))
             return
         if fix is not None:
             self._call(self._publish, fix)
@@ -230,6 +248,8 @@ class GpsdSource(_Latest):
                 await self._session()
             except LocationError as err:
                 self._fail(err)
+            except Exception as err:  # noqa: BLE001 - never end the reader (see NMEA's)
+                self._fail(LocationError(self.name, f"session ended by {type(err).__name__}"))
             # After a session that got through, retry promptly; refusals back off.
             delay = (self.retry_s[0] if self.connects > connects
                      else min(delay * 2, self.retry_s[1]))
@@ -258,8 +278,8 @@ class GpsdSource(_Latest):
     def _message(self, line: bytes) -> None:
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            self._fail(LocationError(self.name, f"not JSON ({err}): {line[:80]!r}"))
+        except (ValueError, RecursionError) as err:  # RecursionError: absurd nesting
+            self._bad(LocationError(self.name, f"not JSON ({type(err).__name__})"))
             return
         if not isinstance(obj, dict):
             return
@@ -295,7 +315,7 @@ class GpsdSource(_Latest):
                       else _number(obj, "alt"))
         except ValueError as err:
             # The report itself holds a position: never in an error or a log.
-            self._fail(LocationError(self.name, f"bad TPV ({err})"))
+            self._bad(LocationError(self.name, f"bad TPV ({err})"))
             return
         self._publish(fix)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .dispatch import Fix, FixQuality
+from .dispatch import MAX_ALTITUDE_M, Fix, FixQuality
 from .errors import LocationError
 
 # User Equivalent Range Error: the 1-sigma range error of one satellite for a single-frequency
@@ -18,6 +19,15 @@ UERE_M = 5.0
 # A fix without HDOP still goes out, but with a poor accuracy rather than an invented good one.
 UNKNOWN_HDOP = 20.0
 KNOT_MPS = 1852.0 / 3600.0
+# HDOP as receivers write it: above 0, at most 99.99 ("no fix" on some). Anything else (a
+# negative, 1e999, NaN) is a broken sentence, never a Fix: one HDOP of -1 used to end the reader.
+MAX_HDOP = 100.0
+# Fields are plain decimals: float() alone would also take "inf", "nan", "1e999", "1_0".
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,9}(?:\.[0-9]{0,9})?", re.ASCII)
+_UNSIGNED = re.compile(r"[0-9]{1,3}", re.ASCII)
+_TIME = re.compile(r"[0-9]{6}(?:\.[0-9]{0,4})?", re.ASCII)
+_LAT = re.compile(r"[0-9]{4}(?:\.[0-9]{0,9})?", re.ASCII)
+_LON = re.compile(r"[0-9]{5}(?:\.[0-9]{0,9})?", re.ASCII)
 
 # Talker ids a GNSS receiver uses (NMEA 0183 v4.11); anything else is not a position source.
 TALKERS: dict[str, str] = {
@@ -98,8 +108,8 @@ def checksum(body: str) -> int:
 def _time(raw: str) -> float | None:
     if not raw:
         return None
-    if len(raw) < 6 or not raw[:6].isdigit():
-        raise ValueError(f"bad time {raw!r} (want hhmmss.ss)")
+    if not _TIME.fullmatch(raw):
+        raise ValueError(f"bad time {raw[:20]!r} (want hhmmss.ss)")
     hours, minutes, seconds = int(raw[0:2]), int(raw[2:4]), float(raw[4:])
     if hours > 23 or minutes > 59 or seconds >= 61:  # 60.x: a leap second
         raise ValueError(f"bad time {raw!r}")
@@ -109,8 +119,8 @@ def _time(raw: str) -> float | None:
 def _date(raw: str) -> datetime.date | None:
     if not raw:
         return None
-    if len(raw) != 6 or not raw.isdigit():
-        raise ValueError(f"bad date {raw!r}")
+    if len(raw) != 6 or not raw.isascii() or not raw.isdigit():
+        raise ValueError(f"bad date {raw[:20]!r}")
     year = int(raw[4:6])
     # Two-digit years: NMEA receivers of this century; 80-99 only from old logs.
     return datetime.date(2000 + year if year < 80 else 1900 + year, int(raw[2:4]), int(raw[0:2]))
@@ -122,33 +132,56 @@ def _coordinate(raw: str, hemisphere: str, degree_digits: int, signs: str) -> fl
         return None
     if len(hemisphere) != 1 or hemisphere not in signs:
         raise ValueError(f"bad hemisphere {hemisphere!r} (want one of {signs})")
-    dot = raw.find(".")
-    if (dot if dot >= 0 else len(raw)) != degree_digits + 2:
-        raise ValueError(f"bad coordinate {raw!r} (want {'d' * degree_digits}mm.mmmm)")
+    if not (_LAT if degree_digits == 2 else _LON).fullmatch(raw):
+        raise ValueError(f"bad coordinate (want {'d' * degree_digits}mm.mmmm)")
     degrees, minutes = int(raw[:degree_digits]), float(raw[degree_digits:])
     if minutes >= 60.0 or degrees > (90 if degree_digits == 2 else 180):
-        raise ValueError(f"coordinate out of range {raw!r}")
+        raise ValueError("coordinate out of range")
     value = degrees + minutes / 60.0
     if value > (90.0 if degree_digits == 2 else 180.0):
-        raise ValueError(f"coordinate out of range {raw!r}")
+        raise ValueError("coordinate out of range")
     return -value if hemisphere == signs[1] else value
 
 
 def _float(raw: str) -> float | None:
-    return float(raw) if raw else None
+    if not raw:
+        return None
+    if not _DECIMAL.fullmatch(raw):
+        raise ValueError(f"not a decimal number: {raw[:20]!r}")
+    return float(raw)
 
 
 def _int(raw: str) -> int | None:
-    return int(raw) if raw else None
+    if not raw:
+        return None
+    if not _UNSIGNED.fullmatch(raw):
+        raise ValueError(f"not a small whole number: {raw[:20]!r}")
+    return int(raw)
+
+
+def _hdop(raw: str) -> float | None:
+    hdop = _float(raw)
+    if hdop is None or hdop == 0.0:
+        return None  # not given (some receivers write 0.0 for "unknown")
+    if not 0.0 < hdop <= MAX_HDOP:
+        raise ValueError(f"HDOP {hdop:g} not above 0 and at most {MAX_HDOP:g}")
+    return hdop
+
+
+def _altitude(raw: str) -> float | None:
+    altitude = _float(raw)
+    if altitude is not None and not -MAX_ALTITUDE_M <= altitude <= MAX_ALTITUDE_M:
+        raise ValueError("altitude out of range")
+    return altitude
 
 
 def _gga(talker: str, f: list[str]) -> Gga:
-    quality = int(f[5] or "0")
+    quality = _int(f[5]) or 0
     if not 0 <= quality <= 8:
         raise ValueError(f"fix quality {quality} not in 0-8")
     return Gga(talker, _time(f[0]), _coordinate(f[1], f[2], 2, "NS"),
-               _coordinate(f[3], f[4], 3, "EW"), quality, _int(f[6]), _float(f[7]),
-               _float(f[8]))
+               _coordinate(f[3], f[4], 3, "EW"), quality, _int(f[6]), _hdop(f[7]),
+               _altitude(f[8]))
 
 
 def _rmc(talker: str, f: list[str]) -> Rmc:
@@ -239,7 +272,12 @@ class NmeaTracker:
                 or when is None):
             self.lost = True
             return None
-        self.lost = False
         hdop = UNKNOWN_HDOP if gga.hdop is None else gga.hdop
-        return Fix(lat=gga.lat, lon=gga.lon, accuracy_m=hdop * self.uere_m, time=when,
-                   quality=GGA_QUALITY[gga.quality], source="nmea", altitude_m=gga.altitude_m)
+        try:
+            fix = Fix(lat=gga.lat, lon=gga.lon, accuracy_m=hdop * self.uere_m, time=when,
+                      quality=GGA_QUALITY[gga.quality], source="nmea", altitude_m=gga.altitude_m)
+        except ValueError as err:  # e.g. a date past what a Fix may hold: not a fix
+            self.lost = True
+            raise NmeaError("fix", f"{gga.talker}GGA+RMC", str(err)) from None
+        self.lost = False
+        return fix

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,7 @@ class Outbox:
         self.path = str(path)
         try:
             self._db = open_wal(self.path, _SCHEMA)  # FULL: an alarm survives a power cut
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise OutboxError(self.path, str(exc)) from exc
 
     def _write(self, sql: str, args: tuple[object, ...]) -> int:
@@ -121,9 +122,12 @@ class Outbox:
                           (now, limit))
         return [_message(r) for r in rows]
 
-    def next_try(self) -> float | None:
-        """When the earliest undelivered message is due (None: nothing undelivered)."""
-        rows = self._read("SELECT MIN(next_try) FROM messages WHERE delivered_at IS NULL")
+    def next_try(self, skip: Collection[str] = ()) -> float | None:
+        """When the earliest undelivered message is due (None: nothing undelivered), leaving
+        out the keys in `skip` (those being delivered right now)."""
+        marks = ", ".join("?" * len(skip))
+        rows = self._read("SELECT MIN(next_try) FROM messages WHERE delivered_at IS NULL"
+                          f" AND key NOT IN ({marks})", tuple(skip))
         value = rows[0][0] if rows else None
         return None if value is None else float(str(value))
 

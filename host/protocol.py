@@ -10,6 +10,7 @@ import enum
 import hashlib
 import hmac
 import struct
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -87,20 +88,47 @@ def _hmac(key: bytes, *parts: bytes) -> bytes:
     return mac.digest()
 
 
+def _derived_uuid(key: bytes, label: bytes) -> str:
+    """A GATT UUID only holders of the key can compute: the first 16 bytes of
+    HMAC(K, label) with the version-4 and RFC 4122 variant bits set (docs/protocol.md)."""
+    raw = bytearray(_hmac(key, label)[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(raw)))
+
+
+@dataclass(frozen=True)
+class GattUuids:
+    """One button's alarm service and characteristics, in bleak's spelling."""
+
+    service: str
+    event: str
+    status: str
+    control: str
+    info: str
+
+    @classmethod
+    def from_master(cls, key: bytes) -> GattUuids:
+        return cls(*(_derived_uuid(key, b"msa1 uuid " + name.encode())
+                     for name in ("service", "event", "status", "control", "info")))
+
+
 @dataclass(frozen=True)
 class ButtonKeys:
-    """The purpose keys derived from one button's 32-byte master key (never printed)."""
+    """The purpose keys derived from one button's 32-byte master key (never printed), and
+    the GATT UUIDs derived from it."""
 
     frame: bytes = field(repr=False)
     command: bytes = field(repr=False)
     advert: bytes = field(repr=False)
+    gatt: GattUuids = field(repr=False)
 
     @classmethod
     def from_master(cls, key: bytes) -> ButtonKeys:
         if len(key) != KEY_LEN:
             raise ValueError(f"a button key is {KEY_LEN} bytes, got {len(key)}")
         return cls(frame=_hmac(key, b"msa1 frame"), command=_hmac(key, b"msa1 cmd"),
-                   advert=_hmac(key, b"msa1 adv")[:16])
+                   advert=_hmac(key, b"msa1 adv")[:16], gatt=GattUuids.from_master(key))
 
 
 @dataclass(frozen=True)

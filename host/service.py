@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -93,7 +94,9 @@ class HostService:
                  channels: list[Channel] | None = None, backends: Backends | None = None,
                  clock: Clock | None = None, observer: Observer | None = None,
                  on_event: Callable[[ButtonEvent], None] | None = None) -> None:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        # Owner only: the outbox holds positions and the receiver state the counters.
+        config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(config.state_dir, 0o700)
         self.config = config
         self.location = location or make_location(config)
         self.channels = channels if channels is not None else make_channels(config)

@@ -43,7 +43,7 @@ KIND_LETTERS: dict[MessageKind, str] = {
 }
 _LETTER_KINDS = {letter: kind for kind, letter in KIND_LETTERS.items()}
 # What an outbox key looks like; anything else would not survive the SMS or the centre's parse.
-_KEY = re.compile(r"[0-9a-f]{8}-\d{1,5}-\d{1,10}(/\d{1,6})?")
+_KEY = re.compile(r"[0-9a-f]{8}-[0-9]{1,5}-[0-9]{1,10}(/[1-9][0-9]{0,5})?", re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,32 @@
 transaction unless BEGIN says otherwise), write-ahead logging, the schema applied."""
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable
+
+# What SQLite writes next to a database in WAL mode; each holds the database's data too.
+COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def private(path: str) -> None:
+    """Makes a database and its companions readable and writable by their owner only (0600).
+    The file is created 0600 if missing: SQLite gives its WAL and SHM files the database's
+    mode, so they are born private as well. (They hold keys, case files, alarm records.)"""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in COMPANIONS:
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def open_wal(path: str, schema: Iterable[str], synchronous: str = "FULL") -> sqlite3.Connection:
     """FULL survives a power cut; NORMAL only a process crash (for data a peer will resend).
-    Raises sqlite3.Error: each caller wraps it in its own package's error."""
+    The files are private (0600, see private()). Raises sqlite3.Error or OSError: each caller
+    wraps them in its own package's error."""
+    if path != ":memory:":
+        private(path)
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")

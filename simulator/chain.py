@@ -86,7 +86,7 @@ class Chain:
         """A reference centre, GPS and modem of our own, and a configuration pointing at them."""
         dc09_key = secrets.token_bytes(16)
         self.centre = await start_centre(CentreConfig(state_dir=self.root / "centre",
-                                                      dc09_key=dc09_key))
+                                                      dc09_port=0, dc09_key=dc09_key))
         assert self.centre.dc09 is not None
         self.centre.centre.registry.put_case(DEMO_CASE)
         inbox = self.centre.sms

@@ -4,7 +4,8 @@ The interpreter runs on a pseudo-terminal; this relay joins it to one TCP client
 The unix port has no soft reset, so the relay emulates it: Ctrl-D at the friendly prompt, or in
 the raw REPL with nothing typed, restarts the interpreter on the same flash and says what a
 board says ("MPY: soft reboot"). A reset from the friendly REPL runs main.py again; one from the
-raw REPL does not, as on the ports.
+raw REPL does not, as on the ports. A soft reset or a Ctrl-C leaves the board's watchdog
+running (it is held outside the interpreter, simulator/wdt.py); a hard reset ends it.
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ def open_pty() -> tuple[int, int]:
 class Console:
     """Relays one TCP client to the interpreter; `spawn(slave_fd, run_main)` starts it."""
 
-    def __init__(self, spawn: Spawn) -> None:
+    def __init__(self, spawn: Spawn, on_hard_reset: Callable[[], None] | None = None) -> None:
         self._spawn = spawn
+        self._on_hard_reset = on_hard_reset
         self._master = -1
         self.proc: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -71,9 +73,17 @@ class Console:
         board does; any other exit leaves it off, as a crashed board stays until reset."""
         code = await proc.wait()
         if code == EXIT_RESET and proc is self.proc:
-            await self._halt()
-            self.resets += 1
-            await self._boot(run_main=True)
+            await self.hard_reset()
+
+    async def hard_reset(self) -> None:
+        """A reset of the chip (board.reset(), or the watchdog biting wherever the board is):
+        the interpreter starts afresh at the friendly REPL and runs main.py."""
+        if self._on_hard_reset is not None:
+            self._on_hard_reset()
+        await self._halt()
+        self.resets += 1
+        self._raw = self._typed = self._paste = False
+        await self._boot(run_main=True)
 
     async def _halt(self) -> None:
         loop = asyncio.get_running_loop()

@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 from bumble import gatt, hci
-from bumble.att import ATT_Error
+from bumble.att import ATT_READ_NOT_PERMITTED_ERROR, ATT_WRITE_NOT_PERMITTED_ERROR, ATT_Error
 from bumble.core import BaseBumbleError
 from bumble.device import Connection, Device, DeviceConfiguration
 from bumble.host import Host
@@ -33,9 +33,14 @@ IRQ_MTU_EXCHANGED = 21
 IRQ_ENCRYPTION_UPDATE = 28
 IRQ_GET_SECRET = 29
 IRQ_SET_SECRET = 30
-# Secret types follow NimBLE's store object types, which MicroPython passes through unchanged.
-SEC_OURS = 1  # the button's own keys: here its IRK, 16 bytes
+# Secret types follow NimBLE's store object types, which MicroPython passes through unchanged,
+# and MicroPython's own type for the button's IRK (modbluetooth_nimble.c, load_irk).
 SEC_PEER = 2  # a bonded peer's keys: here Bumble's PairingKeys as JSON
+SEC_OUR_IRK = 10
+OUR_IRK_KEY = b"irk"
+# The IRK NimBLE compiles in (ble_hs_pvcy.c) and keeps when load_irk cannot reach a handler:
+# public, so an address made with it is resolvable by anyone.
+NIMBLE_DEFAULT_IRK = bytes.fromhex("ef8de2164fec430dbf5bdd34c0531eb8")
 ADDR_MODE_RPA = 2
 RPA_ROTATION_S = 900.0  # NimBLE's default: a new private address every 15 minutes
 
@@ -64,8 +69,11 @@ class FirmwareKeyStore(KeyStore):
         return PairingKeys.from_dict(json.loads(bytes.fromhex(value))["keys"])
 
     async def update(self, name: str, keys: PairingKeys) -> None:
+        # A refusal (the handler returns False) leaves the pairing encrypted but unbonded, as
+        # NimBLE's store write failing does: the link works, nothing is kept.
         blob = json.dumps({"name": name, "keys": keys.to_dict()}).encode()
-        await self._irq(IRQ_SET_SECRET, [SEC_PEER, name.encode().hex(), blob.hex()])
+        if not await self._irq(IRQ_SET_SECRET, [SEC_PEER, name.encode().hex(), blob.hex()]):
+            log.info("the firmware refused to keep the bond of %s", name)
 
     async def delete(self, name: str) -> None:
         await self._irq(IRQ_SET_SECRET, [SEC_PEER, name.encode().hex(), None])
@@ -105,6 +113,8 @@ class Peripheral:
         self._conns: dict[int, Connection] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self.privacy = False
+        self.port = "esp32"
+        self.max_connections = 4  # NimBLE's default on the ESP32 port; BTstack (rp2): 1
         self.rpa_rotation_s = RPA_ROTATION_S
         self._rpa_at: float | None = None
         self.advertising: bytes | None = None
@@ -141,7 +151,11 @@ class Peripheral:
 
     async def _active(self, msg: dict[str, Any]) -> None:
         if msg["on"]:
-            self.device.irk = await self._own_irk()
+            self.port = str(msg.get("port") or "esp32")
+            self.max_connections = 1 if self.port == "rp2" else 4
+            self.device.irk = await self._own_irk() if msg.get("handler") else \
+                NIMBLE_DEFAULT_IRK
+            self._rpa_at = None  # a new stack start makes a new private address
             await self.device.power_on()
             mac = self.address.replace(":", "").lower()
             await self._bridge.send({"t": "ble", "op": "mac", "mac": mac})
@@ -157,15 +171,17 @@ class Peripheral:
             identity_address_type=PairingConfig.AddressType.RANDOM)
 
     async def _own_irk(self) -> bytes:
-        """The button's identity resolving key, kept by the firmware like its bonds (NimBLE
-        hands its own keys to _IRQ_SET_SECRET too): a new one on every boot would make the
-        bonded hosts unable to resolve its private addresses."""
-        key = b"irk".hex()
-        value = await self._irq_request(IRQ_GET_SECRET, [SEC_OURS, 0, key])
-        if value:
+        """The button's identity resolving key, as load_irk gets it during active(True): asked
+        of the handler (type 10, key "irk"), else made and handed to it; if the handler does
+        not keep it, NimBLE's default stays (a new one on every boot would also make the bonded
+        hosts unable to resolve the button's private addresses)."""
+        key = OUR_IRK_KEY.hex()
+        value = await self._irq_request(IRQ_GET_SECRET, [SEC_OUR_IRK, 0, key])
+        if value and len(bytes.fromhex(value)) == 16:
             return bytes.fromhex(value)
         irk = secrets.token_bytes(16)
-        await self._irq_request(IRQ_SET_SECRET, [SEC_OURS, key, irk.hex()])
+        if not await self._irq_request(IRQ_SET_SECRET, [SEC_OUR_IRK, key, irk.hex()]):
+            return NIMBLE_DEFAULT_IRK
         return irk
 
     async def _config(self, msg: dict[str, Any]) -> None:
@@ -188,21 +204,27 @@ class Peripheral:
         self.device.add_services(services)
 
     def _characteristic(self, uuid: str, flags: int, handle: int) -> gatt.Characteristic[bytes]:
+        # As NimBLE's ble_att_svr_check_perms: no read (write) flag, no read (write), whatever
+        # the encryption flags say; with it, the encryption flags add their demand.
         perms = 0
         if flags & _FLAG_READ:
             perms |= gatt.Characteristic.READABLE
-        if flags & (_FLAG_READ_ENCRYPTED | _FLAG_READ_AUTHENTICATED):
-            perms |= gatt.Characteristic.READABLE | gatt.Characteristic.READ_REQUIRES_ENCRYPTION
+            if flags & (_FLAG_READ_ENCRYPTED | _FLAG_READ_AUTHENTICATED):
+                perms |= gatt.Characteristic.READ_REQUIRES_ENCRYPTION
         if flags & (_FLAG_WRITE | _FLAG_WRITE_NO_RESPONSE):
             perms |= gatt.Characteristic.WRITEABLE
-        if flags & (_FLAG_WRITE_ENCRYPTED | _FLAG_WRITE_AUTHENTICATED):
-            perms |= gatt.Characteristic.WRITEABLE | gatt.Characteristic.WRITE_REQUIRES_ENCRYPTION
+            if flags & (_FLAG_WRITE_ENCRYPTED | _FLAG_WRITE_AUTHENTICATED):
+                perms |= gatt.Characteristic.WRITE_REQUIRES_ENCRYPTION
         self._values[handle] = b""
 
         def read(_conn: Any) -> bytes:
+            if not flags & _FLAG_READ:
+                raise ATT_Error(ATT_READ_NOT_PERMITTED_ERROR)  # as NimBLE answers
             return self._values.get(handle, b"")
 
         def write(conn: Any, value: bytes) -> None:
+            if not flags & (_FLAG_WRITE | _FLAG_WRITE_NO_RESPONSE):
+                raise ATT_Error(ATT_WRITE_NOT_PERMITTED_ERROR)
             self._values[handle] = bytes(value)
             self._irq(IRQ_GATTS_WRITE, [conn.handle, handle], value=bytes(value).hex())
 
@@ -220,6 +242,16 @@ class Peripheral:
                 self.device.gatt_server.make_descriptor_value(char))]
         self._chars[handle] = char
         return char
+
+    async def fail_advertising(self, calls: int) -> None:
+        """Fault injection: the controller is busy for the firmware's next `calls`
+        gap_advertise calls (each raises OSError(EBUSY), as NimBLE's can)."""
+        await self._bridge.send({"t": "ble", "op": "fault", "busy": calls})
+
+    async def inject_irq(self, event: int, data: list[Any]) -> None:
+        """Fault injection: an IRQ the stack never raised (its handling can then fail in the
+        firmware, as a MemoryError in a real handler would)."""
+        self._irq(event, data)
 
     async def inject(self, uuid: str, data: bytes) -> int:
         """Fault injection: indicates bytes the firmware never sent on a characteristic, to
@@ -301,6 +333,10 @@ class Peripheral:
 
     # --- stack events ---
     def _on_connection(self, conn: Connection) -> None:
+        if len(self._conns) >= self.max_connections:
+            # BTstack on the Pico W keeps one connection: the controller takes no other.
+            asyncio.ensure_future(conn.disconnect())
+            return
         self._conns[conn.handle] = conn
         peer = conn.peer_address
         self._irq(IRQ_CENTRAL_CONNECT, [conn.handle, int(peer.address_type),
@@ -318,9 +354,11 @@ class Peripheral:
                                            bytes(reversed(bytes(peer))).hex()])
 
     async def _on_encryption(self, conn: Connection) -> None:
+        # NimBLE reports a link bonded once a pairing with bonding is done (Just Works
+        # included), whether or not the store kept the keys: "bonded" proves nothing.
         keystore = self.device.keystore
-        bonded = False
-        if keystore is not None and conn.is_encrypted:
+        bonded = conn.is_encrypted and self._bonding
+        if keystore is not None and conn.is_encrypted and not bonded:
             bonded = await keystore.get(str(conn.peer_address)) is not None
         self._irq(IRQ_ENCRYPTION_UPDATE, [conn.handle, int(conn.is_encrypted),
                                           int(conn.authenticated), int(bonded), 16])

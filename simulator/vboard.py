@@ -23,6 +23,7 @@ from .errors import BridgeError, InterpreterError
 from .finger import Edges, Finger, monotonic_ms
 from .peripheral import Peripheral
 from .air import BOARD_ADDRESS, Air
+from .wdt import Watchdog
 
 MP_DIR = Path(__file__).resolve().parent / "mp"
 
@@ -80,6 +81,7 @@ class VirtualBoard:
         self.sleep_ms: int | None = None  # the timer the last one asked for
         self.wakes: list[str] = []  # "button" or "timer", one per wake
         self._slept = asyncio.Event()  # set at each change of `asleep`
+        self.wdt = Watchdog(self._hard_reset)  # machine.WDT and the RTC memory, outside the process
 
     def install(self) -> None:
         """Copies the firmware and the sim board onto the flash, as `msa flash` would."""
@@ -110,6 +112,7 @@ class VirtualBoard:
                     MSA_SIMLINK=f"127.0.0.1:{port}")
 
     async def _serve(self) -> None:
+        await self.wdt.start()
         if not self.server.port:
             await self.server.start()
             self._attacher = asyncio.create_task(self._attach())
@@ -134,6 +137,7 @@ class VirtualBoard:
         await self._serve()
         self.booted.clear()
         env = self._env(self.server.port)
+        env.update(self.wdt.env())
         env["MSA_PIN"] = "0" if self.finger.pressed else "1"  # the button is active low
         if wake is not None:
             env["MSA_WAKE"], env["MSA_WAKE_MS"] = str(wake[0]), str(wake[1])
@@ -155,9 +159,10 @@ class VirtualBoard:
             args = ["-i", "main.py"] if run_main and (self.flash / "main.py").exists() else []
             return await asyncio.create_subprocess_exec(
                 micropython_binary(), *args, cwd=str(self.flash),
-                env=self._env(self.server.port), stdin=slave, stdout=slave, stderr=slave,
+                env=dict(self._env(self.server.port), **self.wdt.env()),
+                stdin=slave, stdout=slave, stderr=slave,
                 start_new_session=True, preexec_fn=_controlling_tty)
-        self.console = Console(spawn)
+        self.console = Console(spawn, self.wdt.hard_reset)
         return await self.console.start(host, port)
 
     async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
@@ -166,10 +171,12 @@ class VirtualBoard:
             self.output.append(line.decode(errors="replace").rstrip())
         code = await proc.wait()
         if code == EXIT_RESET and self._proc is proc:
+            self.wdt.hard_reset()
             await self._takedown()
             self.booted.clear()
             await self.start()  # a reset reboots the board, as hardware would
         elif code == EXIT_DEEPSLEEP and self._proc is proc:
+            self.wdt.hard_reset()  # the wake is a reset of the chip; the RTC memory stays
             await self._takedown()  # off the air
             self.booted.clear()
             await self._deep_sleep(*_sleep_request(self.output))
@@ -208,7 +215,21 @@ class VirtualBoard:
         await self.stop()
         await self.start()
 
+    async def _hard_reset(self) -> None:
+        """board.reset(), or the watchdog not fed: the board resets wherever it was (an ESP32
+        panics on the watchdog), then boots main.py."""
+        if self.console is not None:
+            await self.console.hard_reset()
+        else:
+            await self._kill()
+            await self.start()
+
     async def stop(self) -> None:
+        """The power goes: the process is killed; the watchdog and RTC memory are gone."""
+        self.wdt.power_cut()
+        await self._kill()
+
+    async def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             proc.kill()
@@ -221,6 +242,7 @@ class VirtualBoard:
 
     async def close(self) -> None:
         await self.stop()
+        await self.wdt.close()
         await self.finger.close()
         if self.console is not None:
             await self.console.close()

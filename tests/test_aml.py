@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from msa.host import aml
-from msa.host.dispatch import Fix, FixQuality
+from msa.host.dispatch import MAX_ACCURACY_M, Fix, FixQuality
 from msa.host.errors import AmlError
 
 UK = aml.Identity(imsi="234159000000000", imei="123456789012345", mcc="234", mnc="15")
@@ -62,7 +62,10 @@ def test_fix_builds_with_signs_five_decimals_and_rounded_up_radius() -> None:
 
 
 def test_configured_location_and_unbounded_accuracy() -> None:
-    fix = Fix(lat=1, lon=2, accuracy_m=math.inf, time=0, quality=FixQuality.FIXED,
+    # An infinite accuracy is no Fix at all (issue 12); the largest a Fix holds is capped.
+    with pytest.raises(ValueError):
+        Fix(lat=1, lon=2, accuracy_m=math.inf, time=0, quality=FixQuality.FIXED, source="fixed")
+    fix = Fix(lat=1, lon=2, accuracy_m=MAX_ACCURACY_M, time=0, quality=FixQuality.FIXED,
               source="fixed")
     report = aml.parse(aml.build(fix, now=0))
     assert (report.method, report.radius_m) == (aml.Method.CELL, aml.MAX_RADIUS_M)

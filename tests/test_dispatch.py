@@ -68,7 +68,8 @@ def run(body: Callable[[], Awaitable[T]], timeout: float = 60) -> T:
 
 
 async def centre_at(root: Path) -> RunningCentre:
-    running = await start_centre(CentreConfig(state_dir=root / "centre", tokens=("t0ken",)))
+    running = await start_centre(CentreConfig(state_dir=root / "centre",
+                                              tokens=("t0ken-of-the-test-centre",)))
     running.centre.registry.put_case(Case("C-1", "V. Victim", "+32470000001", "S. Suspect",
                                           measures=("no contact",), weapons=True))
     running.centre.registry.register(BID, KEY, "C-1")
@@ -88,7 +89,7 @@ def alarm_message(seq: int, raw: bytes | None = None) -> Message:
 
 
 def channel(c: RunningCentre, **kw: Any) -> HttpsChannel:
-    args: dict[str, Any] = {"base_url": c.api_url, "token": "t0ken",
+    args: dict[str, Any] = {"base_url": c.api_url, "token": "t0ken-of-the-test-centre",
                             "ca_file": str(c.tls.ca_cert)}
     args.update(kw)
     return HttpsChannel(**args)
@@ -161,7 +162,7 @@ def test_host_killed_before_delivery_delivers_on_restart_exactly_once(tmp_path: 
         # First life: the channel points nowhere, so the alarm stays in the outbox; the
         # process then dies (nothing is closed cleanly).
         dead = Dispatcher(Outbox(tmp_path / "outbox.db"),
-                          [HttpsChannel(base_url="https://127.0.0.1:9/v1", token="t0ken",
+                          [HttpsChannel(base_url="https://127.0.0.1:9/v1", token="t0ken-of-the-test-centre",
                                         deadline_s=0.5)], StillSource())
         await dead.submit(event)
         await dead.submit(event)  # the button's retransmission before the crash: deduped

@@ -313,7 +313,7 @@ def test_gpsd_mode_1_loses_the_fix_and_the_source_reconnects() -> None:
 # --- real gpsd, started by gpsfake --------------------------------------------------------------
 
 def _gpsfake_or_skip() -> str:
-    """gpsfake's path; a skip with the reason, or in CI (CI set) a failure."""
+    """gpsfake's path, or a skip with the reason (a failure under CI: tests/conftest.py)."""
     path = shutil.which("gpsfake", path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin")
     reason = None
     if path is None:
@@ -328,8 +328,6 @@ def _gpsfake_or_skip() -> str:
     if reason is None:
         assert path is not None
         return path
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the gpsd tests")
     pytest.skip(f"{reason}; `python3 bootstrap.py test` installs it when run as root")
 
 

@@ -104,7 +104,7 @@ MALFORMED = [
     (format_sentence("GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,320394,003.1,W"),
      "field", "day is out of range"),
     (format_sentence("GPRMC,123519,A,4807.038,N,01131.000,E,fast,084.4,230394,003.1,W"),
-     "field", "could not convert"),
+     "field", "not a decimal number"),
 ]
 
 

@@ -22,12 +22,11 @@ from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolError
 
 from msa.host import config as host_config
 from msa.host.config import ButtonConfig, HostConfig
-from msa.host.link import BATTERY_LEVEL_CHAR, CONTROL_CHAR, EVENT_CHAR, STATUS_CHAR, Backends
+from msa.host.link import BATTERY_LEVEL_CHAR, Backends
 from msa.host.protocol import NONCE_LEN, ButtonKeys, Op, encode_command
 
 from .errors import ButtonOutOfRange, KeyRejected, LinkFailed, NoAdapter, UnknownHostButton
 
-FIRMWARE_REVISION_CHAR = "00002a26-0000-1000-8000-00805f9b34fb"
 # The button renews its challenge within its next loop (milliseconds); an unbonded link
 # that proves nothing is dropped 3 s after connecting, so decide well before that.
 KEY_PROOF_S = 1.5
@@ -107,6 +106,7 @@ class Session:
     def __init__(self, button: HostButton, client: BleakClient) -> None:
         self.button = button
         self.client = client
+        self._control = button.keys.gatt.control
 
     async def _step(self, step: str, work: Awaitable[T]) -> T:
         try:
@@ -121,13 +121,26 @@ class Session:
     async def subscribe(self, callback: Callable[[BleakGATTCharacteristic, bytearray], None]
                         ) -> None:
         """Subscribes to the event indications and status notifications, as the host does."""
-        await self._step("subscribing to events", self.client.start_notify(EVENT_CHAR, callback))
-        await self._step("subscribing to status", self.client.start_notify(STATUS_CHAR, callback))
+        uuids = self.button.keys.gatt
+        await self._step("subscribing to events", self.client.start_notify(uuids.event, callback))
+        await self._step("subscribing to status",
+                         self.client.start_notify(uuids.status, callback))
 
     async def firmware(self) -> str:
-        raw = await self._step("reading the firmware version",
-                               self.client.read_gatt_char(FIRMWARE_REVISION_CHAR))
-        return bytes(raw).decode("utf-8", "replace")
+        """The firmware version, which the button notifies on its info characteristic to a
+        central that proves the key, and to no one else (nothing readable names it)."""
+        got: asyncio.Queue[bytes] = asyncio.Queue()
+        info = self.button.keys.gatt.info
+        await self._step("subscribing to the version",
+                         self.client.start_notify(info, lambda _c, d: got.put_nowait(bytes(d))))
+        try:
+            await self.prove_key()
+            raw = await self._step("reading the firmware version",
+                                   asyncio.wait_for(got.get(), KEY_PROOF_S))
+        finally:
+            with contextlib.suppress(*_LINK_ERRORS):
+                await self.client.stop_notify(info)
+        return raw.decode("utf-8", "replace")
 
     async def battery(self) -> int | None:
         """Battery %, or None when the button refuses it for want of an encrypted link (this
@@ -145,7 +158,7 @@ class Session:
 
     async def _nonce(self) -> bytes:
         nonce = bytes(await self._step("reading the challenge",
-                                       self.client.read_gatt_char(CONTROL_CHAR)))
+                                       self.client.read_gatt_char(self._control)))
         if len(nonce) != NONCE_LEN:
             raise LinkFailed(self.button.address, "reading the challenge",
                              f"{len(nonce)} bytes instead of {NONCE_LEN}")
@@ -159,12 +172,12 @@ class Session:
         nonce = await self._nonce()
         command = encode_command(b.keys, b.button_id, Op.TIME, 0, int(time.time()), nonce)
         await self._step("sending TIME",
-                         self.client.write_gatt_char(CONTROL_CHAR, command, response=True))
+                         self.client.write_gatt_char(self._control, command, response=True))
         deadline = time.monotonic() + KEY_PROOF_S
         while True:
             # Until the button's loop runs, the value read back is the command just written.
             now = bytes(await self._step("reading the challenge",
-                                         self.client.read_gatt_char(CONTROL_CHAR)))
+                                         self.client.read_gatt_char(self._control)))
             if len(now) == NONCE_LEN and now != nonce:
                 return
             if time.monotonic() >= deadline:

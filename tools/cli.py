@@ -231,45 +231,100 @@ def host_run(config_path: Path) -> None:
         click.echo("stopped")
 
 
+def _address(text: str, option: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:8443", param_hint=option)
+    return host.strip("[]"), int(port)
+
+
+def _centre_secret(path: Path, what: str) -> str:
+    """A secret file of the centre's: owner-only, and what it holds, stripped."""
+    from .errors import ToolError
+
+    if path.stat().st_mode & 0o077:
+        raise ToolError(f"{path} ({what}) is readable by others", f"chmod 600 {path}")
+    return path.read_text(errors="replace").strip()
+
+
 @cli.command("centre")
 @click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where the registry, records and TLS files live.")
+              help="Where the registry, records and TLS files live (made 0700).")
 @click.option("--listen", default="127.0.0.1:8443", show_default=True,
               help="HOST:PORT of the dispatch API (TLS).")
 @click.option("--operator-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port of the operator's page, on 127.0.0.1 only.")
 @click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="File with the hosts' bearer token (default: a new one, written to"
-                   " STATE_DIR/api.token).")
-def centre_run(state_dir: Path, listen: str, operator_port: int, token_file: Path | None) -> None:
+              help="File with the hosts' bearer token, at least 16 characters, mode 600"
+                   " (default: a new one, written to STATE_DIR/api.token).")
+@click.option("--dc09-listen", default=None, metavar="HOST:PORT",
+              help="Also receive SIA DC-09 (TCP and UDP) here; needs --dc09-key-file."
+                   " Without it no DC-09 receiver runs.")
+@click.option("--dc09-key-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The hosts' DC-09 AES key: 32, 48 or 64 hex digits, mode 600.")
+def centre_run(state_dir: Path, listen: str, operator_port: int, token_file: Path | None,
+               dc09_listen: str | None, dc09_key_file: Path | None) -> None:
     """Run the reference dispatch centre: API for hosts, operator's page, until Ctrl-C.
+    Every listener's address is printed at start.
 
     Example: msa centre --state-dir /var/lib/msa-centre --listen 0.0.0.0:8443
+    --dc09-listen 0.0.0.0:5000 --dc09-key-file /etc/msa/dc09.key
     """
     import asyncio
     import os
     import secrets
 
-    from msa.centre.server import CentreConfig, start_centre
+    from msa.centre.server import CentreConfig, private_folder, start_centre
+    from msa.centre.web import MIN_TOKEN_LEN, check_tokens
+    from msa.centre.errors import CentreConfigError
 
-    host_name, _, port_text = listen.rpartition(":")
-    if not host_name or not port_text.isdigit():
-        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:8443", param_hint="--listen")
-    state_dir.mkdir(parents=True, exist_ok=True)
+    from .errors import ToolError
+
+    api_host, api_port = _address(listen, "--listen")
+    if (dc09_listen is None) != (dc09_key_file is None):
+        raise click.UsageError("--dc09-listen and --dc09-key-file go together: a DC-09"
+                               " receiver runs only with both (never a plain one)")
+    dc09_host, dc09_port, dc09_key = "127.0.0.1", None, None
+    if dc09_listen is not None and dc09_key_file is not None:
+        dc09_host, port = _address(dc09_listen, "--dc09-listen")
+        dc09_port = port
+        text = _centre_secret(dc09_key_file, "DC-09 key")
+        try:
+            dc09_key = bytes.fromhex(text)
+        except ValueError:
+            dc09_key = b""
+        if len(dc09_key) not in (16, 24, 32):
+            raise ToolError(f"{dc09_key_file} must hold 32, 48 or 64 hex digits (an AES key)",
+                            "make one with `python3 -c 'import secrets;"
+                            " print(secrets.token_hex(16))'`")
+    private_folder(state_dir)
     if token_file is None:
         token_file = state_dir / "api.token"
         if not token_file.exists():
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_urlsafe(24) + "\n")
-    token = token_file.read_text().strip()
+    token = _centre_secret(token_file, "bearer token")
+    try:
+        check_tokens((token,))
+    except CentreConfigError:
+        # An empty token file must never mean "no authentication".
+        raise ToolError(f"{token_file} does not hold a usable bearer token ({len(token)}"
+                        f" characters; at least {MIN_TOKEN_LEN} printable ASCII, no spaces)",
+                        "write one with `python3 -c 'import secrets;"
+                        " print(secrets.token_urlsafe(24))'`") from None
 
     async def serve() -> None:
-        running = await start_centre(CentreConfig(state_dir, host_name, int(port_text),
-                                                  operator_port, (token,)))
+        running = await start_centre(CentreConfig(
+            state_dir, api_host, api_port, operator_port, (token,), dc09_port=dc09_port,
+            dc09_key=dc09_key, dc09_host=dc09_host))
+        for line in running.listeners:
+            click.echo(f"listening: {line}")
         click.echo(f"dispatch API: {running.api_url} (CA: {running.tls.ca_cert};"
                    f" token in {token_file})")
         click.echo(f"operator's page: {running.operator_url}")
+        if running.dc09 is None:
+            click.echo("DC-09 receiver: off (give --dc09-listen and --dc09-key-file)")
         try:
             await asyncio.Event().wait()
         finally:

@@ -16,9 +16,10 @@ from msa.centre.registry import Registry
 
 from . import firmware as fw
 from .errors import (AlreadyProvisioned, BootFailed, ButtonIdRetired, ButtonIdTaken,
-                     CaseUnknown, DeviceFailed, FlashVerifyFailed, KeyMismatch, MpyMismatch,
-                     ToolError, Unprovisioned, WipeIncomplete, WrongBoard, WrongButton)
-from .usb import Usb
+                     CaseUnknown, DeviceFailed, FlashVerifyFailed, KeyMismatch,
+                     MicroPythonTooOld, MpyMismatch, ToolError, Unprovisioned, WipeIncomplete,
+                     WrongBoard, WrongButton)
+from .usb import HOLD_WATCHDOG, Usb
 
 # sys.platform of the MicroPython port each board module is written for.
 PLATFORMS = {"sim": "linux", "pico_w": "rp2", "xiao_esp32c3": "esp32", "esp32_devkitc": "esp32"}
@@ -42,10 +43,36 @@ class ImageFile:
 
 
 @dataclass(frozen=True)
+class Needs:
+    """The oldest MicroPython a board module runs on, and why (its `# needs:` line)."""
+
+    version: tuple[int, int, int]
+    reason: str
+
+    @property
+    def text(self) -> str:
+        return ".".join(str(n) for n in self.version)
+
+
+_NEEDS = re.compile(r"^# needs: MicroPython (\d+)\.(\d+)\.(\d+) \((.+)\)$", re.MULTILINE)
+
+
+def board_needs(board: str) -> Needs:
+    """What the board module declares it needs (a board module without the line: 1.24.0,
+    the oldest release the firmware was checked against)."""
+    found = _NEEDS.search((fw.BOARD_DIR / f"{board}.py").read_text())
+    if found is None:
+        return Needs((1, 24, 0), "the firmware as checked")
+    major, minor, micro, reason = found.groups()
+    return Needs((int(major), int(minor), int(micro)), reason)
+
+
+@dataclass(frozen=True)
 class Image:
     board: str
     files: tuple[ImageFile, ...]
     mpy_version: int  # the .mpy format version mpy-cross wrote
+    needs: Needs = Needs((1, 24, 0), "the firmware as checked")
 
 
 def _sha256(path: Path) -> str:
@@ -64,7 +91,7 @@ def build_image(board: str, out_dir: Path) -> Image:
     entry = fw.FIRMWARE_DIR / ENTRY
     # Copied last: a flash cut short leaves no entry point that imports missing modules.
     files.append(ImageFile(ENTRY, entry, _sha256(entry)))
-    return Image(board, tuple(files), compiled[0].mpy.read_bytes()[1])
+    return Image(board, tuple(files), compiled[0].mpy.read_bytes()[1], board_needs(board))
 
 
 def firmware_version() -> str:
@@ -85,7 +112,8 @@ def _tagged(output: str, tag: str) -> list[list[str]]:
 # --- flash -------------------------------------------------------------------------------------
 
 _PROBE = ("import sys\n"
-          "print('PORT', sys.platform, getattr(sys.implementation, '_mpy', 0) & 0xff)\n")
+          "print('PORT', sys.platform, getattr(sys.implementation, '_mpy', 0) & 0xff,"
+          " '%d.%d.%d' % sys.implementation.version[:3])\n")
 
 # Hashes each file with the device's own hashlib, and lists the flash root.
 _VERIFY = """import os, hashlib, binascii
@@ -157,6 +185,7 @@ def flash(checked: Checked, copied: Callable[[str], None]) -> FlashReport:
     found = _tagged(out, "VERSION")
     if not found or found[0] != [expected]:
         raise BootFailed(usb.port, expected, " ".join(found[0]) if found else out.strip())
+    restart(usb)  # into the new firmware, which starts its own watchdog
     return FlashReport(usb.port, image.board, checked.platform, len(image.files),
                        sum(f.local.stat().st_size for f in image.files), tuple(stale), expected)
 
@@ -164,24 +193,34 @@ def flash(checked: Checked, copied: Callable[[str], None]) -> FlashReport:
 def check_port(usb: Usb, image: Image) -> Checked:
     """Asks the device for its port and .mpy format; refuses an image it cannot run."""
     probe = _tagged(usb.exec("report its MicroPython port", _PROBE), "PORT")
-    if not probe or len(probe[0]) != 2:
+    if not probe or len(probe[0]) != 3:
         raise DeviceFailed(usb.port, "report its MicroPython port", "no answer")
-    platform, mpy = probe[0][0], int(probe[0][1])
+    platform, mpy, release = probe[0][0], int(probe[0][1]), probe[0][2]
     expected = PLATFORMS.get(image.board)
     if expected is not None and platform != expected:
         raise WrongBoard(usb.port, image.board, expected, platform)
+    check_release(usb.port, image, release)
     # Builds without sys.implementation._mpy say 0: their format is then checked by booting.
     if mpy and mpy != image.mpy_version:
         raise MpyMismatch(usb.port, mpy, image.mpy_version)
     return Checked(usb, image, platform)
 
 
+def check_release(port: str, image: Image, release: str) -> None:
+    """Refuses a MicroPython release ("1.26.0") older than the board module needs."""
+    found = tuple(int(n) for n in release.split(".")[:3] if n.isdigit())
+    if len(found) != 3:
+        raise DeviceFailed(port, "report its MicroPython release", release)
+    if found < image.needs.version:
+        raise MicroPythonTooOld(port, image.board, release, image.needs.text, image.needs.reason)
+
+
 def _copy(usb: Usb, image: Image, copied: Callable[[str], None]) -> None:
     """One mpremote run for all files (one connection, one soft reset); mpremote prints
     `cp LOCAL :NAME` as it starts each, so the previous one is done by then."""
     args: list[str] = []
-    for f in image.files:
-        args += ["fs", "cp", str(f.local), ":" + f.name, "+"]
+    for f in image.files:  # the watchdog held again before each file (an rp2's is 8.4 s)
+        args += ["fs", "cp", str(f.local), ":" + f.name, "+", "exec", HOLD_WATCHDOG, "+"]
     started: list[str] = []
 
     def line(text: str) -> None:
@@ -346,13 +385,13 @@ def _write_secret(path: Path, text: str) -> None:
 # Bonds go through their own API; the counters' record name is private to counters.py, read
 # from the module so that a rename cannot leave it behind. Then every record is read back
 # through a fresh Store and each slot file looked for.
-_WIPE = """import os, store, config, bonds, counters, button
+_WIPE = """import os, store, config, bonds, counters, button, fatal
 s = store.Store('.')
 try:
     bonds.Bonds(s).clear()
 except ValueError:
     s.erase(bonds._RECORD)
-names = (config.RECORD, bonds._RECORD, counters._RECORD, button.OUTBOX)
+names = (config.RECORD, bonds._RECORD, counters._RECORD, button.OUTBOX, fatal.RECORD)
 for r in names:
     s.erase(r)
 fresh = store.Store('.')

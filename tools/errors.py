@@ -84,6 +84,21 @@ class MpyMismatch(ToolError):
                          "update MicroPython on the device to the release msa pins")
 
 
+class MicroPythonTooOld(ToolError):
+    """The device's MicroPython is older than a feature of the board module needs."""
+
+    def __init__(self, port: str, board: str, found: str, needed: str, reason: str) -> None:
+        self.port = port
+        self.board = board
+        self.found = found
+        self.needed = needed
+        self.reason = reason
+        super().__init__(f"the device on {port} runs MicroPython {found}; board {board!r}"
+                         f" needs MicroPython {needed} or later ({reason})",
+                         f"install MicroPython {needed} or later on the device, then flash"
+                         " again")
+
+
 class FlashVerifyFailed(ToolError):
     """Files read back from the device (by SHA-256, on the device) differ from those sent."""
 

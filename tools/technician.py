@@ -58,8 +58,8 @@ async def bond(config_path: Path, *, button_id: int | None = None,
     async with ble.connect(b, timeout_s, backends) as s:
         await s.pair()
         await s.subscribe(_ignore)
-        # On a mismatch the bond stays: once key_file is fixed, bonding again just re-uses it.
-        await s.prove_key()
+        # Proves the key (TIME); on a mismatch the bond stays: once key_file is fixed, bonding
+        # again just re-uses it.
         firmware = await s.firmware()
     async with ble.connect(b, timeout_s, backends) as s:
         battery = await s.battery()
@@ -132,14 +132,16 @@ async def status(config_path: Path, *, button_id: int | None = None,
     state = host_state(b)
     try:
         async with ble.connect(b, timeout_s, backends) as s:
-            firmware = await s.firmware()
             battery = await s.battery()
             accepted: bool | None = None
+            # The button tells its version only to a central that proved the key.
+            firmware = "not told (no bond)"
             if battery is not None:
                 try:
-                    await s.prove_key()
+                    firmware = await s.firmware()
                     accepted = True
                 except KeyRejected:
+                    firmware = "not told (key refused)"
                     accepted = False
     except (ButtonOutOfRange, NoAdapter, LinkFailed) as exc:
         return StatusReport(b.button_id, b.address, state, None, exc)

@@ -20,6 +20,15 @@ _NOT_REPL = ("could not enter raw repl", "timeout waiting for")
 # What MicroPython says when a firmware module is missing on the device.
 _NO_FIRMWARE_MODULES = ("config", "store", "bonds", "version", "app", "button")
 
+# Run first in every mpremote session: mpremote's Ctrl-C stops the firmware, but not its
+# watchdog, which nothing can stop and which survives the soft reset (ESP32, rp2). So each
+# session reconfigures it to a long period and feeds it: the longest the rp2 allows (8.4 s),
+# five minutes on the ESP32 ports, whose copy over a 115200-baud UART can take minutes. A
+# session left half done still ends in a watchdog reset into the firmware. A device without
+# the firmware's board module has no watchdog to hold.
+HOLD_WATCHDOG = ("import sys\ntry:\n import board\nexcept ImportError:\n board = None\n"
+                 "if board:\n board.watchdog(8388 if sys.platform == 'rp2' else 300000).feed()\n")
+
 
 def mpremote_path() -> Path:
     """The mpremote installed with msa, next to this interpreter (not whatever PATH finds)."""
@@ -38,12 +47,13 @@ class Usb:
         exe = mpremote_path()
         if not exe.exists():
             raise MpremoteMissing(str(exe))
-        return [str(exe), "connect", self.port, *args]
+        return [str(exe), "connect", self.port, "exec", HOLD_WATCHDOG, "+", *args]
 
     def run(self, step: str, *args: str,
             line: Callable[[str], None] | None = None) -> str:
         """Runs one mpremote command line (commands may be chained with "+") and returns its
-        output; `line` sees each line as it comes. `step` names it in errors."""
+        output; `line` sees each line as it comes. `step` names it in errors. The session
+        holds the device's watchdog first (HOLD_WATCHDOG)."""
         # Unbuffered, so that lines arrive as mpremote prints them (the progress bar).
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:

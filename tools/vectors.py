@@ -38,6 +38,14 @@ def _flip(data: bytes, index: int) -> str:
     return out.hex()
 
 
+def _retagged(keys: ButtonKeys, frame: bytes, index: int, value: int) -> str:
+    """`frame` with one body byte set to `value` and a valid tag over the result: what only
+    a key holder (or a broken button) could send, so the receiver's own field rules catch it."""
+    body = bytearray(frame[:FRAME_BODY.size])
+    body[index] = value
+    return (bytes(body) + frame_tag(keys, bytes(body))).hex()
+
+
 def generate() -> dict[str, Any]:
     """The vectors object, as published."""
     keys = ButtonKeys.from_master(KEY)
@@ -62,6 +70,11 @@ def generate() -> dict[str, Any]:
         {"name": "wrong-key", "hex": encode_frame(
             other, kind=Kind.ALARM, button_id=BUTTON_ID, boot_id=3, seq=42,
             gesture=Gesture.HOLD, battery_pct=87, age_ms=1234).hex(), "reason": "tag"},
+        # Tagged validly, wrong inside (receiver rules 2 and 4).
+        {"name": "version-2", "hex": _retagged(keys, alarm, 0, 2), "reason": "version"},
+        {"name": "unknown-kind", "hex": _retagged(keys, alarm, 1, 9), "reason": "field"},
+        {"name": "unknown-gesture", "hex": _retagged(keys, alarm, 12, 5), "reason": "field"},
+        {"name": "battery-150", "hex": _retagged(keys, alarm, 13, 150), "reason": "field"},
     ]
     commands = [
         {"name": "ack-42", "op": int(Op.ACK), "seq": 42, "value": 0, "nonce": "",

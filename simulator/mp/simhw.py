@@ -5,9 +5,16 @@ Deep sleep ends the interpreter with EXIT_DEEPSLEEP after one line on stdout say
 long and whether the button may wake it; the simulator (vboard.py) keeps the board off the air
 until then and boots it again with MSA_WAKE (the wake's cause, as board.wake_cause() gives it),
 MSA_WAKE_MS (the wake's instant on the shared monotonic clock) and MSA_PIN (the contact's level).
+
+The watchdog and the RTC memory live in the simulator (simulator/wdt.py), not in this process,
+as on an ESP32 they live outside the interpreter: a soft reset or a Ctrl-C ends this process
+or its program, not them. This side only tells the simulator, in one datagram each, that the
+watchdog was started or reconfigured, was fed, or that the RTC memory changed (MSA_WDT: the
+simulator's address and this process's token; MSA_RTC: the RTC memory at this boot, in hex).
 """
 import asyncio
 import os
+import socket
 import sys
 import time
 
@@ -35,6 +42,16 @@ def deepsleep(ms, wake_on_button):
     """Ends the interpreter as a deep sleep does; the simulator wakes the board again."""
     print(SLEEP_LINE, max(0, int(ms)), 1 if wake_on_button else 0)
     sys.exit(EXIT_DEEPSLEEP)
+
+
+def reset():
+    """A hard reset: the simulator's watchdog holder restarts the board (the process waits to
+    be ended); without a simulator, the process ends with EXIT_RESET."""
+    if os.getenv("MSA_WDT"):
+        _tell("reset")
+        while True:
+            time.sleep_ms(1000)
+    sys.exit(EXIT_RESET)
 
 
 def _nothing(_timer):
@@ -65,15 +82,51 @@ class Timer:
             task.cancel()
 
 
+_wdt = None  # (socket, address, token) once a message was sent
+
+
+def _tell(message):
+    """One datagram to the simulator's watchdog; nothing without a simulator (a bare
+    interpreter on the flash folder: no watchdog, no RTC, as on a board without power)."""
+    global _wdt
+    if _wdt is None:
+        spec = os.getenv("MSA_WDT")
+        if not spec:
+            return
+        host, port, token = spec.split(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        _wdt = (sock, socket.getaddrinfo(host, int(port))[0][-1], token)
+    sock, address, token = _wdt
+    sock.sendto(("%s %s" % (token, message)).encode(), address)
+
+
 class Watchdog:
-    def __init__(self, hw, timeout_ms):
-        self._hw = hw
+    """machine.WDT as on the ESP32: starting it again reconfigures it; there is no stop."""
+
+    def __init__(self, timeout_ms):
+        if timeout_ms <= 0:
+            raise ValueError("timeout")
         self.timeout_ms = timeout_ms
-        self.fed_ms = time.ticks_ms()
-        hw.watchdog = self
+        _tell("wdt %d" % timeout_ms)
 
     def feed(self):
-        self.fed_ms = time.ticks_ms()
+        _tell("feed")
+
+
+_rtc = None
+
+
+def rtc_memory(data=None):
+    """machine.RTC().memory(): at most 2048 bytes, kept across resets, lost with the power."""
+    global _rtc
+    if _rtc is None:
+        _rtc = bytes.fromhex(os.getenv("MSA_RTC") or "")
+    if data is not None:
+        if len(data) > 2048:
+            raise ValueError("RTC memory holds 2048 bytes")
+        _rtc = bytes(data)
+        _tell("rtc " + _rtc.hex())
+    return _rtc
 
 
 class Hardware:
@@ -84,11 +137,9 @@ class Hardware:
         self.battery_mv = 3950
         self.button = SimButton(self)
         self.timers = []
-        self.watchdog = None
         self._finger = asyncio.Lock()
         self.link = simlink.get()
         self.link.on("board", self._on_message)
-        asyncio.create_task(self._watch())
 
     def battery_counts(self):
         counts = self.battery_mv * DIVIDER_DEN // DIVIDER_NUM * ADC_MAX_COUNTS // ADC_REF_MV
@@ -122,17 +173,5 @@ class Hardware:
         elif op == "battery":
             self.battery_mv = msg["mv"]
         elif op == "reset":
-            sys.exit(EXIT_RESET)
+            reset()
         return {"pin": self.pin_level, "battery_mv": self.battery_mv, "ticks": time.ticks_ms()}
-
-    async def _watch(self):
-        """The watchdog: resets the board if the firmware stops feeding it."""
-        while True:
-            dog = self.watchdog
-            if dog is None:
-                await asyncio.sleep_ms(1000)
-                continue
-            left = dog.timeout_ms - time.ticks_diff(time.ticks_ms(), dog.fed_ms)
-            if left <= 0:
-                sys.exit(EXIT_RESET)  # the watchdog bites: the board resets
-            await asyncio.sleep_ms(left)

@@ -31,6 +31,8 @@ class Link:
         self._handlers = {}  # type: dict
         self._waiting = {}  # type: dict
         self._next_id = 1
+        self._buf = b""  # received bytes not yet a whole line
+        self._pumping = False
 
     def send(self, obj):
         """Writes one message whole, waiting briefly if the socket buffer is full."""
@@ -81,13 +83,41 @@ class Link:
             else:
                 raise
 
+    def _feed(self, data):
+        """Dispatches every whole line received so far; an IRQ handler's own calls into the
+        radio do not dispatch again (a port's IRQs do not nest)."""
+        self._buf += data
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while True:
+                end = self._buf.find(b"\n")
+                if end < 0:
+                    break
+                line, self._buf = self._buf[:end], self._buf[end + 1:]
+                self._dispatch(json.loads(line))
+        finally:
+            self._pumping = False
+
+    def pump(self):
+        """Delivers what has arrived without waiting: called inside the simulated radio's
+        calls, so that IRQs preempt the firmware between two of them, as on the ports."""
+        try:
+            data = self._sock.recv(4096)
+        except OSError:
+            return  # nothing waiting (EAGAIN)
+        if not data:
+            raise SystemExit(3)
+        self._feed(data)
+
     async def task(self):
         reader = asyncio.StreamReader(self._sock)
         while True:
-            line = await reader.readline()
-            if not line:
+            data = await reader.read(4096)
+            if not data:
                 raise SystemExit(3)  # the simulator is gone: so is the board's world
-            self._dispatch(json.loads(line))
+            self._feed(data)
 
 
 def get():

@@ -110,3 +110,29 @@ def test_saved_alarm_gets_its_age_back_once_the_clock_is_set():
     _, frame = b2.frame_at(b2.queue.find(seq))
     age = (frame[14] << 24) | (frame[15] << 16) | (frame[16] << 8) | frame[17]
     assert 55000 <= age <= 61000
+
+
+def _age(frame):
+    return (frame[14] << 24) | (frame[15] << 16) | (frame[16] << 8) | frame[17]
+
+
+def test_clock_and_ages_survive_the_ticks_wrap():
+    """Eight days without TIME (ticks_diff spans 2**29 ms, 6.2 days): the host's clock, an
+    unacknowledged alarm's age and the heartbeat's uptime still count every ms. Only the
+    hourly heartbeat (sample_battery) looks at the clock meanwhile."""
+    start = (1 << 30) - 5000  # the ticks wrap 5 s in
+    b, board, _, _ = _make(board=SimBoard(start_ms=start))
+    b.set_time(1800000000)
+    _bouncy_press(board, 2500)
+    seq = b.service()
+    pressed = start  # the gesture counts the hold from the first edge
+    hour = 3600 * 1000
+    for _ in range(8 * 24):
+        board.advance(hour)
+        b.sample_battery()
+    board.advance(1234)
+    elapsed = board.now_ms - start
+    assert b.unix_s(board.ticks_ms()) == 1800000000 + elapsed // 1000
+    _, frame = b.frame_at(b.queue.find(seq))
+    assert _age(frame) == board.now_ms - pressed
+    assert _age(b.heartbeat_frame()) == elapsed

@@ -6,7 +6,7 @@ import counters
 import power
 import store
 from cutfs import CutFs
-from frame import KIND_ALARM, KIND_BOOT
+from frame import KIND_ALARM, KIND_BOOT, KIND_LOW_BATTERY, KIND_TEST
 from sim import SimBoard
 
 KEY = "33" * 32
@@ -64,10 +64,11 @@ def test_connected_mode_never_sleeps():
     assert p.due_ms(_Radio(), b, board.ticks_ms()) == -1
 
 
-def test_no_sleep_while_an_event_waits_for_its_acknowledgement():
+def test_no_sleep_while_an_alarm_waits_for_its_acknowledgement():
     b, board, p = _make()
     radio = _Radio()
-    seq, _ = b.next_frame()  # the boot notice
+    b.ack(b.next_frame()[0])  # the boot notice
+    seq = b.raise_event(KIND_ALARM, 1, board.ticks_ms())
     for _ in range(10):
         board.advance(5000)
         assert p.due_ms(radio, b, board.ticks_ms()) > 0
@@ -178,3 +179,84 @@ def test_release_hands_the_unused_block_back_and_stays_safe():
     after = c.next_seq()  # issued after the release anyway: a new block is reserved first
     nxt = counters.Counters(store.Store("/flash", fs))
     assert issued == [1, 2, 3] and after == 4 and nxt.next_seq() > after
+
+
+class _Per:
+    """What Power.sleep() asks of the radio: stop, the centrals, off."""
+
+    def __init__(self):
+        self.connected = False
+        self.calls = []
+
+    def stop(self):
+        self.calls.append("stop")
+
+    def off(self):
+        self.calls.append("off")
+
+
+def _sleep(p, b):
+    """Runs Power.sleep(); True if the board went to deep sleep (the sim board raises)."""
+    from sim import Slept
+
+    step = p.sleep(_Per(), b)  # no central to wait for: it never suspends
+    try:
+        step.send(None)
+    except StopIteration:
+        return False
+    except Slept:
+        return True
+    raise AssertionError("sleep() waited with no central connected")
+
+
+def test_boot_and_low_battery_wait_for_the_next_wake_on_flash():
+    fs = CutFs()
+    b, board, p = _make(fs=fs)
+    board.battery_mv = 3600
+    for _ in range(20):
+        b.sample_battery()  # the low-battery warning joins the boot notice
+    kinds = sorted(b.queue.kind[i] for i in range(b.queue.capacity) if b.queue.kind[i])
+    assert kinds == sorted([KIND_LOW_BATTERY, KIND_BOOT]) and not b.queue.holds()
+    radio = _Radio()
+    while True:  # no host comes: the wake window, then sleep
+        due = p.due_ms(radio, b, board.ticks_ms())
+        if due == 0:
+            break
+        board.advance(due)
+    assert board.now_ms - 1000 <= 15000 + 3000
+    assert _sleep(p, b) and board.slept_ms == p.sleep_ms
+    woken = SimBoard(start_ms=10)
+    woken.wake = power.WAKE_TIMER
+    b2, board2, _ = _make(woken, boot=False, fs=fs)
+    seqs = sorted(b2.queue.seq[i] for i in range(b2.queue.capacity) if b2.queue.kind[i])
+    assert seqs == sorted(b.queue.seq[i] for i in range(b.queue.capacity) if b.queue.kind[i])
+    for seq in seqs:
+        assert b2.ack(seq)
+    b3, _, _ = _make(SimBoard(start_ms=10), boot=False, fs=fs)
+    assert b3.queue.count == 0  # acknowledged at that wake: gone from flash too
+
+
+def test_a_test_keeps_it_awake_like_an_alarm():
+    b, board, p = _make()
+    b.ack(b.next_frame()[0])
+    p.owed = False
+    seq = b.raise_event(KIND_TEST, 4, board.ticks_ms())
+    board.advance(60000)
+    assert p.due_ms(_Radio(), b, board.ticks_ms()) > 0
+    b.ack(seq)
+    board.advance(2000)
+    assert p.due_ms(_Radio(), b, board.ticks_ms()) == 0
+
+
+class _NoWakeBoard(SimBoard):
+    """An ESP32-C3 under MicroPython 1.26: esp32.wake_on_gpio does not exist."""
+
+    def wake_on_button(self):
+        raise AttributeError("'module' object has no attribute 'wake_on_gpio'")
+
+
+def test_a_failure_at_sleep_entry_stays_awake_instead_of_crashing():
+    b, board, p = _make(_NoWakeBoard(start_ms=1000))
+    b.ack(b.next_frame()[0])
+    assert not _sleep(p, b)
+    assert not p.enabled and p.due_ms(_Radio(), b, board.ticks_ms()) == -1

@@ -79,3 +79,96 @@ def test_soft_reset_from_the_friendly_repl_runs_main_again(tmp_path: Path) -> No
         finally:
             await board.close()
     assert asyncio.run(go()) == "xx"
+
+
+# A main.py that starts the watchdog as the firmware does, notes each boot, and feeds it
+# while it runs: only a board stopped at the REPL goes unfed.
+_FED_MAIN = """import board, time
+w = board.watchdog(%d)
+with open('boots.txt', 'a') as f:
+    f.write('x')
+while True:
+    w.feed()
+    time.sleep_ms(100)
+"""
+
+
+def test_the_watchdog_survives_ctrl_c_and_soft_reset_and_bites_at_the_repl(
+        tmp_path: Path) -> None:
+    """As an ESP32's machine.WDT: mpremote's Ctrl-C and soft reset (its `exec`) stop the
+    program, not the watchdog; unfed at the REPL, it resets the board, which runs main.py."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "main.py").write_text(_FED_MAIN % 1500)
+
+    async def go() -> tuple[tuple[int, str], int, int | None]:
+        board = VirtualBoard(Air(), flash)
+        board.install()
+        (flash / "main.py").write_text(_FED_MAIN % 1500)
+        port = await board.start_console()
+        try:
+            await boots(flash, "x")
+            out = await mpremote(port, "exec", "print('at the REPL')")  # Ctrl-C, soft reset
+            await boots(flash, "xx")  # unfed since: bitten, rebooted, main.py ran again
+            return out, board.wdt.bites, board.wdt.timeout_ms
+        finally:
+            await board.close()
+    out, bites, timeout_ms = asyncio.run(go())
+    assert out == (0, "at the REPL\n")
+    assert bites == 1 and timeout_ms == 1500  # started again by main.py after the bite
+
+
+def test_the_watchdog_can_be_reconfigured_but_not_stopped(tmp_path: Path) -> None:
+    flash = tmp_path / "flash"
+
+    async def go() -> tuple[tuple[int, str], int, int | None, str]:
+        board = VirtualBoard(Air(), flash)
+        board.install()
+        (flash / "main.py").write_text(_FED_MAIN % 1500)
+        port = await board.start_console()
+        try:
+            await boots(flash, "x")
+            out = await mpremote(port, "exec", "import board\n"
+                                 "w = board.watchdog(60000)\n"
+                                 "print(hasattr(w, 'deinit') or hasattr(w, 'stop'))")
+            await asyncio.sleep(3)  # twice the first timeout: reconfigured, it does not bite
+            return out, board.wdt.bites, board.wdt.timeout_ms, (flash / "boots.txt").read_text()
+        finally:
+            await board.close()
+    out, bites, timeout_ms, booted = asyncio.run(go())
+    assert out == (0, "False\n")
+    assert bites == 0 and timeout_ms == 60000 and booted == "x"
+
+
+def test_rtc_memory_survives_resets_but_not_a_power_cut(tmp_path: Path) -> None:
+    flash = tmp_path / "flash"
+    count_main = ("import board\n"
+                  "m = board.rtc_memory()\n"
+                  "n = (m[0] if m else 0) + 1\n"
+                  "board.rtc_memory(bytes([n]))\n"
+                  "with open('boots.txt', 'a') as f:\n"
+                  "    f.write(str(n))\n"
+                  "if n < 3:\n"
+                  "    board.reset()\n"
+                  "import asyncio\n"
+                  "asyncio.run(asyncio.sleep(60))\n")
+
+    async def go() -> str:
+        board = VirtualBoard(Air(), flash)
+        board.install()
+        (flash / "main.py").write_text(count_main)
+        port = await board.start_console()
+        try:
+            await boots(flash, "123")  # two hard resets: the memory was kept
+            code, _ = await mpremote(port, "exec", "import board; print(board.rtc_memory())")
+            assert code == 0
+            await boots(flash, "123")
+            assert board.console is not None
+            await board.console.close()  # the power goes
+            board.wdt.power_cut()
+            await board.start_console()
+            await boots(flash, "123123")  # from 1 again: the memory went with the power
+            return (flash / "boots.txt").read_text()
+        finally:
+            await board.close()
+    assert asyncio.run(go()) == "123123"

@@ -12,7 +12,6 @@ from bleak import BleakClient
 from bleak.exc import BleakError
 
 from msa.host.events import AlarmEvent, BootEvent, LowBatteryEvent, Via
-from msa.host.link import EVENT_CHAR
 from msa.host.protocol import Kind
 from msa.host.receiver import Receiver
 from msa.host.sequence import SequenceGuard
@@ -173,14 +172,14 @@ def test_an_unbonded_intruder_reads_nothing_and_is_dropped(tmp_path: Path) -> No
     async def body(w: World) -> tuple[str, bool]:
         central, client, dropped = await intruder(w)
         with pytest.raises(BleakError) as err:
-            await client.read_gatt_char(EVENT_CHAR)
+            await client.read_gatt_char(w.keys.gatt.event)
         with pytest.raises(BleakError) as sub:
-            await client.start_notify(EVENT_CHAR, lambda _c, _d: None)
+            await client.start_notify(w.keys.gatt.event, lambda _c, _d: None)
         await w.board.press(hold_edges(2100))  # an alarm while the intruder is connected
         await asyncio.wait_for(dropped.wait(), 8)  # admission window: 3 s
         return str(err.value), str(sub.value), not client.is_connected
     error, subscribe, gone = scenario(tmp_path, body)
-    assert "Insufficient Encryption" in error and "Insufficient Encryption" in subscribe
+    assert "Read Not Permitted" in error and "Insufficient Encryption" in subscribe
     assert gone
 
 
@@ -195,7 +194,7 @@ def test_forged_replayed_and_truncated_frames_are_rejected_then_a_real_alarm_pas
         forged = bytearray(boot.frame.raw)
         forged[1] = int(Kind.ALARM)  # turn the boot notice into an "alarm"
         for bad in (bytes(forged), boot.frame.raw, boot.frame.raw[:20]):
-            await peripheral.inject(EVENT_CHAR, bad)
+            await peripheral.inject(w.keys.gatt.event, bad)
         await w.board.press(hold_edges(2100))
         alarm = await host.next_event(kind=Kind.ALARM)
         others = []

@@ -7,6 +7,7 @@ import json
 import socket
 import struct
 import sys
+import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -280,3 +281,68 @@ def test_every_usb_command_has_an_example_in_its_help() -> None:
         return [await msa(name, "--help") for name in ("flash", "provision", "wipe")]
     for code, stdout, _ in run(go):
         assert code == 0 and "Example: msa " in stdout
+
+
+class SlowUsb(Usb):
+    """A slow line or a slow technician: a pause longer than the firmware's watchdog period
+    (8 s) before one mpremote session, with the button stopped at the REPL since the last."""
+
+    def __init__(self, port: str, pause_before: int, timeouts: list[int | None],
+                 board: VirtualBoard) -> None:
+        super().__init__(port)
+        self._runs = 0
+        self._pause_before = pause_before
+        self._timeouts = timeouts
+        self._board = board
+
+    def run(self, step: str, *args: str, line: Callable[[str], None] | None = None) -> str:
+        self._runs += 1
+        self._timeouts.append(self._board.wdt.timeout_ms)
+        if self._runs == self._pause_before:
+            time.sleep(8.5)
+        return super().run(step, *args, line=line)
+
+
+def test_flash_provision_and_wipe_hold_a_running_buttons_watchdog(tmp_path: Path) -> None:
+    """The firmware's watchdog (8 s) cannot be stopped and survives mpremote's Ctrl-C and soft
+    reset (simulator/wdt.py). Each USB command on a running, provisioned button pauses 8.5 s
+    between two of its sessions: the watchdog never bites, and every command completes."""
+    flash = tmp_path / "flash"
+    reg = registry_with_case(tmp_path)
+    seen: list[int | None] = []
+
+    async def go() -> tuple[int, str, str]:
+        flash.mkdir(parents=True)
+        board = VirtualBoard(Air(), flash)
+        board.install()
+        port = f"socket://127.0.0.1:{await board.start_console()}"
+        try:
+            first = await msa("provision", "--port", port, "--case", "GENT-2026-0147",
+                              "--registry", str(reg))
+            await running(board)
+            await asyncio.to_thread(device.provision, SlowUsb(port, 2, seen, board), reg,
+                                    "GENT-2026-0147", 0x1A2B3C4D, "hold", True, None)
+            await running(board)
+            image = device.build_image("sim", tmp_path / "mpy")
+            await asyncio.to_thread(
+                lambda: device.flash(device.check_port(SlowUsb(port, 2, seen, board), image),
+                                     lambda _name: None))
+            await running(board)
+            await asyncio.to_thread(device.wipe, SlowUsb(port, 2, seen, board), 0x1A2B3C4D)
+            assert board.wdt.bites == 0
+            return first
+        finally:
+            await board.close()
+    code, _, stderr = run(go)
+    assert code == 0, stderr
+    assert 8000 in seen and 300000 in seen  # the firmware's watchdog, then the tools' hold
+    assert config_on(flash) is None  # wiped at last
+
+
+async def running(board: VirtualBoard) -> None:
+    """Waits (bounded) until the firmware runs and has started its 8 s watchdog."""
+    for _ in range(400):
+        if board.wdt.timeout_ms == 8000:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"watchdog: {board.wdt.timeout_ms}")

@@ -1,0 +1,164 @@
+"""The hostile-input suite's kit (issue 12): a real reference centre, run on an event loop of
+its own in a background thread so that plain sockets, http.client and Hypothesis can throw
+input at it synchronously, with one provisioned button and its genuine messages to mutate."""
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from msa.centre.registry import Case
+from msa.centre.server import CentreConfig, RunningCentre, start_centre
+from msa.host import dc09
+from msa.host import protocol as hp
+from msa.host.dispatch import Fix, FixQuality, Message, MessageKind
+from msa.host.https import body
+
+T = TypeVar("T")
+KEY = bytes(range(32))
+KEYS = hp.ButtonKeys.from_master(KEY)
+BID = 0x0A0B0C0D
+TOKEN = "hostile-suite-token-0123456789"
+DC09_KEY = bytes(range(16))
+ACCOUNT = dc09.account_for(BID)
+
+
+def frame(kind: hp.Kind, seq: int, boot: int = 1) -> bytes:
+    return hp.encode_frame(KEYS, kind=kind, button_id=BID, boot_id=boot, seq=seq,
+                           gesture=hp.Gesture.HOLD, battery_pct=70, age_ms=100)
+
+
+def key(seq: int, boot: int = 1) -> str:
+    return Message.event_key(BID, boot, seq)
+
+
+def fix(t: float | None = None, lat: float = 51.05) -> Fix:
+    return Fix(lat, 3.72, 8.0, time.time() if t is None else t, FixQuality.GNSS, "nmea")
+
+
+def alarm(seq: int) -> Message:
+    return Message(key=key(seq), kind=MessageKind.ALARM, button_id=BID,
+                   frame=frame(hp.Kind.ALARM, seq), created_at=time.time(), fix=fix(),
+                   incident=key(seq))
+
+
+def update(seq: int, n: int, lat: float = 51.05) -> Message:
+    return Message(key=f"{key(seq)}/{n}", kind=MessageKind.LOCATION, button_id=BID,
+                   frame=frame(hp.Kind.ALARM, seq), created_at=time.time(), fix=fix(lat=lat),
+                   update_no=n, incident=key(seq))
+
+
+class Live:
+    """A started centre on its own loop thread; every call into it runs on that loop."""
+
+    def __init__(self, root: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.root = root
+        self.running: RunningCentre = self.call(start_centre(CentreConfig(
+            state_dir=root, tokens=(TOKEN,), dc09_port=0, dc09_key=DC09_KEY)))
+        reg = self.running.centre.registry
+        self.do(lambda: reg.put_case(Case("C-H", "V. Victim", host_phone="+32470000001")))
+        self.do(lambda: reg.register(BID, KEY, "C-H"))
+        self.ssl = ssl.create_default_context(cafile=str(self.running.tls.ca_cert))
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def do(self, fn: Callable[[], T]) -> T:
+        async def run() -> T:
+            return fn()
+        return self.call(run())
+
+    def close(self) -> None:
+        self.call(self.running.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    # --- what the centre holds ---
+    def incidents(self) -> list[dict[str, Any]]:
+        return self.do(lambda: self.running.centre.incidents(include_resolved=True))
+
+    def keys(self) -> set[str]:
+        db = self.running.centre._db
+        return self.do(lambda: {str(k) for (k,) in db.execute("SELECT key FROM messages")})
+
+    def state_json(self) -> Any:
+        """The operator page's state, parsed as a browser does (strict JSON)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.running.operator_port, timeout=30)
+        conn.request("GET", "/api/state")
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        conn.close()
+        assert resp.status == 200
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the state JSON"))
+
+    # --- the ways in ---
+    def post(self, path: str, payload: bytes | str | dict[str, Any],
+             headers: dict[str, str] | None = None, auth: bool = True) -> tuple[int, str]:
+        data = (json.dumps(payload) if isinstance(payload, dict) else payload)
+        raw = data.encode() if isinstance(data, str) else data
+        conn = http.client.HTTPSConnection("127.0.0.1", self.running.api_port,
+                                           context=self.ssl, timeout=30)
+        h = {"Content-Type": "application/json"}
+        if auth:
+            h["Authorization"] = f"Bearer {TOKEN}"
+        h.update(headers or {})
+        conn.request("POST", "/v1" + path, body=raw, headers=h)
+        resp = conn.getresponse()
+        out = resp.status, resp.read().decode(errors="replace")
+        conn.close()
+        return out
+
+    def send(self, m: Message) -> tuple[int, str]:
+        if m.kind is MessageKind.LOCATION:
+            return self.post(f"/alarms/{m.incident}/locations", body(m))
+        if m.kind in (MessageKind.ALARM, MessageKind.TEST):
+            return self.post("/alarms", body(m))
+        return self.post("/events", body(m))
+
+    def dc09_tcp(self, raw: bytes, sock: socket.socket | None = None) -> bytes:
+        own = sock is None
+        s = sock or socket.create_connection(("127.0.0.1", self.dc09_port), timeout=20)
+        try:
+            s.sendall(raw)
+            got = b""
+            while not got.endswith(b"\r"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    return got
+                got += chunk
+            return got
+        finally:
+            if own:
+                s.close()
+
+    @property
+    def dc09_port(self) -> int:
+        assert self.running.dc09 is not None
+        return self.running.dc09.port
+
+    def dc09_event(self, m: Message, seq: int = 1, *, at: float | None = None) -> bytes:
+        event = dc09.event_for(m, seq=seq, at=time.time() if at is None else at)
+        return dc09.encode(event, DC09_KEY)
+
+    def reply(self, raw: bytes) -> dc09.Dc09Reply:
+        got = dc09.decode(raw, lambda _a: DC09_KEY)
+        assert isinstance(got, dc09.Dc09Reply)
+        return got
+
+    def sms(self, sender: str, text: str) -> Any:
+        return self.do(lambda: self.running.sms.receive(sender, text))
+
+
