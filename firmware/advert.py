@@ -46,17 +46,20 @@ class Advertiser:
             self._mode = _IDLE
 
     def burst(self, seq, frame):
-        """Advertises one sealed frame (connectable, so a host may also connect and fetch it)."""
+        """Advertises one sealed frame (connectable, so a host may also connect and fetch
+        it); False if the controller refused."""
         if self._mode == _BURST and self._burst_seq == seq:
-            return
+            return True
         if self._sealer is None:
             import burst  # rarely needed: only when an alarm finds no host connected
             self._burst_mod = burst
             self._sealer = burst.BurstSealer(self._key)
         adv = self._burst_mod.advert(self._sealer.seal(frame))
-        if self._start(BURST_INTERVAL_US, adv):
-            self._mode = _BURST
-            self._burst_seq = seq
+        if not self._start(BURST_INTERVAL_US, adv):
+            return False
+        self._mode = _BURST
+        self._burst_seq = seq
+        return True
 
     def connected(self):
         """A central connected: the stack stopped advertising by itself (NimBLE and BTstack
@@ -74,7 +77,3 @@ class Advertiser:
     @property
     def bursting(self):
         return self._mode == _BURST
-
-    @property
-    def off(self):
-        return self._mode == _OFF

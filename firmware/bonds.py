@@ -29,6 +29,10 @@ SEC_CCCD = const(3)  # NimBLE's store type for a bonded peer's subscriptions: no
 SEC_OUR_IRK = const(10)  # MicroPython's type for the button's own IRK (load_irk)
 
 
+def _size(items):
+    return _HEAD + sum(_ENTRY_LEN + len(k) + len(v) for _, k, v in items)
+
+
 class Bonds:
     """(sec_type, key) -> value, oldest first."""
 
@@ -37,7 +41,6 @@ class Bonds:
         self._items = []  # [sec_type, key bytes, value bytes]
         self.closed = False
         self.dirty = False
-        self.refused = 0  # secrets refused since boot (window closed, or no room)
         raw = store.load(_RECORD)
         if raw and raw[:2] == _MAGIC:
             self.closed = bool(raw[2] & _FLAG_CLOSED)
@@ -47,22 +50,6 @@ class Bonds:
                 off += _ENTRY_LEN
                 self._items.append([t, raw[off:off + klen], raw[off + klen:off + klen + vlen]])
                 off += klen + vlen
-        elif raw:
-            self._legacy(raw)
-
-    def _legacy(self, raw):
-        """A record from before the binary format (JSON of hex strings): its host bond stays."""
-        import json
-
-        for sec_type, key, value in json.loads(raw):
-            self._items.append([sec_type, bytes.fromhex(key), bytes.fromhex(value)])
-        self.dirty = True
-
-    def _find(self, sec_type, key):
-        for i, item in enumerate(self._items):
-            if item[0] == sec_type and item[1] == key:
-                return i
-        return -1
 
     def get(self, sec_type, index, key):
         """The stack asks for a secret by key, or for the index'th of a type when key is None."""
@@ -80,52 +67,39 @@ class Bonds:
 
     def set(self, sec_type, key, value):
         """Stores, replaces or (value None) deletes a secret; False refuses it, as the stack
-        understands: the pairing may go on, but nothing is kept."""
+        understands: the pairing may go on, but nothing is kept, and nothing is lost."""
         key = bytes(key)
-        if len(key) > 255 or not 0 <= sec_type <= 255:
-            self.refused += 1
+        old = None
+        for item in self._items:
+            if item[0] == sec_type and item[1] == key:
+                old = item
+        if len(key) > 255 or self.closed and sec_type != SEC_CCCD and \
+                (old or sec_type != SEC_OUR_IRK):
             return False
-        i = self._find(sec_type, key)
-        if self.closed and sec_type != SEC_CCCD and (i >= 0 or sec_type != SEC_OUR_IRK):
-            self.refused += 1
-            return False
-        if i >= 0:
-            self._items.pop(i)
+        items = [i for i in self._items if i is not old]
         if value is not None:
-            item = [sec_type, key, bytes(value)]
-            self._items.append(item)
-            while self.size() > MAX_PAYLOAD:
-                if not self._evict(item):
-                    self._items.remove(item)
-                    self.refused += 1
+            new = [sec_type, key, bytes(value)]
+            items.append(new)
+            while _size(items) > MAX_PAYLOAD:
+                # The oldest secret gives way: never the button's IRK nor the new one, and
+                # none once the window is closed (the host's keep their place).
+                victim = None
+                for item in items:
+                    if not self.closed and item[0] != SEC_OUR_IRK and item is not new:
+                        victim = item
+                        break
+                if victim is None:
                     return False
+                items.remove(victim)
+        self._items = items
         self.dirty = True
         return True
-
-    def _evict(self, keep):
-        """Drops the oldest secret that may go (never the button's IRK, nor `keep`, and
-        nothing once the window is closed); False when none may."""
-        if self.closed:
-            return False
-        for i, item in enumerate(self._items):
-            if item[0] != SEC_OUR_IRK and item is not keep:
-                self._items.pop(i)
-                return True
-        return False
-
-    def size(self):
-        """Bytes the record takes on flash."""
-        return _HEAD + sum(_ENTRY_LEN + len(k) + len(v) for _, k, v in self._items)
 
     def close_window(self):
         """A central proved the key over a bond: the bonds kept now are the host's."""
         if not self.closed:
             self.closed = True
             self.dirty = True
-
-    def count(self, sec_type=None):
-        """How many secrets are kept (of one type, if given)."""
-        return sum(1 for t, _, _ in self._items if sec_type is None or t == sec_type)
 
     def flush(self):
         """Writes the secrets if they changed (main loop only)."""

@@ -7,6 +7,8 @@ UUIDs that only holders of the key can compute (a fixed, published UUID would sa
 button" to anyone who connects), frames are only indicated or notified to a central that
 proved the key, and the firmware version goes to such a central only (the info notification).
 """
+from binascii import hexlify
+
 import bluetooth
 
 from micropython import const
@@ -22,19 +24,11 @@ _FLAG_WRITE_ENCRYPTED = const(0x1000)
 
 _BATTERY_SERVICE = const(0x180F)
 _BATTERY_LEVEL = const(0x2A19)
-# Labels of the derived UUIDs, in registration order (docs/protocol.md, GATT layout).
-UUID_LABELS = (b"msa1 uuid service", b"msa1 uuid event", b"msa1 uuid status",
-               b"msa1 uuid control", b"msa1 uuid info")
+# The derived UUIDs, in registration order: HMAC(K, "msa1 uuid" || i) for i = 0 service,
+# 1 event, 2 status, 3 control, 4 info (docs/protocol.md, GATT layout).
+_UUID_LABEL = b"msa1 uuid"
+_UUIDS = const(5)
 _COMMAND_LEN = const(18)
-
-
-def derived_uuid(mac, label):
-    """16 bytes of HMAC(K, label) as a random (version 4, RFC 4122 variant) UUID, in the
-    little-endian byte order bluetooth.UUID takes."""
-    raw = bytearray(mac.digest(label)[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return bluetooth.UUID(bytes(reversed(raw)))
 
 
 class Handles:
@@ -55,7 +49,16 @@ def register(ble, encrypted, key):
     rd = _FLAG_READ_ENCRYPTED if encrypted else 0
     wr = _FLAG_WRITE_ENCRYPTED if encrypted else 0
     mac = Hmac(key)
-    service, event, status, control, info = [derived_uuid(mac, label) for label in UUID_LABELS]
+    uuids = []
+    for i in range(_UUIDS):
+        # 16 bytes of the HMAC as a random (version 4, RFC 4122 variant) UUID.
+        raw = bytearray(mac.digest(_UUID_LABEL, bytes((i,)))[:16])
+        raw[6] = (raw[6] & 0x0F) | 0x40
+        raw[8] = (raw[8] & 0x3F) | 0x80
+        h = hexlify(bytes(raw)).decode()
+        uuids.append(bluetooth.UUID("%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20],
+                                                         h[20:])))
+    service, event, status, control, info = uuids
     alarm = (service, (
         (event, _FLAG_INDICATE | rd),
         (status, _FLAG_NOTIFY | rd),

@@ -52,8 +52,7 @@ class _Conn:
     def __init__(self, now_ms):
         self.since_ms = now_ms
         self.admitted = False  # proved the key on this connection
-        self.encrypted = False
-        self.bonded = False
+        self.bonded = False  # encrypted with bonding, as the stack says
         self.mtu = 23
 
 
@@ -101,9 +100,7 @@ class Peripheral:
             # New bonds only while the bond window is open (bonds.py).
             ble.config(bond=not self.bonds.closed, le_secure=True, mitm=False,
                        io=_IO_NO_INPUT_OUTPUT)
-        self._privacy = False
-        if self._board.BLE_PRIVACY and self.bonds.closed:
-            self._enable_privacy()
+        self._privacy = False  # run() turns it on before it first advertises
         ble.config(mtu=64)
         self.h = gatt.register(ble, encrypted, self._key)
         ble.gatts_write(self.h.battery, bytes((self._button.battery.pct,)))
@@ -155,9 +152,8 @@ class Peripheral:
                 c.mtu = data[1]
         elif event == _IRQ_ENCRYPTION_UPDATE:
             c = self._conns.get(data[0])
-            if c is not None:  # facts for the bond window, never an admission
-                c.encrypted = bool(data[1])
-                c.bonded = bool(data[3])
+            if c is not None:  # a fact for the bond window, never an admission
+                c.bonded = bool(data[1] and data[3])
         elif event == _IRQ_GET_SECRET:
             return self.bonds.get(*data)
         elif event == _IRQ_SET_SECRET:
@@ -173,21 +169,26 @@ class Peripheral:
     async def run(self):
         while True:
             now = self._board.ticks_ms()
-            if not self.radio_dead(now):
-                self.loops += 1
-            self._commands(now)
-            self._admission(now)
-            self._deliver(now)
-            self._heartbeat(now)
-            self.bonds.flush()
-            if self._board.BLE_PRIVACY and not self._privacy and self.bonds.closed:
-                self._enable_privacy()
-            self._advertise(now)
-            wait = self._next_deadline(now)
+            wait = self.turn(now)
             if self.power is not None:  # may deep-sleep here (a board never returns from it)
                 wait = await self.power.turn(self, self._button, now, wait)
             self._arm(wait)
             await self._wake.wait()
+
+    def turn(self, now):
+        """One pass of the radio loop; returns the ms until it has something to do."""
+        dead = self._adv.failing_since_ms
+        if dead < 0 or self._board.ticks_diff(now, dead) < _RADIO_DEAD_MS:
+            self.loops += 1  # proof of life, unless adverts were refused for a minute
+        self._commands(now)
+        self._admission(now)
+        self._deliver(now)
+        self._heartbeat(now)
+        self.bonds.flush()
+        if self._board.BLE_PRIVACY and not self._privacy and self.bonds.closed:
+            self._enable_privacy()
+        self._advertise(now)
+        return self._next_deadline(now)
 
     def _arm(self, wait_ms):
         """Wakes run() after wait_ms unless something else wakes it first."""
@@ -218,17 +219,16 @@ class Peripheral:
                 self.commands_rejected += 1
                 continue
             self.commands_accepted += 1
-            if op != OP_ACK:
-                self._proven(conn)  # an ACK answers no challenge: a replay proves nothing
-            if op == OP_ACK:
+            if op == OP_ACK:  # answers no challenge: a replayed ACK proves nothing
                 if self._button.ack(seq) and seq == self._inflight:
                     self._inflight = 0
-            elif op == OP_TEST:
+                continue
+            if op == OP_TEST:
                 self._button.raise_event(KIND_TEST, GESTURE_REMOTE, now)
-                self._renew_nonce()
-            elif op == OP_TIME:
+            else:
                 self._button.set_time(value)
-                self._renew_nonce()
+            self._renew_nonce()
+            self._proven(conn)
 
     def _proven(self, conn):
         """`conn` answered the challenge with the key: admitted; over a bond, the bond window
@@ -237,18 +237,13 @@ class Peripheral:
         if c is None:
             return  # gone meanwhile
         c.admitted = True
-        if self._board.BLE_BONDING and c.encrypted and c.bonded and not self.bonds.closed:
+        if self._board.BLE_BONDING and c.bonded and not self.bonds.closed:
             self.bonds.close_window()
             self._ble.config(bond=False)
         try:
             self._ble.gatts_notify(conn, self.h.info, VERSION.encode())
         except OSError:
             pass  # the link went: it learns nothing, which is no harm
-
-    def radio_dead(self, now):
-        """True once adverts have been refused for _RADIO_DEAD_MS in a row."""
-        since = self._adv.failing_since_ms
-        return since >= 0 and self._board.ticks_diff(now, since) >= _RADIO_DEAD_MS
 
     def _admission(self, now):
         for conn, c in list(self._conns.items()):
@@ -341,11 +336,11 @@ class Peripheral:
         diff = self._board.ticks_diff
         slot = self._burstable()
         if slot >= 0 and diff(now, self._next_burst_ms) >= 0:
-            self._burst_until_ms = self._board.ticks_add(now, BURST_MS)
-            self._next_burst_ms = self._board.ticks_add(now, BURST_PERIOD_MS)
-            self._burst_turn += 1
             seq, frame = self._button.frame_at(slot)
-            self._adv.burst(seq, frame)
+            if self._adv.burst(seq, frame):  # else the controller was busy: soon again
+                self._burst_until_ms = self._board.ticks_add(now, BURST_MS)
+                self._next_burst_ms = self._board.ticks_add(now, BURST_PERIOD_MS)
+                self._burst_turn += 1
         elif slot < 0 or diff(now, self._burst_until_ms) >= 0:
             self._adv.idle()
 

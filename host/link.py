@@ -18,7 +18,7 @@ from typing import Any
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
-from bleak.exc import BleakError
+from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 
 from .errors import HostError, LinkError
 from .events import ButtonEvent, Via
@@ -87,6 +87,7 @@ class ButtonLink:
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
         self.connections = 0
+        self.wrong_key = False  # the button in range answers to another key
         self._acks: set[asyncio.Task[None]] = set()
 
     # --- callbacks from bleak: copy into the queue, nothing more ---
@@ -177,7 +178,13 @@ class ButtonLink:
             if client.mtu_size < 29:
                 raise LinkError(self.target.button_id, f"ATT MTU {client.mtu_size} < 29")
             uuids = self.target.keys.gatt
-            await client.start_notify(uuids.event, self._on_indication)
+            try:
+                await client.start_notify(uuids.event, self._on_indication)
+            except BleakCharacteristicNotFoundError:
+                # The alarm service's UUIDs come from the key: this button holds another.
+                self.wrong_key = True
+                raise LinkError(self.target.button_id,
+                                "the button has no alarm service for this host's key") from None
             await client.start_notify(uuids.status, self._on_indication)
             await self._command(Op.TIME, int(time.time()))
             self.connections += 1

@@ -109,8 +109,7 @@ class GattUuids:
 
     @classmethod
     def from_master(cls, key: bytes) -> GattUuids:
-        return cls(*(_derived_uuid(key, b"msa1 uuid " + name.encode())
-                     for name in ("service", "event", "status", "control", "info")))
+        return cls(*(_derived_uuid(key, b"msa1 uuid" + bytes((i,))) for i in range(5)))
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ class SequenceGuard:
             self._db = open_wal(self.path, (
                 "CREATE TABLE IF NOT EXISTS seq_state ("
                 " button_id INTEGER PRIMARY KEY, high INTEGER NOT NULL, gaps TEXT NOT NULL)",))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StateError(self.path, str(exc)) from exc
 
     def state(self, button_id: int) -> tuple[int, list[tuple[int, int]]]:

@@ -35,6 +35,7 @@ log = logging.getLogger("msa.simulator.central")
 BONDS_FILE = "bonds.json"
 DEFAULT_ADDRESS = "C0:00:00:00:FF:FE"
 _DEFAULT_KEY = "msa.simulator.central.default"
+ABANDON_S = 3.0  # how long a given-up connection attempt is waited on
 
 SightingCallback = Callable[["Sighting"], None]
 
@@ -244,12 +245,17 @@ class Central:
         return connection
 
     async def _abandon(self, attempt: asyncio.Future[Connection]) -> None:
-        if not attempt.done():
-            with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
-                await self.device.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            connection = await attempt
-            await connection.disconnect()  # it completed before the cancel reached it
+        # Bounded: a controller already taken off the air answers nothing, and a task left
+        # waiting for it would hold up the end of the event loop.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ABANDON_S):
+                if not attempt.done():
+                    with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
+                        await self.device.send_sync_command(
+                            hci.HCI_LE_Create_Connection_Cancel_Command())
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    connection = await attempt
+                    await connection.disconnect()  # it completed before the cancel did
 
     async def _on_security_request(self, connection: Connection) -> None:
         # A peer asking for security gets it, as a desktop stack would: re-encryption with the

@@ -43,7 +43,8 @@ class Worker:
         self._lines: queue.Queue[str] = queue.Queue()
 
     def _start(self) -> subprocess.Popen[str]:
-        path = os.pathsep.join(str(p) for p in FIRMWARE_PATHS)
+        # ".frozen" first, as on the ports: the interpreter's own asyncio and friends.
+        path = os.pathsep.join([".frozen", *(str(p) for p in FIRMWARE_PATHS)])
         args = [micropython_binary()]
         if self.heapsize:
             args += ["-X", f"heapsize={self.heapsize}"]

@@ -10,7 +10,7 @@ import contextlib
 import time
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,7 +18,8 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
-from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
+from bleak.exc import (BleakCharacteristicNotFoundError, BleakError, BleakGATTProtocolError,
+                       BleakGATTProtocolErrorCode)
 
 from msa.host import config as host_config
 from msa.host.config import ButtonConfig, HostConfig
@@ -111,6 +112,12 @@ class Session:
     async def _step(self, step: str, work: Awaitable[T]) -> T:
         try:
             return await work
+        except BleakCharacteristicNotFoundError as exc:
+            # The alarm service's UUIDs come from the key: a button that holds another key
+            # has none of this key's.
+            if str(exc.char_specifier).lower() in astuple(self.button.keys.gatt):
+                raise KeyRejected(self.button.button_id, str(self.button.key_file)) from exc
+            raise LinkFailed(self.button.address, step, str(exc)) from exc
         except _LINK_ERRORS as exc:
             raise LinkFailed(self.button.address, step, str(exc) or type(exc).__name__) from exc
 

@@ -158,6 +158,7 @@ class _Running:
         self.events: asyncio.Queue[ButtonEvent] = asyncio.Queue()
         self.receipts: asyncio.Queue[tuple[Message, Receipt]] = asyncio.Queue()
         self._on_event = on_event
+        self._button = b
 
         async def observe(message: Message, receipt: Receipt) -> None:
             self.receipts.put_nowait((message, receipt))
@@ -191,6 +192,8 @@ class _Running:
         try:
             await self.within(self.link.connected.wait(), timeout_s)
         except TimeoutError:
+            if self.link.wrong_key:
+                raise KeyRejected(self._button.button_id, str(self._button.key_file)) from None
             raise LinkFailed(address, "setting up the host's link",
                              f"no session within {timeout_s:g} s") from None
 
