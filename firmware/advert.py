@@ -3,12 +3,12 @@
 Nothing an idle advert holds names the device or what it is; a burst's payload is AES-CTR
 ciphertext under a generic company id (docs/protocol.md, Advertising). Bursts are short and
 spaced, so the button is not a beacon. A controller that refuses (busy: OSError) leaves the
-mode unchanged, so the next call tries again; `failing_since_ms` tells the radio how long
+mode unchanged, so the next call tries again; `refused_ms` tells the radio how long
 adverts have been refused.
 """
 from micropython import const
 
-IDLE_ADV = b"\x02\x01\x06"  # Flags: LE general discoverable, no BR/EDR; nothing else
+_IDLE_ADV = b"\x02\x01\x06"  # Flags: LE general discoverable, no BR/EDR; nothing else
 IDLE_INTERVAL_US = const(250000)
 BURST_INTERVAL_US = const(20000)
 BURST_MS = const(3000)
@@ -29,20 +29,20 @@ class Advertiser:
         self._sealer = None
         self._mode = _OFF
         self._burst_seq = 0
-        self.failing_since_ms = -1  # ticks of the first refusal in a row, -1 when working
+        self.refused_ms = -1  # ticks of the first refusal in a row, -1 when working
 
     def _start(self, interval_us, adv):
         try:
             self._ble.gap_advertise(interval_us, adv_data=adv, connectable=True)
         except OSError:
-            if self.failing_since_ms < 0:
-                self.failing_since_ms = self._board.ticks_ms()
+            if self.refused_ms < 0:
+                self.refused_ms = self._board.ticks_ms()
             return False
-        self.failing_since_ms = -1
+        self.refused_ms = -1
         return True
 
     def idle(self):
-        if self._mode != _IDLE and self._start(IDLE_INTERVAL_US, IDLE_ADV):
+        if self._mode != _IDLE and self._start(IDLE_INTERVAL_US, _IDLE_ADV):
             self._mode = _IDLE
 
     def burst(self, seq, frame):

@@ -46,6 +46,11 @@ _ADV_RETRY_MS = const(500)  # adverts refused (controller busy): try again this 
 # watchdog resets the board (a reboot restarts the controller).
 _RADIO_DEAD_MS = const(60000)
 _BURST_KINDS = (KIND_ALARM, KIND_TEST, KIND_LOW_BATTERY)
+# A new private address every 5 to 15 minutes, at random, as Android does: an address that
+# stays for 30 minutes is what tracker-detection apps flag, and a fixed period links the next
+# address to the last by its timing.
+_ROTATE_MIN_MS = const(300000)
+_ROTATE_SPAN_MS = const(600000)
 
 
 class _Conn:
@@ -83,8 +88,7 @@ class Peripheral:
         self._next_heartbeat_ms = 0
         self._burst_until_ms = 0
         self._next_burst_ms = 0
-        self._burst_turn = 0
-        self.commands_rejected = 0
+        self._burst_seq = 0  # the last event burst
         self.commands_accepted = 0  # a host that sent one has subscribed (power.py)
         self.irq_faults = 0  # exceptions caught in the IRQ handler
         self.power = None  # the boot's power policy (power.Power), set by app.py
@@ -105,16 +109,11 @@ class Peripheral:
         self.h = gatt.register(ble, encrypted, self._key)
         ble.gatts_write(self.h.battery, bytes((self._button.battery.pct,)))
         self._renew_nonce()
-        self._next_heartbeat_ms = self._board.ticks_add(self._board.ticks_ms(),
-                                                        self._heartbeat_ms)
-
-    def _enable_privacy(self):
-        """Rotating private addresses from here on. Only once a host is bonded: before that
-        the button keeps its identity address, so the technician's host can find it to bond
-        (at provisioning, in a controlled place); after that only bonded hosts recognise it."""
-        self._adv.stop()
-        self._ble.config(addr_mode=_ADDR_MODE_RPA)
-        self._privacy = True
+        now = self._board.ticks_ms()
+        self._next_heartbeat_ms = self._board.ticks_add(now, self._heartbeat_ms)
+        r = os.urandom(2)
+        self._rotate_ms = self._board.ticks_add(
+            now, _ROTATE_MIN_MS + (r[0] << 8 | r[1]) * (_ROTATE_SPAN_MS >> 16))
 
     def wake(self):
         """Something changed (a new event was queued): reconsider now."""
@@ -177,18 +176,36 @@ class Peripheral:
 
     def turn(self, now):
         """One pass of the radio loop; returns the ms until it has something to do."""
-        dead = self._adv.failing_since_ms
+        dead = self._adv.refused_ms
         if dead < 0 or self._board.ticks_diff(now, dead) < _RADIO_DEAD_MS:
             self.loops += 1  # proof of life, unless adverts were refused for a minute
         self._commands(now)
         self._admission(now)
         self._deliver(now)
-        self._heartbeat(now)
+        if self._board.ticks_diff(now, self._next_heartbeat_ms) >= 0:
+            self.heartbeat(now)
         self.bonds.flush()
         if self._board.BLE_PRIVACY and not self._privacy and self.bonds.closed:
-            self._enable_privacy()
+            # Private addresses only once the window is closed: before, the button keeps its
+            # identity address so that the technician's host finds it to bond (provisioning,
+            # in a controlled place); after, only bonded hosts recognise it.
+            self._adv.stop()
+            self._ble.config(addr_mode=_ADDR_MODE_RPA)
+            self._privacy = True
+        if self._privacy and self._board.ticks_diff(now, self._rotate_ms) >= 0 and \
+                self._host() is None and not self._adv.bursting:
+            self._restart()
         self._advertise(now)
         return self._next_deadline(now)
+
+    def _restart(self):
+        """A new private address, by a stack restart: NimBLE makes one when it starts, and
+        MicroPython gives no other way (its RPA timeout is fixed at build time). Only while
+        no host is connected; an unproven central loses its link, which is no loss."""
+        self.stop()
+        self._ble.active(False)
+        self._conns.clear()
+        self.start()
 
     def _arm(self, wait_ms):
         """Wakes run() after wait_ms unless something else wakes it first."""
@@ -216,8 +233,7 @@ class Peripheral:
             try:
                 op, seq, value = self._verifier.verify(cmd, self._nonce)
             except ValueError:
-                self.commands_rejected += 1
-                continue
+                continue  # ignored: the button never says why
             self.commands_accepted += 1
             if op == OP_ACK:  # answers no challenge: a replayed ACK proves nothing
                 if self._button.ack(seq) and seq == self._inflight:
@@ -279,10 +295,6 @@ class Peripheral:
             self._inflight = seq
             self._sent_ms = now
 
-    def _heartbeat(self, now):
-        if self._board.ticks_diff(now, self._next_heartbeat_ms) >= 0:
-            self.heartbeat(now)
-
     def heartbeat(self, now):
         """A heartbeat to every admitted central now; True if one of them took it."""
         self._next_heartbeat_ms = self._board.ticks_add(now, self._heartbeat_ms)
@@ -321,13 +333,18 @@ class Peripheral:
         self._ble.active(False)
 
     def _burstable(self):
-        """Slot of the next pending event worth a burst, taking turns among them."""
+        """Slot of the next pending event worth a burst: the one numbered after the last one
+        burst, or the first again (they take turns)."""
         q = self._button.queue
-        slots = [i for i in range(q.capacity) if q.kind[i] in _BURST_KINDS]
-        if not slots:
-            return -1
-        slots.sort(key=lambda i: q.seq[i])
-        return slots[self._burst_turn % len(slots)]
+        first = after = -1
+        for i in range(q.capacity):
+            if q.kind[i] in _BURST_KINDS:
+                seq = q.seq[i]
+                if first < 0 or seq < q.seq[first]:
+                    first = i
+                if seq > self._burst_seq and (after < 0 or seq < q.seq[after]):
+                    after = i
+        return after if after >= 0 else first
 
     def _advertise(self, now):
         if any(c.admitted for c in self._conns.values()):
@@ -340,7 +357,7 @@ class Peripheral:
             if self._adv.burst(seq, frame):  # else the controller was busy: soon again
                 self._burst_until_ms = self._board.ticks_add(now, BURST_MS)
                 self._next_burst_ms = self._board.ticks_add(now, BURST_PERIOD_MS)
-                self._burst_turn += 1
+                self._burst_seq = seq
         elif slot < 0 or diff(now, self._burst_until_ms) >= 0:
             self._adv.idle()
 
@@ -352,8 +369,10 @@ class Peripheral:
         for c in self._conns.values():
             if not c.admitted:
                 deadlines.append(self._admission_ms - diff(now, c.since_ms))
-        if self._adv.failing_since_ms >= 0:
+        if self._adv.refused_ms >= 0:
             deadlines.append(_ADV_RETRY_MS)
+        if self._privacy:
+            deadlines.append(diff(self._rotate_ms, now))
         if self._adv.bursting:
             deadlines.append(diff(self._burst_until_ms, now))
         elif self._burstable() >= 0 and not self._host():

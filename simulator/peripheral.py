@@ -6,6 +6,7 @@ _IRQ_GET_SECRET/_IRQ_SET_SECRET, so bonds persist exactly where the firmware kee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -109,6 +110,8 @@ class Peripheral:
         self._bonding = True
         self.device.pairing_config_factory = self._pairing_config
         self._chars: dict[int, gatt.Characteristic[bytes]] = {}
+        self._base: tuple[int, int] | None = None  # the GATT server's own services, attributes
+        self._powered = False
         self._values: dict[int, bytes] = {}
         self._conns: dict[int, Connection] = {}
         self._pending: set[asyncio.Task[None]] = set()
@@ -156,11 +159,19 @@ class Peripheral:
             self.device.irk = await self._own_irk() if msg.get("handler") else \
                 NIMBLE_DEFAULT_IRK
             self._rpa_at = None  # a new stack start makes a new private address
-            await self.device.power_on()
+            if not self._powered:
+                await self.device.power_on()
+                self._powered = True
             mac = self.address.replace(":", "").lower()
             await self._bridge.send({"t": "ble", "op": "mac", "mac": mac})
         else:
-            await self.device.power_off()
+            # The stack stops: its links end. The emulated controller itself stays powered (a
+            # Bumble device powered off and on again does not serve ATT reliably), and so do
+            # its adverts, which the firmware stops itself first (gap_advertise(None)); a
+            # board that sleeps or resets leaves the air with its process anyway.
+            for conn in list(self._conns.values()):
+                with contextlib.suppress(BaseBumbleError, asyncio.TimeoutError):
+                    await conn.disconnect()
 
     def _pairing_config(self, _conn: Connection) -> PairingConfig:
         # Just Works with LE Secure Connections (the button has no display or keys); bonds
@@ -201,6 +212,15 @@ class Peripheral:
                     continue  # user descriptors are not used by the firmware
                 chars.append(self._characteristic(uuid, flags, handle))
             services.append(gatt.Service(_bumble_uuid(service_uuid), chars))
+        # As NimBLE's ble_gatts_reset: a registration replaces the last one (a stack restart
+        # registers again), it never adds to it.
+        server = self.device.gatt_server
+        if self._base is None:
+            self._base = (len(server.services), len(server.attributes))
+        del server.services[self._base[0]:]
+        del server.attributes[self._base[1]:]
+        server.attributes_by_handle.clear()
+        self._chars.clear()
         self.device.add_services(services)
 
     def _characteristic(self, uuid: str, flags: int, handle: int) -> gatt.Characteristic[bytes]:

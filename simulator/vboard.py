@@ -72,6 +72,8 @@ class VirtualBoard:
         self._watch: asyncio.Task[None] | None = None
         self.boots = 0
         self.output: list[str] = []
+        # For the board process: MSA_PORT=rp2 makes its radio the Pico W's (bluetooth.py).
+        self.env: dict[str, str] = {}
         self.booted = asyncio.Event()
         self.console: Console | None = None
         self._attacher: asyncio.Task[None] | None = None
@@ -108,7 +110,8 @@ class VirtualBoard:
         return ["-X", f"heapsize={self.heapsize}"] if self.heapsize else []
 
     def _env(self, port: int) -> dict[str, str]:
-        return dict(os.environ, MICROPYPATH=os.pathsep.join((".frozen", str(self.flash), str(MP_DIR))),
+        return dict(os.environ, **self.env,
+                    MICROPYPATH=os.pathsep.join((".frozen", str(self.flash), str(MP_DIR))),
                     MSA_SIMLINK=f"127.0.0.1:{port}")
 
     async def _serve(self) -> None:

@@ -163,6 +163,10 @@ class _Radio:
 
     def gatts_register_services(self, services):
         self._need_active()
+        # A registration replaces the last (NimBLE's ble_gatts_reset): the same handles again.
+        self._next_handle = 1
+        self._values = {}
+        self._buffers = {}
         out = []
         table = []
         for service_uuid, chars in services:

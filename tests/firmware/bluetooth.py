@@ -50,6 +50,7 @@ class BLE:
         self.indicated = []
         self.disconnected = []
         self.handler_failures = 0
+        self.starts = 0  # active(True) calls that started the stack
 
     def irq(self, handler):
         self.handler = handler
@@ -58,6 +59,7 @@ class BLE:
         if args:
             if args[0] and not self.on:
                 self.handler_at_active = self.handler is not None
+                self.starts += 1
             self.on = bool(args[0])
         return self.on
 

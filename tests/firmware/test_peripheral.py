@@ -17,6 +17,7 @@ from version import VERSION
 KEY = bytes(range(32))
 BUTTON_ID = 0x12345678
 _CONNECT = 1
+_DISCONNECT = 2
 _WRITE = 3
 _MTU = 21
 _ENCRYPTION = 28
@@ -219,3 +220,30 @@ def test_the_buttons_own_irk_is_kept_when_the_window_is_closed():
     _prove(per, ble, board, 1)
     assert ble.event(_SET_SECRET, (SEC_OUR_IRK, b"irk", b"\x01" * 16)) is True  # first one
     assert ble.event(_SET_SECRET, (SEC_OUR_IRK, b"irk", b"\x02" * 16)) is False
+
+
+def test_a_private_address_lasts_five_to_fifteen_minutes_at_random():
+    """A stack restart makes NimBLE's new private address: at a random 5-15 min, and only
+    while no host is connected."""
+    lasted = []
+    for _ in range(5):
+        per, ble, board = _make()
+        _connect(per, ble, 1, encrypted=True, bonded=True)
+        _prove(per, ble, board, 1)  # the window closes: private addresses from now on
+        per.turn(board.ticks_ms())
+        assert ble.settings.get("addr_mode") == 2
+        start_ms = board.now_ms
+        board.advance(20 * 60000)
+        per.turn(board.ticks_ms())
+        assert ble.starts == 1  # never while the host is connected
+        ble.event(_DISCONNECT, (1, 0, b"\xc0\x00\x00\x00\x00\x10"))
+        per.turn(board.ticks_ms())
+        assert ble.starts == 2  # overdue: the host leaves, a new address at once
+        start_ms = board.now_ms
+        while ble.starts == 2 and board.now_ms - start_ms < 16 * 60000:
+            board.advance(1000)
+            per.turn(board.ticks_ms())
+        lasted.append(board.now_ms - start_ms)
+        assert ble.handler_at_active and per.bonds.closed
+    assert all(5 * 60000 <= ms <= 15 * 60000 + 1000 for ms in lasted), lasted
+    assert len(set(ms // 10000 for ms in lasted)) > 1  # not one fixed period

@@ -190,3 +190,45 @@ def test_the_private_address_is_made_with_the_buttons_own_irk_not_nimbles(
     assert address.is_resolvable
     assert AddressResolver([(irk, identity)]).resolve(address) == identity
     assert AddressResolver([(NIMBLE_DEFAULT_IRK, identity)]).resolve(address) is None
+
+
+def test_what_a_scanner_sees_is_exactly_the_documented_bytes_and_links_nothing(
+        tmp_path: Path) -> None:
+    """Every advert, idle or burst, before and after bonding, across reboots: only the
+    Flags structure or one sealed burst (docs/protocol.md, Advertising); after bonding a
+    resolvable private address, a new one at every stack start; no field in common between
+    two addresses but the Flags every phone sends too."""
+    async def body(w: World) -> list[tuple[str, bytes]]:
+        heard: list[tuple[str, bytes]] = []
+        scanner = Central(w.air, "C0:00:00:00:00:77", None, name="scanner")
+
+        def on_sighting(sighting: Any) -> None:
+            heard.append((str(sighting.address), bytes(sighting.advertisement.data_bytes)))
+        await w.start(with_host=False)
+        await scanner.listen(object(), on_sighting)
+        await asyncio.sleep(1.0)  # idle adverts of an unbonded button
+        host = await w.add_host()
+        await host.next_event(kind=Kind.BOOT)
+        await host.stop()
+        for _ in range(2):  # bonded now: each boot advertises under a new private address
+            await w.board.power_cycle()
+            await asyncio.sleep(1.0)
+            await w.board.press(hold_edges(HOLD_MS))  # nobody near: the alarm bursts
+            before = len(heard)
+            while not any(d[:4] == b"\x1d\xff\xff\xff" for _, d in heard[before:]):
+                await asyncio.sleep(0.1)
+        await scanner.close()
+        return heard
+    heard = scenario(tmp_path, body, timeout=120)
+    burst_payloads = [d[4:] for _, d in heard if d[:4] == b"\x1d\xff\xff\xff"]
+    for _, data in heard:
+        assert data == b"\x02\x01\x06" or (data[:4] == b"\x1d\xff\xff\xff" and len(data) == 30)
+    identity = "C0:00:00:00:00:01"
+    private = sorted({a.split("/")[0] for a, _ in heard} - {identity + "/P", identity})
+    assert len(private) >= 2  # two boots, two addresses
+    for address in private:
+        assert hci.Address(address).is_resolvable
+    # Bursts of different frames share nothing: each is an IV and a ciphertext.
+    assert len(set(burst_payloads)) >= 2
+    ivs = {p[:4] for p in burst_payloads}
+    assert len(ivs) == len(set(burst_payloads))
