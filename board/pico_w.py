@@ -34,6 +34,9 @@ CURRENT_UA_DIVIDER = 14  # the board's own VSYS divider (200k + 100k) at 4.0 V
 # privacy are less complete than NimBLE's; the protocol's application-layer tags carry it.
 BLE_BONDING = False
 BLE_PRIVACY = False
+# BTstack keeps one connection (btstack_config.h): the firmware drops an unproven central
+# sooner here, since it holds the host's only way in.
+MAX_CONNECTIONS = 1
 # What `msa flash` checks on the device before copying (tools/device.py reads it):
 # needs: MicroPython 1.24.0 (the rp2 port's BTstack bluetooth as the firmware was checked)
 _RTC_FILE = "rtc.bin"

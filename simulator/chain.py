@@ -135,12 +135,16 @@ class Chain:
         await central.start()
         self._central = central
         self.backends = Backends(BumbleScanner, BumbleClient, {"central": central})
-        if not with_host:
-            return
+        if with_host:
+            self.start_host()
+
+    def start_host(self) -> None:
+        """The host service comes (the button may have been waiting for it, unbonded)."""
+        assert self.config_path is not None and self.backends is not None
 
         async def observe(message: Message, receipt: Receipt) -> None:
             self.receipts.put_nowait((message, receipt))
-        self.host = HostService(config, backends=self.backends,
+        self.host = HostService(host_config.load(self.config_path), backends=self.backends,
                                 observer=observe, on_event=self.events.put_nowait)
         self._host_task = asyncio.create_task(self.host.run())
 

@@ -30,3 +30,12 @@ class CentralError(SimError):
     def __init__(self, what: str, code: int | None = None) -> None:
         self.code = code
         super().__init__(what if code is None else f"{what} (0x{code:02X})")
+
+
+class MeasurementError(SimError):
+    """A measurement's premise did not hold (it would have measured something else); `what`
+    says which."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(what)

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from msa.host.protocol import Kind
 
+from .central import Central
 from .chain import Chain
+from .errors import MeasurementError
+from .stranger import STRANGER_ADDRESS, Stranger, air_address
 from .world import World
 
 HOLD_MS = 100  # the shortest hold the firmware accepts: the measurement needs many presses
@@ -114,3 +117,45 @@ async def measure_dispatch(presses: int, root: Path, ip_fault: str = "",
 def run_dispatch(presses: int = 200, ip_fault: str = "") -> DispatchLatency:
     with tempfile.TemporaryDirectory(prefix="msa-latency-") as tmp:
         return asyncio.run(measure_dispatch(presses, Path(tmp), ip_fault))
+
+
+async def _press_beside_a_stranger(root: Path) -> tuple[float, float]:
+    """One run: the button waits unbonded; a stranger connects, pairs "Just Works" and holds
+    on; the host comes, bonds and proves the key beside him; the victim presses while the
+    stranger still holds his link. (threshold -> host event, threshold -> centre ACK) in ms."""
+    chain = Chain(root, hold_ms=HOLD_MS, heartbeat_s=3600)
+    nearby: Stranger | None = None
+    try:
+        await chain.start(with_host=False)
+        world = chain.world
+        assert world is not None
+        nearby = Stranger(Central(world.air, STRANGER_ADDRESS, None, name="stranger"),
+                          lambda: air_address(world.board))
+        await nearby.start()
+        await asyncio.wait_for(nearby.holding.wait(), 20)
+        chain.start_host()
+        assert chain.host is not None
+        await asyncio.wait_for(chain.host.links[0].connected.wait(), 20)
+        timing, _ = await chain.press(HOLD_MS + 30)
+        if not nearby.holding.is_set():
+            raise MeasurementError("the stranger was dropped before the alarm was acknowledged")
+        assert timing.host_at is not None and timing.acked_at is not None
+        threshold = timing.press_at + HOLD_MS / 1000
+        return (timing.host_at - threshold) * 1000, (timing.acked_at - threshold) * 1000
+    finally:
+        if nearby is not None:
+            await nearby.stop()
+        await chain.close()
+
+
+def run_beside_a_stranger(runs: int = 10) -> DispatchLatency:
+    """Threshold -> host event and -> centre ACK, one press a run, each while a stranger
+    holds a link he paired "Just Works" (a fresh button and host each run)."""
+    to_host: list[float] = []
+    to_ack: list[float] = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="msa-latency-") as tmp:
+            host_ms, ack_ms = asyncio.run(_press_beside_a_stranger(Path(tmp)))
+        to_host.append(host_ms)
+        to_ack.append(ack_ms)
+    return DispatchLatency(runs, "https", _stats(to_host), _stats(to_ack))

@@ -203,6 +203,7 @@ class Peripheral:
             self.privacy = int(values["addr_mode"]) == ADDR_MODE_RPA
 
     async def _register(self, msg: dict[str, Any]) -> None:
+        self._chars.clear()
         services = []
         for service_uuid, entries in msg["services"]:
             chars = []
@@ -220,7 +221,6 @@ class Peripheral:
         del server.services[self._base[0]:]
         del server.attributes[self._base[1]:]
         server.attributes_by_handle.clear()
-        self._chars.clear()
         self.device.add_services(services)
 
     def _characteristic(self, uuid: str, flags: int, handle: int) -> gatt.Characteristic[bytes]:

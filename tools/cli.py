@@ -145,11 +145,14 @@ def _host_port(text: str, option: str, example: str) -> tuple[str, int]:
 @click.option("--to", "to", type=click.Choice(["host", "centre", "sms"]), default="host",
               show_default=True, help="host: the verified event; centre: the centre's ACK over"
               " HTTPS; sms: the ghost-call SMS with the IP channel down.")
+@click.option("--stranger", is_flag=True,
+              help="With --to centre: each press (one a run, on a fresh button) while a"
+              " stranger holds a link to the button that he paired Just Works.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sim_latency(presses: int, to: str, as_json: bool) -> None:
+def sim_latency(presses: int, to: str, stranger: bool, as_json: bool) -> None:
     """Gesture threshold to the host's verified event, or on to the centre's acknowledgement.
 
-    Example: msa sim latency --presses 200 --to centre
+    Example: msa sim latency --presses 200 --to centre --stranger
     """
     from msa.simulator import latency
 
@@ -157,11 +160,14 @@ def sim_latency(presses: int, to: str, as_json: bool) -> None:
         return {"median_ms": round(r.median_ms, 2), "p99_ms": round(r.p99_ms, 2),
                 "max_ms": round(r.max_ms, 2)}
 
+    if stranger and to != "centre":
+        raise click.UsageError("--stranger goes with --to centre")
     if to == "host":
         result = latency.run(presses)
         out = {"presses": result.presses, "to_host": figures(result)}
     else:
-        d = latency.run_dispatch(presses, ip_fault="refused" if to == "sms" else "")
+        d = latency.run_beside_a_stranger(presses) if stranger else \
+            latency.run_dispatch(presses, ip_fault="refused" if to == "sms" else "")
         out = {"presses": d.presses, "channel": d.channel, "to_host": figures(d.to_host),
                "to_ack": figures(d.to_ack)}
     if as_json:

@@ -259,7 +259,10 @@ except ValueError:
 # on the device, so that the key never comes back over the line.
 # HEARTBEAT: the period the firmware settled on (its default depends on the power mode), for
 # the registry, so that the centre does not call a sleeping button silent between wakes.
-_WRITE = """import config, store, json
+# A new key is a new case: the bonds of the last one go, which opens the bond window
+# (firmware/bonds.py) for the host that `msa bond` pairs next.
+_WRITE = """import config, store, json, bonds
+bonds.Bonds(store.Store('.')).clear()
 want = config.save(store.Store('.'), json.loads(%r))
 back = config.load(store.Store('.'))
 print('SAVED', back['button_id'], back == want)

@@ -6,7 +6,6 @@ shows must name it or link two of its addresses."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from msa.host.events import AlarmEvent
 from msa.host.protocol import Kind
 from msa.simulator.central import Central
 from msa.simulator.peripheral import NIMBLE_DEFAULT_IRK, SEC_OUR_IRK, SEC_PEER
+from msa.simulator.stranger import Stranger as StrangerLoop
+from msa.simulator.stranger import air_address
 from msa.simulator.world import World, hold_edges
 
 STRANGER = "C0:00:00:00:00:66"
@@ -35,56 +36,11 @@ def scenario(tmp_path: Path, body: Any, timeout: float = 90, **config: Any) -> A
 
 
 def _air_address(w: World) -> hci.Address:
-    assert w.board.peripheral is not None
-    return w.board.peripheral.device.random_address \
-        if w.board.peripheral.privacy else hci.Address(w.board.address)
+    return air_address(w.board)
 
 
-class Stranger:
-    """Connects to the button wherever it advertises, pairs Just Works, holds the link until
-    dropped, and does it all again, until stopped. Counts what he got."""
-
-    def __init__(self, w: World) -> None:
-        self.w = w
-        self.central = Central(w.air, STRANGER, None, name="stranger")
-        self.connections = 0
-        self.paired = 0
-        self.dropped = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.central.start()
-        self._task = asyncio.create_task(self._loop())
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                conn = await self.central.connect(_air_address(self.w), timeout=3)
-            except (TimeoutError, Exception):  # noqa: BLE001 - he simply tries again
-                await asyncio.sleep(0.05)
-                continue
-            self.connections += 1
-            gone = asyncio.Event()
-            conn.on("disconnection", lambda _reason: gone.set())
-            with contextlib.suppress(Exception):
-                await self.central.pair(conn)
-                self.paired += 1
-            await gone.wait()
-            self.dropped += 1
-
-    async def __aenter__(self) -> Stranger:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.stop()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self.central.close()
+def Stranger(w: World) -> StrangerLoop:  # noqa: N802 - reads as the class it builds
+    return StrangerLoop(Central(w.air, STRANGER, None, name="stranger"), lambda: air_address(w.board))
 
 
 def test_a_just_works_stranger_holding_on_cannot_silence_the_alarm(tmp_path: Path) -> None:
