@@ -128,16 +128,15 @@ class BLE:
         self.values[handle] = bytes(data)[:self.buffers.get(handle, 20)]
         return self.event(3, (conn, handle))
 
-    def uuid_of(self, handle):
+    def _entry(self, handle):
         for _, entries in self.services:
-            for uuid, _flags, h in entries:
-                if h == handle:
-                    return uuid
-        return None
+            for entry in entries:
+                if entry[2] == handle:
+                    return entry
+        return (None, None, handle)
+
+    def uuid_of(self, handle):
+        return self._entry(handle)[0]
 
     def flags_of(self, handle):
-        for _, entries in self.services:
-            for _uuid, flags, h in entries:
-                if h == handle:
-                    return flags
-        return None
+        return self._entry(handle)[1]

@@ -20,19 +20,14 @@ from msa.simulator.peripheral import NIMBLE_DEFAULT_IRK, SEC_OUR_IRK, SEC_PEER
 from msa.simulator.stranger import Stranger as StrangerLoop
 from msa.simulator.stranger import air_address
 from msa.simulator.world import World, hold_edges
+from test_scenarios import scenario as run_scenario
 
 STRANGER = "C0:00:00:00:00:66"
 HOLD_MS = 2100
 
 
 def scenario(tmp_path: Path, body: Any, timeout: float = 90, **config: Any) -> Any:
-    async def main() -> Any:
-        world = World(tmp_path, heartbeat_s=5, **config)
-        try:
-            return await asyncio.wait_for(body(world), timeout)
-        finally:
-            await world.close()
-    return asyncio.run(main())
+    return run_scenario(tmp_path, body, timeout, **config)
 
 
 def _air_address(w: World) -> hci.Address:
