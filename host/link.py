@@ -87,7 +87,7 @@ class ButtonLink:
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
         self.connections = 0
-        self.wrong_key = False  # the button in range answers to another key
+        self.wrong_key = False  # the last attempt found no alarm service for our key
         self._acks: set[asyncio.Task[None]] = set()
 
     # --- callbacks from bleak: copy into the queue, nothing more ---
@@ -159,6 +159,7 @@ class ButtonLink:
             await scanner.stop()
 
     async def _session(self) -> None:
+        self.wrong_key = False  # says how the last attempt ended, no more
         device = await self._find()
         log.debug("found button %#010x at %s", self.target.button_id, device.address)
         self._disconnected.clear()

@@ -29,7 +29,8 @@ def scenario(tmp_path: Path, body: Callable[[World], Awaitable[T]], timeout: flo
         try:
             return await asyncio.wait_for(body(world), timeout)
         finally:
-            await world.close()
+            # Bounded: a scenario that failed must fail, not hang its teardown.
+            await asyncio.wait_for(world.close(), 30)
     return asyncio.run(main())
 
 
