@@ -162,13 +162,16 @@ RMC = "$GPRMC,{t},A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W"
 
 def test_the_gps_reader_survives_any_line_and_counts_the_bad_ones() -> None:
     async def body_() -> tuple[Fix | None, int]:
-        got_fix = asyncio.Event()
+        got_fix, opened = asyncio.Event(), asyncio.Event()
         lines = [GGA.format(t="123519", hdop="-1"), RMC.format(t="123519"),  # killed it once
                  GGA.format(t="123520", hdop="1e999"), RMC.format(t="123520"),
                  "$GPGGA,\x00\xff garbage", GGA.format(t="123521", hdop="0.9"),
                  RMC.format(t="123521")]
 
         async def gps(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            # pyserial's socket:// open() ends by discarding whatever has arrived: write only
+            # once the reader says it is connected, or the lines may be thrown away unread.
+            await opened.wait()
             for line in lines:
                 w.write(_nmea(line) if line.count(",") > 3 else line.encode("latin-1") + b"\n")
             await w.drain()
@@ -180,6 +183,10 @@ def test_the_gps_reader_survives_any_line_and_counts_the_bad_ones() -> None:
         await source.start()
         try:
             async with asyncio.timeout(30):
+                while source.connects == 0:
+                    source.updated.clear()
+                    await source.updated.wait()
+                opened.set()
                 while source.best() is None:
                     source.updated.clear()
                     await source.updated.wait()
