@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 from msa.simulator import latency
 from msa.simulator.chain import Chain
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 from msa.simulator.errors import SimError
 from msa.simulator.vboard import MP_DIR, micropython_binary
 from msa.simulator.world import Host, World

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, start_centre
-from msa.host.dispatch import MessageKind
+from msa.wire.message import MessageKind
 from msa.simulator.radio import serve_radio
 from msa.simulator.world import BUTTON_ADDRESS, World
 

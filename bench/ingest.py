@@ -27,11 +27,11 @@ from msa.centre.dc09 import Dc09Server
 from msa.centre.registry import Registry
 from msa.centre.server import CentreConfig, dc09_inbound, start_centre
 from msa.centre.tls import TlsFiles
-from msa.host import dc09
-from msa.host.dispatch import Message, MessageKind
-from msa.host.https import body
-from msa.host.protocol import verify
-from msa.host.sqlite import open_wal
+from msa.wire import dc09
+from msa.wire.message import Message, MessageKind
+from msa.wire.api import body
+from msa.wire.protocol import verify
+from msa.common.sqlite import open_wal
 
 from .figures import Better, Figure, Options, median, percentile
 from .ingest_load import MIX, Fleet, Item, Tally, build_fleet, drive, fix, fleet_minute, quiet
@@ -375,5 +375,5 @@ def _figures(f: dict[str, float], s: dict[str, list[float]], fleet: Fleet, cold:
         floor("tls", "floor: TLS handshake, both ends in memory", "handshakes/s",
               "P-256 certificate, no resumption"),
         floor("dc09 codec", "floor: DC-09 codec, event decoded and ACK encoded", "events/s",
-              "AES-128, CRC, timestamp parse and format (host/dc09.py)"),
+              "AES-128, CRC, timestamp parse and format (wire/dc09.py)"),
     ]

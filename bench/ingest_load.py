@@ -4,7 +4,7 @@ receivers call and checks every verdict and stored row against what was sent.
 
 A "fleet minute" is one heartbeat per button plus alarms, tracking updates, low batteries,
 boots, re-sent duplicates and forged tags (MIX), shuffled so that every update comes after its
-alarm and every duplicate after its original. Frames are the wire format (host/protocol.py).
+alarm and every duplicate after its original. Frames are the wire format (wire/protocol.py).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from msa.centre.core import Centre, Inbound, Verdict
 from msa.centre.registry import Case, Registry
-from msa.host.dispatch import Fix, FixQuality, Message, MessageKind
-from msa.host.protocol import ButtonKeys, Gesture, Kind, encode_frame
+from msa.wire.message import Fix, FixQuality, Message, MessageKind
+from msa.wire.protocol import ButtonKeys, Gesture, Kind, encode_frame
 
 # Per fleet minute, besides each button's heartbeat: shares of the fleet (at least one each).
 MIX = {"alarm": 0.01, "location": 0.04, "low_battery": 0.005, "boot": 0.005,

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, start_centre
-from msa.host import protocol as hp
-from msa.host.dispatch import Message, MessageKind, Receipt
+from msa.wire import protocol as hp
+from msa.wire.message import Message, MessageKind
+from msa.host.dispatch import Receipt
 from msa.host.dispatcher import Dispatcher, Policy
 from msa.host.events import Via, event_for
 from msa.host.https import HttpsChannel

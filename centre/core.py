@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from msa.host.dispatch import INCIDENT_KINDS, Fix, MessageKind
-from msa.host.errors import FrameError
-from msa.host.protocol import ButtonKeys, Frame, Kind, verify
-from msa.host.sqlite import open_wal
+from msa.common.sqlite import open_wal
+from msa.wire.errors import FrameError
+from msa.wire.message import (EVENT_KEY, INCIDENT_KINDS, MAX_UPDATE_NO, UPDATE_SUFFIX, Fix,
+                              MessageKind)
+from msa.wire.protocol import ButtonKeys, Frame, Kind, verify
 
 from .errors import RecordError
 from .ratelog import Throttle
@@ -51,15 +52,10 @@ FRAME_KINDS: dict[MessageKind, frozenset[Kind]] = {
     MessageKind.BOOT: frozenset({Kind.BOOT}),
 }
 
-# Update numbers: the host numbers an incident's updates 1, 2, 3 ... one per tracking interval
-# (at least 1 s) for at most the longest tracking window (86,400 s): no genuine n is above
-# MAX_UPDATE_NO. It sends them in order, at most a few at once, so a genuine n is never far
-# past the highest the centre has: UPDATE_LEAD bounds how far a sender may jump ahead, so that
+# A genuine update number is never far past the highest the centre has: the host sends them
+# in order, at most a few at once. UPDATE_LEAD bounds how far a sender may jump ahead, so that
 # a made-up number cannot become the "latest" position and stay there.
-MAX_UPDATE_NO = 86_400
 UPDATE_LEAD = 32
-_UPDATE_SUFFIX = re.compile(r"[1-9][0-9]{0,5}", re.ASCII)  # no sign, no leading zero
-_EVENT_KEY = re.compile(r"[0-9a-f]{8}-[0-9]{1,5}-[0-9]{1,10}", re.ASCII)
 _REFERENCE = re.compile(r"INC-([0-9]{6,12})", re.ASCII)
 _HEX8 = re.compile(r"[0-9a-f]{8}", re.ASCII)
 
@@ -193,7 +189,7 @@ class Centre:
             # Exactly "<incident>/<n>": a suffix of any other form is a different string that
             # would count again, and n must be one a host can have reached.
             prefix, slash, suffix = m.key.partition("/")
-            if prefix != event or not slash or not _UPDATE_SUFFIX.fullmatch(suffix):
+            if prefix != event or not slash or not UPDATE_SUFFIX.fullmatch(suffix):
                 return "key does not match the frame"
             n = int(suffix)
             if n > MAX_UPDATE_NO:
@@ -362,7 +358,7 @@ class Centre:
         if number is not None:
             row = self._db.execute("SELECT id, key FROM incidents WHERE id = ?",
                                    (int(number[1]),)).fetchone()
-        elif _EVENT_KEY.fullmatch(reference):
+        elif EVENT_KEY.fullmatch(reference):
             row = self._db.execute("SELECT id, key FROM incidents WHERE key = ?",
                                    (reference,)).fetchone()
         else:
@@ -443,11 +439,3 @@ class Centre:
         self.flush()
         self._db.close()
 
-
-def fix_from_json(d: object) -> Fix | None:
-    """A fix from a channel's JSON (None for none); raises ValueError when malformed."""
-    if d is None:
-        return None
-    if not isinstance(d, dict):
-        raise ValueError("location must be an object or null")
-    return Fix.from_dict(d)

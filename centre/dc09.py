@@ -1,5 +1,5 @@
 """The reference centre's SIA DC-09 receiver: takes SIA-DCS events over TCP and UDP, checks and
-decrypts them with the host's codec (msa.host.dc09), answers ACK / NAK / DUH, and hands each
+decrypts them with the contract's codec (msa.wire.dc09), answers ACK / NAK / DUH, and hands each
 accepted event to the centre.
 
 Limits, so that no sender can freeze it: a TCP connection must bring its first message within
@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
-from msa.host.dc09 import Dc09Message, Dc09Reply, Token, decode, encode, stamp, within_window
-from msa.host.errors import Dc09Error
+from msa.wire.dc09 import Dc09Message, Dc09Reply, Token, decode, encode, stamp, within_window
+from msa.wire.errors import Dc09Error
 
 from .errors import CentreError
 from .ratelog import Throttle

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from msa.host.sqlite import open_wal
+from msa.common.sqlite import open_wal
 
 from .errors import RegistryError
 

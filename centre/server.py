@@ -19,8 +19,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from msa.host.dc09 import Dc09Message
-from msa.host.dispatch import Fix, FixQuality
+from msa.wire.dc09 import Dc09Message
+from msa.wire.message import Fix, FixQuality
 
 from .core import Centre, Inbound, Verdict
 from .dc09 import Dc09Server

@@ -9,10 +9,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from msa.host import aml
-from msa.host.dispatch import Fix, FixQuality
-from msa.host.errors import HostError
-from msa.host.sms import parse_msa1
+from msa.wire import aml
+from msa.wire.errors import WireError
+from msa.wire.message import Fix, FixQuality
+from msa.wire.msa1 import parse_msa1
 
 from .core import Centre, Inbound, Ingested, Verdict
 from .errors import CentreError
@@ -54,7 +54,7 @@ class SmsInbox:
             try:
                 report = aml.parse(text)
                 fix = _fix(report)
-            except (HostError, ValueError) as exc:
+            except (WireError, ValueError) as exc:
                 self.rejected += 1
                 _throttled.warning("aml", "malformed AML SMS: %s", exc)
                 return None

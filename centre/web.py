@@ -19,10 +19,11 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
-from msa.host.dispatch import INCIDENT_KINDS, MAX_TIME, MessageKind, finite
-from msa.host.protocol import FRAME_LEN
+from msa.wire.api import read_body
+from msa.wire.errors import ApiError
+from msa.wire.message import INCIDENT_KINDS, MessageKind
 
-from .core import MAX_UPDATE_NO, Centre, Inbound, Ingested, Verdict, fix_from_json
+from .core import Centre, Inbound, Ingested, Verdict
 from .errors import CentreConfigError, CentreError
 from .ratelog import Throttle
 from .sms import GhostCall
@@ -41,8 +42,6 @@ _EVENT_KINDS = frozenset({MessageKind.LOW_BATTERY, MessageKind.HEARTBEAT, Messag
 MIN_TOKEN_LEN = 16  # characters: a bearer token shorter than this is guessable, not a secret
 _TOKEN = re.compile(r"[!-~]{%d,512}" % MIN_TOKEN_LEN, re.ASCII)  # printable ASCII, no space
 BODY_TIMEOUT_S = 10.0  # a request body that takes longer is a slow client holding a slot
-_KEY_TEXT = re.compile(r"[!-~]{1,64}", re.ASCII)
-_FRAME_HEX = re.compile(r"[0-9a-fA-F]{%d}" % (2 * FRAME_LEN), re.ASCII)
 # The operator's page: the header its script sends with every state change, carrying the token
 # served in the page itself (another site can neither read the page nor set the header).
 CSRF_HEADER = "X-MSA-CSRF"
@@ -53,44 +52,15 @@ def _bad(detail: str) -> web.HTTPException:
     return web.HTTPBadRequest(text=detail[:200])
 
 
-def _int(value: object, low: int, high: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{what} must be an integer from {low} to {high}")
-    return value
-
-
-def _text(value: object, shape: re.Pattern[str], what: str) -> str:
-    if not isinstance(value, str) or not shape.fullmatch(value):
-        raise ValueError(f"{what} is malformed")
-    return value
-
-
 def _inbound(body: Any, allowed: frozenset[MessageKind]) -> Inbound:
-    """A posted body as the centre's message; raises 400 naming what is wrong. Every field
-    is checked for type, form and range before anything reads it further."""
-    if not isinstance(body, dict):
-        raise _bad("body must be a JSON object")
+    """A posted body as the centre's message; raises 400 naming what is wrong."""
     try:
-        kind = MessageKind(body["kind"])
-        if kind not in allowed:
-            raise _bad(f"kind {kind.value!r} does not belong on this endpoint")
-        incident, update_no = body.get("incident"), body.get("update_no")
-        pressed = body.get("pressed_at")
-        return Inbound(channel="https", key=_text(body["key"], _KEY_TEXT, "key"), kind=kind,
-                       button_id=_int(body["button_id"], 1, 2 ** 32 - 1, "button_id"),
-                       frame=bytes.fromhex(_text(body["frame"], _FRAME_HEX, "frame")),
-                       fix=fix_from_json(body.get("location")),
-                       incident="" if incident in (None, "") else
-                       _text(incident, _KEY_TEXT, "incident"),
-                       update_no=0 if update_no is None else
-                       _int(update_no, 0, MAX_UPDATE_NO, "update_no"),
-                       pressed_at=None if pressed is None else
-                       finite(pressed, 0.0, MAX_TIME, "pressed_at"),
-                       received_at=time.time())
-    except KeyError as exc:
-        raise _bad(f"malformed message: no {str(exc)[:40]}") from None
-    except (TypeError, ValueError) as exc:
-        raise _bad(f"malformed message: {exc}") from None
+        p = read_body(body, allowed)
+    except ApiError as exc:
+        raise _bad(str(exc)) from None
+    return Inbound(channel="https", key=p.key, kind=p.kind, button_id=p.button_id,
+                   frame=p.frame, fix=p.fix, incident=p.incident, update_no=p.update_no,
+                   pressed_at=p.pressed_at, received_at=time.time())
 
 
 def _answer(result: Ingested, created: bool) -> web.Response:

@@ -7,10 +7,11 @@ import logging
 import time
 from typing import Any, Literal
 
-from .dc09 import (KEY_LENGTHS, Dc09Message, Dc09Reply, Token, check_route, decode, encode,
-                   event_for, next_seq)
-from .dispatch import Message, MessageKind, Receipt
-from .errors import ChannelError, ConfigError, Dc09Error
+from msa.wire.dc09 import (KEY_LENGTHS, Dc09Message, Dc09Reply, Token, check_route, decode, encode, event_for, next_seq)
+from msa.wire.message import Message, MessageKind
+from .dispatch import Receipt
+from .errors import ChannelError, ConfigError
+from msa.wire.errors import Dc09Error
 
 _LOG = logging.getLogger(__name__)
 _MAX_REPLY = 4096  # a reply is a few dozen bytes; more is not a DC-09 receiver

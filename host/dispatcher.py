@@ -13,11 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .dispatch import Channel, LocationSource, Message, MessageKind, Receipt
+from .dispatch import Channel, LocationSource, Receipt
+from msa.wire.message import Message, MessageKind
+from . import crashpoint
 from .errors import ChannelError, HostError
 from .events import ButtonEvent
 from .outbox import Incident, Outbox
-from .protocol import Kind
+from msa.wire.protocol import Kind
 
 log = logging.getLogger("msa.host.dispatcher")
 
@@ -182,6 +184,7 @@ class Dispatcher:
                 if not exc.retryable:
                     refused.add(channel.name)
                 continue
+            crashpoint.reached(crashpoint.ACCEPTED, message.kind.value)
             await self._delivered(message, receipt)
             return
         n = self.outbox.attempts(message.key)  # failed tries so far, kept across restarts

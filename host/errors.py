@@ -6,16 +6,6 @@ class HostError(Exception):
     """Base of every error the msa host raises."""
 
 
-class FrameError(HostError):
-    """A frame, command or advert payload was rejected; `reason` says which rule it broke."""
-
-    def __init__(self, reason: str, data: bytes, detail: str = "") -> None:
-        self.reason = reason
-        self.data = bytes(data)
-        self.detail = detail
-        super().__init__(f"frame rejected ({reason}){': ' + detail if detail else ''}")
-
-
 class StateError(HostError):
     """The host's persisted receiver state could not be read or written."""
 
@@ -72,30 +62,6 @@ class OutboxError(HostError):
         self.path = path
         self.detail = detail
         super().__init__(f"outbox {path}: {detail}")
-
-
-class Dc09Error(HostError):
-    """A SIA DC-09 message was malformed or could not be opened. `reason` names the rule it
-    broke (a short tag: "crc", "length", "pad", ...; the centre maps it to NAK or DUH), `data`
-    holds the offending bytes as received (ciphertext stays ciphertext; keys are never in it)."""
-
-    def __init__(self, reason: str, data: bytes, detail: str = "") -> None:
-        self.reason = reason
-        self.data = bytes(data)
-        self.detail = detail
-        super().__init__(f"DC-09 message rejected ({reason}){': ' + detail if detail else ''}")
-
-
-class AmlError(HostError):
-    """An AML SMS body (ETSI TS 103 625) is malformed or cannot be built: `field` is the
-    attribute at fault. `body` is kept for the caller but never put in the message: it holds
-    a position."""
-
-    def __init__(self, field: str, detail: str, body: str = "") -> None:
-        self.field = field
-        self.detail = detail
-        self.body = body
-        super().__init__(f"AML attribute {field}: {detail}")
 
 
 class ModemError(HostError):

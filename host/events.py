@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .protocol import Frame, Kind
+from msa.wire.protocol import Frame, Kind
 
 
 class Via(enum.Enum):

@@ -17,29 +17,14 @@ from typing import Any
 
 import aiohttp
 
-from .dispatch import INCIDENT_KINDS, Fix, Message, MessageKind, Receipt
+from msa.wire.api import body
+from msa.wire.message import INCIDENT_KINDS, Message, MessageKind
+
+from .dispatch import Receipt
 from .errors import ChannelError
 
 # Statuses after which trying the same request again cannot help.
 _FINAL_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 413, 422})
-
-
-def fix_json(fix: Fix | None) -> dict[str, Any] | None:
-    """A fix as the API carries it (None: no fix yet; the centre shows "no location")."""
-    if fix is None:
-        return None
-    return {"lat": round(fix.lat, 6), "lon": round(fix.lon, 6),
-            "accuracy_m": round(fix.accuracy_m, 1), "time": fix.time,
-            "quality": fix.quality.value, "source": fix.source}
-
-
-def body(message: Message) -> dict[str, Any]:
-    """The JSON body for a message (shared with the centre's tests)."""
-    return {"key": message.key, "kind": message.kind.value, "button_id": message.button_id,
-            "frame": message.frame.hex(), "created_at": message.created_at,
-            "pressed_at": message.pressed_at, "battery_pct": message.battery_pct,
-            "update_no": message.update_no, "incident": message.incident,
-            "location": fix_json(message.fix)}
 
 
 class HttpsChannel:

@@ -22,7 +22,7 @@ from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 
 from .errors import HostError, LinkError
 from .events import ButtonEvent, Via
-from .protocol import NONCE_LEN, ButtonKeys, Op, burst_from_advert, encode_command
+from msa.wire.protocol import NONCE_LEN, ButtonKeys, Op, burst_from_advert, encode_command
 from .receiver import Receiver
 
 log = logging.getLogger("msa.host.link")

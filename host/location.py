@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 
 import serial
 
-from .dispatch import Fix, FixQuality
+from msa.wire.message import Fix, FixQuality
 from .errors import LocationError
 from .nmea import UERE_M, UNKNOWN_HDOP, NmeaError, NmeaTracker, parse
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .dispatch import MAX_ALTITUDE_M, Fix, FixQuality
+from msa.wire.message import MAX_ALTITUDE_M, Fix, FixQuality
 from .errors import LocationError
 
 # User Equivalent Range Error: the 1-sigma range error of one satellite for a single-frequency

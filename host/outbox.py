@@ -13,9 +13,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dispatch import Fix, Message, MessageKind, Receipt
+from msa.wire.message import Fix, Message, MessageKind
+from .dispatch import Receipt
 from .errors import OutboxError
-from .sqlite import open_wal
+from msa.common.sqlite import open_wal
 
 # Lower goes first: an alarm never waits behind a heartbeat.
 PRIORITY: dict[MessageKind, int] = {

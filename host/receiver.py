@@ -9,9 +9,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import FrameError
+from msa.wire.errors import FrameError
 from .events import ButtonEvent, Via, event_for
-from .protocol import ButtonKeys, Frame, Kind, open_burst, verify
+from msa.wire.protocol import ButtonKeys, Frame, Kind, open_burst, verify
 from .sequence import SequenceGuard
 
 log = logging.getLogger("msa.host.receiver")

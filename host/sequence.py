@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import StateError
-from .sqlite import open_wal
+from msa.common.sqlite import open_wal
 
 MAX_GAPS = 32
 

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from . import crashpoint
 from .config import HostConfig
 from .dispatch import Channel, LocationSource
 from .dispatcher import Clock, Dispatcher, Observer, Policy
@@ -17,7 +18,7 @@ from .errors import HostError
 from .events import ButtonEvent
 from .link import Backends, ButtonLink, ButtonTarget
 from .outbox import Outbox
-from .protocol import ButtonKeys
+from msa.wire.protocol import ButtonKeys
 from .receiver import Receiver
 from .sequence import SequenceGuard
 
@@ -113,7 +114,8 @@ class HostService:
         self._stopped = asyncio.Event()
 
     async def _sink(self, event: ButtonEvent) -> None:
-        await self.dispatcher.submit(event)  # durable before the link acknowledges
+        message = await self.dispatcher.submit(event)  # durable before the link acknowledges
+        crashpoint.reached(crashpoint.COMMITTED, message.kind.value)
         if self._on_event is not None:
             self._on_event(event)
 

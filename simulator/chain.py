@@ -20,11 +20,12 @@ from typing import Any
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, RunningCentre, start_centre
 from msa.host import config as host_config
-from msa.host.dispatch import Message, Receipt
+from msa.wire.message import Message
+from msa.host.dispatch import Receipt
 from msa.host.events import ButtonEvent
 from msa.host.link import Backends
 from msa.host.location import Track
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 from msa.host.service import HostService
 
 from .bleak_backend import BumbleClient, BumbleScanner

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from msa.host.dispatch import MessageKind
+from msa.wire.message import MessageKind
 from msa.host.events import ButtonEvent
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 
 from .chain import Chain, Timing
 

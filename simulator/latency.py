@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 
 from .central import Central
 from .chain import Chain

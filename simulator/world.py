@@ -10,7 +10,7 @@ from typing import Any
 
 from msa.host.events import ButtonEvent
 from msa.host.link import Backends, ButtonLink, ButtonTarget
-from msa.host.protocol import ButtonKeys
+from msa.wire.protocol import ButtonKeys
 from msa.host.receiver import Receiver
 from msa.host.sequence import SequenceGuard
 

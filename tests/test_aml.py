@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msa.host import aml
-from msa.host.dispatch import MAX_ACCURACY_M, Fix, FixQuality
-from msa.host.errors import AmlError
+from msa.wire import aml
+from msa.wire.message import MAX_ACCURACY_M, Fix, FixQuality
+from msa.wire.errors import AmlError
 
 UK = aml.Identity(imsi="234159000000000", imei="123456789012345", mcc="234", mnc="15")
 # Android ELS's published examples, which follow the ETSI format. The calculated one is

@@ -1,5 +1,5 @@
 """AML bodies (ETSI TS 103 625, the AML SMS format) read by a second parser written here from
-the published field list alone, not from host/aml.py: what the host builds for a fix must read
+the published field list alone, not from wire/aml.py: what the host builds for a fix must read
 back to that fix's values, and both parsers must agree on the published examples."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from msa.host import aml
-from msa.host.dispatch import Fix, FixQuality
+from msa.wire import aml
+from msa.wire.message import Fix, FixQuality
 
 # The published attribute list, in its order: header A"ML=1, then these, ml last.
 ORDER = ("lt", "lg", "rd", "top", "lc", "pm", "si", "ei", "mcc", "mnc", "ml")

@@ -14,7 +14,7 @@ from msa.bench import ingest, ingest_load
 from msa.bench.figures import Better, Options
 from msa.centre.core import Centre, Verdict
 from msa.centre.registry import Registry
-from msa.host.dispatch import MessageKind
+from msa.wire.message import MessageKind
 
 
 @pytest.fixture(scope="module")

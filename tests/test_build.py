@@ -68,13 +68,38 @@ def test_virtual_board_device_code_type_checks_against_the_stubs(tmp_path: Path)
 
 
 def test_host_simulator_and_tools_type_check_strictly(tmp_path: Path) -> None:
-    # The folders install as msa.host, msa.simulator, msa.tools; mypy sees them the same way.
+    # The folders install as msa.wire, msa.host, msa.simulator, ...; mypy sees them the same way.
     pkg = tmp_path / "msa"
     pkg.mkdir()
-    for name in ("host", "simulator", "tools", "centre", "firmware", "board", "bench"):
+    for name in ("wire", "common", "host", "simulator", "tools", "centre", "firmware", "board",
+                 "bench"):
         (pkg / name).symlink_to(ROOT / name)
     proc = _mypy("--strict", "--exclude", "/mp/", "--cache-dir", str(tmp_path / "cache"),
-                 "-p", "msa.host",
+                 "-p", "msa.wire", "-p", "msa.common", "-p", "msa.host",
                  "-p", "msa.simulator", "-p", "msa.tools", "-p", "msa.centre", "-p", "msa.bench",
                  env_path=str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Who may import whom: the wire contract stands alone; host and centre each import it and
+# never each other (a centre that used the host's codecs would accept what the host sends,
+# whatever the contract says).
+_MAY_IMPORT = {"wire": {"wire"}, "common": {"common"},
+               "host": {"wire", "common", "host"}, "centre": {"wire", "common", "centre"}}
+
+
+def _msa_imports(path: Path) -> set[str]:
+    import ast
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else \
+            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        found.update(n.split(".")[1] for n in names if n.startswith("msa.") and "." in n)
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(_MAY_IMPORT))
+def test_neither_side_imports_the_other(package: str) -> None:
+    wrong = {str(p.relative_to(ROOT)): sorted(_msa_imports(p) - _MAY_IMPORT[package])
+             for p in sorted((ROOT / package).glob("*.py"))}
+    assert {p: w for p, w in wrong.items() if w} == {}

@@ -17,12 +17,13 @@ from pysiaalarm.aio import SIAClient
 from pysiaalarm.event import SIAEvent
 
 from msa.centre.dc09 import Dc09Server
-from msa.host import dc09
-from msa.host import protocol as hp
-from msa.host.dc09 import Dc09Message, Dc09Reply, Token
+from msa.wire import dc09
+from msa.wire import protocol as hp
+from msa.wire.dc09 import Dc09Message, Dc09Reply, Token
 from msa.host.dc09_channel import Dc09Channel
-from msa.host.dispatch import Fix, FixQuality, Message, MessageKind
-from msa.host.errors import ChannelError, ConfigError, Dc09Error
+from msa.wire.message import Fix, FixQuality, Message, MessageKind
+from msa.host.errors import ChannelError, ConfigError
+from msa.wire.errors import Dc09Error
 
 KEYS = hp.ButtonKeys.from_master(bytes(range(32)))
 BID = 0x1A2B3C4D

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 import vtime
-from msa.host import protocol as hp
-from msa.host.dispatch import Fix, FixQuality, Message, MessageKind, Receipt
+from msa.wire import protocol as hp
+from msa.wire.message import Fix, FixQuality, Message, MessageKind
+from msa.host.dispatch import Receipt
 from msa.host.dispatcher import Dispatcher, Policy
 from msa.host.errors import ChannelError
 from msa.host.events import Via, event_for

@@ -10,7 +10,7 @@ import uuid
 import bluetooth  # the firmware tests' stand-in radio (tests/firmware/bluetooth.py)
 import gatt
 
-from msa.host.protocol import GattUuids
+from msa.wire.protocol import GattUuids
 
 KEY = bytes(range(32))
 

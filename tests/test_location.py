@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from msa.host.dispatch import Fix, FixQuality
+from msa.wire.message import Fix, FixQuality
 from msa.host.errors import LocationError
 from msa.host.location import (FixedSource, GpsdSource, NmeaSerialSource, Track, TrackSource,
                                distance_m)

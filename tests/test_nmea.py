@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from msa.host.dispatch import Fix, FixQuality
+from msa.wire.message import Fix, FixQuality
 from msa.host.nmea import (UERE_M, UNKNOWN_HDOP, Gga, NmeaError, NmeaTracker, Other, Rmc,
                            checksum, parse)
 from msa.simulator.gps import epoch_sentences, format_coordinate, format_sentence

@@ -17,9 +17,9 @@ from msa.centre.core import Inbound
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, start_centre
 from msa.centre.web import CSRF_HEADER
-from msa.host import aml
-from msa.host import protocol as hp
-from msa.host.dispatch import Fix, FixQuality, Message, MessageKind
+from msa.wire import aml
+from msa.wire import protocol as hp
+from msa.wire.message import Fix, FixQuality, Message, MessageKind
 
 KEY = bytes(range(32))
 KEYS = hp.ButtonKeys.from_master(KEY)

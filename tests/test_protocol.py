@@ -12,8 +12,8 @@ import pytest
 import vectors as doc_vectors
 from hypothesis import HealthCheck, given, settings
 
-from msa.host import protocol as hp
-from msa.host.errors import FrameError
+from msa.wire import protocol as hp
+from msa.wire.errors import FrameError
 from msa.tools import vectors as gen
 from mpy import Worker
 

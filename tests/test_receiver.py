@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import vectors as doc_vectors
 
-from msa.host import protocol as hp
+from msa.wire import protocol as hp
 from msa.host.events import AlarmEvent, BootEvent, HeartbeatEvent, Via
 from msa.host.receiver import Receiver
 from msa.host.sequence import SequenceGuard

@@ -1,5 +1,5 @@
 """Receiver rules 1-4 on the host, on the shared vectors of docs/protocol.md: each rejected
-vector is refused by host/protocol.py and by the Receiver for its published reason, the same
+vector is refused by wire/protocol.py and by the Receiver for its published reason, the same
 reason the firmware-side reference receiver gives (tests/firmware/test_receiver_vectors.py), and
 nothing is passed on, acknowledged or spent from the sequence."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import vectors as doc_vectors
 
-from msa.host import protocol as hp
-from msa.host.errors import FrameError
+from msa.wire import protocol as hp
+from msa.wire.errors import FrameError
 from msa.host.receiver import Receiver
 from msa.host.sequence import SequenceGuard
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from msa.centre.core import SILENT_HEARTBEATS, Centre, Inbound, Verdict
 from msa.centre.registry import Case, Registry
-from msa.host import protocol as hp
-from msa.host.dispatch import Message, MessageKind
+from msa.wire import protocol as hp
+from msa.wire.message import Message, MessageKind
 
 KEY = secrets.token_bytes(32)
 KEYS = hp.ButtonKeys.from_master(KEY)

@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from msa.host import aml
-from msa.host import protocol as hp
-from msa.host.dispatch import Fix, FixQuality, Message, MessageKind
+from msa.wire import aml
+from msa.wire import protocol as hp
+from msa.wire.message import Fix, FixQuality, Message, MessageKind
 from msa.host.errors import ChannelError, ModemError
 from msa.host.modem import GsmModem, explain
-from msa.host.sms import SmsChannel, parse_msa1, render_msa1
+from msa.host.sms import SmsChannel
+from msa.wire.msa1 import parse_msa1, render_msa1
 from msa.simulator.modem import DeliveredSms, SimModem
 
 T = TypeVar("T")

@@ -24,7 +24,7 @@ from bleak.exc import (BleakCharacteristicNotFoundError, BleakError, BleakGATTPr
 from msa.host import config as host_config
 from msa.host.config import ButtonConfig, HostConfig
 from msa.host.link import BATTERY_LEVEL_CHAR, Backends
-from msa.host.protocol import NONCE_LEN, ButtonKeys, Op, encode_command
+from msa.wire.protocol import NONCE_LEN, ButtonKeys, Op, encode_command
 
 from .errors import ButtonOutOfRange, KeyRejected, LinkFailed, NoAdapter, UnknownHostButton
 

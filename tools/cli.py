@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> Any:
     from msa.centre.errors import CentreError
     from msa.host.errors import HostError
     from msa.simulator.errors import SimError
+    from msa.wire.errors import WireError
 
     try:
         return cli.main(args=argv, prog_name="msa", standalone_mode=False)
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (ToolError, HostError, SimError, CentreError) as exc:
+    except (ToolError, HostError, SimError, CentreError, WireError) as exc:
         click.echo(f"msa: {exc}", err=True)
         sys.exit(1)
 

@@ -17,12 +17,13 @@ from bleak.exc import BleakError
 
 from msa.centre.errors import CentreError
 from msa.centre.registry import Registry
-from msa.host.dispatch import Message, MessageKind, Receipt
+from msa.wire.message import Message, MessageKind
+from msa.host.dispatch import Receipt
 from msa.host.errors import HostError, LinkError
 from msa.host.events import ButtonEvent
 from msa.host.link import Backends
 from msa.host.outbox import Outbox
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 from msa.host.sequence import SequenceGuard
 from msa.host.service import HostService
 

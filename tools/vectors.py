@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from msa.host.protocol import (FRAME_BODY, ButtonKeys, Gesture, Kind, Op, encode_command,
-                               encode_frame, frame_tag, seal_burst)
+from msa.wire.protocol import (FRAME_BODY, ButtonKeys, Gesture, Kind, Op, encode_command, encode_frame, frame_tag, seal_burst)
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(32, 64))

@@ -19,10 +19,10 @@ import pytest
 
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, RunningCentre, start_centre
-from msa.host import dc09
-from msa.host import protocol as hp
-from msa.host.dispatch import Fix, FixQuality, Message, MessageKind
-from msa.host.https import body
+from msa.wire import dc09
+from msa.wire import protocol as hp
+from msa.wire.message import Fix, FixQuality, Message, MessageKind
+from msa.wire.api import body
 
 T = TypeVar("T")
 KEY = bytes(range(32))

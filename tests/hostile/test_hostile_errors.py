@@ -18,12 +18,13 @@ from hostile_kit import BID, TOKEN, Live, alarm, frame, key
 from msa.centre.core import Centre, Inbound, Verdict
 from msa.centre.errors import RecordError
 from msa.centre.registry import Registry
-from msa.host import dc09
-from msa.host import protocol as hp
+from msa.wire import dc09
+from msa.wire import protocol as hp
 from msa.host.dc09_channel import Dc09Channel
-from msa.host.dispatch import Fix, FixQuality, MessageKind
-from msa.host.errors import ChannelError, Dc09Error
-from msa.host.https import body
+from msa.wire.message import Fix, FixQuality, MessageKind
+from msa.host.errors import ChannelError
+from msa.wire.errors import Dc09Error
+from msa.wire.api import body
 from msa.host.location import NmeaSerialSource
 from msa.host.nmea import NmeaError, NmeaTracker, parse
 

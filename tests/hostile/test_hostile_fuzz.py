@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hostile_kit import Live, alarm, frame, key, update
 
-from msa.host import aml, dc09
-from msa.host import protocol as hp
-from msa.host.dispatch import MessageKind
-from msa.host.https import body
+from msa.wire import aml, dc09
+from msa.wire import protocol as hp
+from msa.wire.message import MessageKind
+from msa.wire.api import body
 from msa.host.nmea import NmeaError, NmeaTracker, parse
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,

@@ -8,11 +8,12 @@ import json
 import pytest
 from hostile_kit import BID, Live, alarm, frame, key, update
 
-from msa.centre.core import MAX_UPDATE_NO, UPDATE_LEAD
-from msa.host import protocol as hp
-from msa.host.dispatch import MessageKind
-from msa.host.https import body
-from msa.host.sms import KIND_LETTERS
+from msa.centre.core import UPDATE_LEAD
+from msa.wire.message import MAX_UPDATE_NO
+from msa.wire import protocol as hp
+from msa.wire.message import MessageKind
+from msa.wire.api import body
+from msa.wire.msa1 import KIND_LETTERS
 
 pytestmark = pytest.mark.usefixtures("no_tracebacks")
 
@@ -32,7 +33,7 @@ def test_https_replays_under_other_keys_open_no_incident(live: Live) -> None:
 
 
 def test_dc09_replays_under_other_keys_open_no_incident(live: Live) -> None:
-    from msa.host import dc09
+    from msa.wire import dc09
     assert live.reply(live.dc09_tcp(live.dc09_event(alarm(1)))).token is dc09.Token.ACK
     for i, variant in enumerate(v for v in VARIANTS if " " not in v and "//" not in v):
         m = alarm(1)

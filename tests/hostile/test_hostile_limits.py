@@ -17,7 +17,7 @@ import msa.centre.dc09 as centre_dc09
 import msa.centre.server as centre_server
 from msa.centre.errors import CentreConfigError
 from msa.centre.server import CentreConfig, raise_open_files, start_centre
-from msa.host import dc09
+from msa.wire import dc09
 
 pytestmark = pytest.mark.usefixtures("no_tracebacks")
 

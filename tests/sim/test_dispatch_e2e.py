@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from msa.host import aml
-from msa.host.protocol import Kind
+from msa.wire import aml
+from msa.wire.protocol import Kind
 from msa.simulator.chain import Chain
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from bleak import BleakClient
 from bleak.exc import BleakError
 
 from msa.host.events import AlarmEvent, BootEvent, LowBatteryEvent, Via
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 from msa.host.receiver import Receiver
 from msa.host.sequence import SequenceGuard
 from msa.simulator.bleak_backend import BumbleClient, BumbleScanner
@@ -120,7 +120,7 @@ def test_burst_reaches_a_second_scanning_host_that_verifies_it(tmp_path: Path) -
         scanner = BumbleScanner(None, None, central=central)
 
         def seen(_device: Any, adv: Any) -> None:
-            from msa.host.protocol import burst_from_advert
+            from msa.wire.protocol import burst_from_advert
             payload = burst_from_advert(adv.manufacturer_data)
             if payload is not None:
                 out = rx.advert(payload)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from msa.host.events import AlarmEvent, HeartbeatEvent
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 from msa.simulator.world import World, hold_edges
 
 

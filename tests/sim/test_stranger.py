@@ -14,7 +14,7 @@ from bumble import hci
 from bumble.smp import AddressResolver
 
 from msa.host.events import AlarmEvent
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 from msa.simulator.central import Central
 from msa.simulator.peripheral import NIMBLE_DEFAULT_IRK, SEC_OUR_IRK, SEC_PEER
 from msa.simulator.stranger import Stranger as StrangerLoop

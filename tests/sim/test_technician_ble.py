@@ -15,7 +15,7 @@ import pytest
 
 from msa.firmware.version import VERSION
 from msa.host.events import ButtonEvent
-from msa.host.protocol import Kind
+from msa.wire.protocol import Kind
 from msa.host.sequence import SequenceGuard
 from msa.simulator.chain import Chain
 from msa.simulator.world import hold_edges

@@ -19,7 +19,7 @@ import pytest
 
 from msa.centre.core import Centre
 from msa.centre.registry import Registry
-from msa.host.dispatch import MessageKind
+from msa.wire.message import MessageKind
 
 from test_technician_usb import record
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .dispatch import Fix, FixQuality
+from .message import Fix, FixQuality
 from .errors import AmlError
 
 HEADER = 'A"ML=1'

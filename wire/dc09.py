@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .dispatch import MAX_ACCURACY_M, MAX_ALTITUDE_M, Message, MessageKind, finite
+from .message import MAX_ACCURACY_M, MAX_ALTITUDE_M, Message, MessageKind, finite
 from .errors import Dc09Error
 from .protocol import FRAME_LEN
 
