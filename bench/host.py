@@ -72,15 +72,15 @@ async def _wait_for(what: str, check: Callable[[], bool], proc: asyncio.subproce
 async def measure(root: Path, idle_s: float) -> dict[str, float]:
     key = secrets.token_bytes(32)
     button_id = secrets.randbelow(0xFFFFFFFE) + 1
-    token = secrets.token_urlsafe(24)
-    centre = await start_centre(CentreConfig(state_dir=root / "centre", tokens=(token,),
-                                             dc09_port=None))
-    world = World(root / "board", key=key, button_id=button_id)
+    centre = await start_centre(CentreConfig(state_dir=root / "centre", dc09_port=None))
+    centre_key = secrets.token_bytes(32)
+    world = World(root / "board", key=key, button_id=button_id, centre_key=centre_key)
     proc: asyncio.subprocess.Process | None = None
     radio = None
     try:
         centre.centre.registry.put_case(Case("BENCH-0001", "(bench)"))
-        centre.centre.registry.register(button_id, key, "BENCH-0001")
+        centre.centre.registry.register(button_id, centre_key, "BENCH-0001")
+        token = centre.issue_host("BENCH-0001").token
         await world.start(with_host=False)
         radio = await serve_radio(world.air, "127.0.0.1", 0)
         port = radio.sockets[0].getsockname()[1]

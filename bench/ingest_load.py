@@ -20,7 +20,7 @@ from pathlib import Path
 from msa.centre.core import Centre, Inbound, Verdict
 from msa.centre.registry import Case, Registry
 from msa.wire.message import Fix, FixQuality, Message, MessageKind
-from msa.wire.protocol import ButtonKeys, Gesture, Kind, encode_frame
+from msa.wire.protocol import ButtonKeys, CentreKey, Gesture, Kind, centre_frame, encode_frame
 
 # Per fleet minute, besides each button's heartbeat: shares of the fleet (at least one each).
 MIX = {"alarm": 0.01, "location": 0.04, "low_battery": 0.005, "boot": 0.005,
@@ -41,7 +41,7 @@ class Item:
 class Fleet:
     """Provisioned buttons: ids, keys, and each one's next sequence number (boot 1)."""
 
-    def __init__(self, registry: Path, keys: dict[int, ButtonKeys]) -> None:
+    def __init__(self, registry: Path, keys: dict[int, tuple[ButtonKeys, CentreKey]]) -> None:
         self.registry = registry
         self.keys = keys
         self.ids = sorted(keys)
@@ -50,10 +50,10 @@ class Fleet:
     def message(self, button_id: int, kind: MessageKind, now: float,
                 fix: Fix | None = None) -> Inbound:
         seq = self._seq[button_id] = self._seq[button_id] + 1
-        frame = encode_frame(self.keys[button_id], kind=_KINDS[kind], button_id=button_id,
-                             boot_id=1, seq=seq, age_ms=40,
-                             gesture=Gesture.HOLD if kind is MessageKind.ALARM else Gesture.NONE,
-                             battery_pct=9 if kind is MessageKind.LOW_BATTERY else 80)
+        frame = centre_frame(encode_frame(
+            *self.keys[button_id], kind=_KINDS[kind], button_id=button_id, boot_id=1, seq=seq,
+            age_ms=40, gesture=Gesture.HOLD if kind is MessageKind.ALARM else Gesture.NONE,
+            battery_pct=9 if kind is MessageKind.LOW_BATTERY else 80))
         key = Message.event_key(button_id, 1, seq)
         return Inbound("https", key, kind, button_id, frame, fix=fix, received_at=now,
                        incident=key if kind is MessageKind.ALARM else "",
@@ -69,15 +69,16 @@ def build_fleet(folder: Path, size: int, rng: random.Random) -> Fleet:
     """A registry with `size` cases, one button each, provisioned in one transaction."""
     folder.mkdir(parents=True, exist_ok=True)
     registry = Registry(folder / "registry.db")
-    keys: dict[int, ButtonKeys] = {}
+    keys: dict[int, tuple[ButtonKeys, CentreKey]] = {}
     with registry.transaction():
         for button_id in rng.sample(range(1, 2 ** 32), size):
-            master = rng.randbytes(32)
+            master, centre_master = rng.randbytes(32), rng.randbytes(32)
             case = f"C-{button_id:08x}"
             registry.put_case(Case(case, "V. Victim", "+32470000000", "S. Suspect",
                                    measures=("restraining order, 500 m",)))
-            registry.register(button_id, master, case)
-            keys[button_id] = ButtonKeys.from_master(master)
+            registry.register(button_id, centre_master, case)
+            keys[button_id] = (ButtonKeys.from_master(master),
+                               CentreKey.from_master(centre_master))
     registry.close()
     return Fleet(folder / "registry.db", keys)
 

@@ -21,7 +21,8 @@ from typing import Any
 from .figures import Figure, Options
 
 # In the order they run: the long simulated-chain runs first, the models last.
-SECTIONS = ("latency", "dc09", "sms", "tracking", "ingest", "firmware", "battery", "host")
+SECTIONS = ("latency", "dc09", "sms", "tracking", "ingest", "hostile", "firmware", "battery",
+            "host")
 
 
 @dataclass(frozen=True)

@@ -107,13 +107,14 @@ async def simulated(root: Path, window_s: float) -> Track:
     """The alarm, then tracking for window_s (and 100 s beyond) on the simulated clock."""
     key = secrets.token_bytes(32)
     keys = hp.ButtonKeys.from_master(key)
+    centre_key = secrets.token_bytes(32)
     button_id = 0x7AC40001
-    centre = await start_centre(CentreConfig(state_dir=root / "centre", tokens=("t0ken-of-the-bench-centre",),
-                                             dc09_port=None))
+    centre = await start_centre(CentreConfig(state_dir=root / "centre", dc09_port=None))
     centre.centre.registry.put_case(Case("BENCH-TRACK", "(bench) victim"))
-    centre.centre.registry.register(button_id, key, "BENCH-TRACK")
+    centre.centre.registry.register(button_id, centre_key, "BENCH-TRACK")
+    token = centre.issue_host("BENCH-TRACK").token
     clock = SimClock(time.time())
-    channel = HttpsChannel(base_url=centre.api_url, token="t0ken-of-the-bench-centre", deadline_s=5.0,
+    channel = HttpsChannel(base_url=centre.api_url, token=token, deadline_s=5.0,
                            ca_file=str(centre.tls.ca_cert))
     outbox = Outbox(root / "outbox.db")
     track = Track(pressed_at=clock.time())
@@ -128,7 +129,7 @@ async def simulated(root: Path, window_s: float) -> Track:
     dispatcher = Dispatcher(outbox, [channel], FixedSource(51.0543, 3.7174, 8.0,
                                                           clock=clock.time),
                             Policy(track_window_s=window_s), clock, observe)
-    frame = hp.encode_frame(keys, kind=hp.Kind.ALARM, button_id=button_id, boot_id=1, seq=1,
+    frame = hp.encode_frame(keys, hp.CentreKey.from_master(centre_key), kind=hp.Kind.ALARM, button_id=button_id, boot_id=1, seq=1,
                             gesture=hp.Gesture.HOLD, battery_pct=90, age_ms=0)
     await dispatcher.submit(event_for(hp.verify(frame, keys), Via.GATT, clock.time()))
     task = asyncio.create_task(dispatcher.run())

@@ -31,7 +31,7 @@ from msa.common.sqlite import open_wal
 from msa.wire.errors import FrameError
 from msa.wire.message import (EVENT_KEY, INCIDENT_KINDS, MAX_UPDATE_NO, UPDATE_SUFFIX, Fix,
                               MessageKind)
-from msa.wire.protocol import ButtonKeys, Frame, Kind, verify
+from msa.wire.protocol import CentreKey, Frame, Kind, verify_centre
 
 from .errors import RecordError
 from .ratelog import Throttle
@@ -144,7 +144,7 @@ class Centre:
         self.path = str(path)
         self.registry = registry
         self._clock = clock
-        self._keys: dict[int, tuple[bytes, ButtonKeys]] = {}
+        self._keys: dict[int, tuple[bytes, CentreKey]] = {}
         self.listeners: list[Callable[[str, dict[str, object]], None]] = []
         self._waiting: list[asyncio.Future[None]] = []  # submit() callers of the open batch
         self._accepted: list[tuple[Inbound, Ingested]] = []  # to notify once committed
@@ -160,13 +160,13 @@ class Centre:
             raise RecordError(self.path, str(exc)) from exc
         self._synced = False  # the connection's synchronous setting: FULL (True) or NORMAL
 
-    def _button_keys(self, button_id: int) -> ButtonKeys | None:
-        master = self.registry.key(button_id)
+    def _button_keys(self, button_id: int) -> CentreKey | None:
+        master = self.registry.key(button_id)  # the button's K_c
         if master is None:
             return None
         cached = self._keys.get(button_id)
         if cached is None or cached[0] != master:
-            cached = (master, ButtonKeys.from_master(master))
+            cached = (master, CentreKey.from_master(master))
             self._keys[button_id] = cached
         return cached[1]
 
@@ -177,7 +177,7 @@ class Centre:
         if keys is None:
             return "unknown or retired button"
         try:
-            frame = verify(m.frame, keys)
+            frame = verify_centre(m.frame, keys)
         except FrameError as exc:
             return f"frame {exc.reason}"
         if frame.button_id != m.button_id or frame.kind not in FRAME_KINDS[m.kind]:

@@ -64,7 +64,8 @@ class _Datagrams(asyncio.DatagramProtocol):
 class Dc09Server:
     """Listens on `host`:`port` for TCP and on the same port number for UDP (port 0: any free
     one; `port` then tells which). `key_for(account)` gives an account's AES key, None for a
-    plain account; `on_message` returns False to refuse an event (DUH)."""
+    plain account (it may raise CentreError: the message is NAKed); `on_message` returns False
+    to refuse an event (DUH)."""
 
     def __init__(self, *, key_for: Callable[[str], bytes | None],
                  on_message: Callable[[Dc09Message], Awaitable[bool]],
@@ -122,6 +123,13 @@ class Dc09Server:
         return await self._answer(raw, answer_garbage=False)
 
     async def _answer(self, raw: bytes, answer_garbage: bool) -> bytes | None:
+        try:
+            return await self._answer_keyed(raw, answer_garbage)
+        except CentreError as exc:  # key_for could not read the keys: NAK, the sender retries
+            _throttled.warning("keys", "DC-09 message not answered with its key: %s", exc)
+            return self._reply(Token.NAK, None, self._clock())
+
+    async def _answer_keyed(self, raw: bytes, answer_garbage: bool) -> bytes | None:
         now = self._clock()
         try:
             message = decode(raw, self._key_for)

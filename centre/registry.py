@@ -1,5 +1,5 @@
-"""The centre's case registry (SQLite): which button belongs to which case, the button's key
-(so the centre verifies every alarm itself), and what the operator must know at once — the
+"""The centre's case registry (SQLite): which button belongs to which case, the button's centre
+key K_c (so the centre verifies every alarm itself, with a key no host holds), and what the operator must know at once — the
 victim, the suspect, the measures imposed, whether weapons are feared. Held by police only:
 never on the button, never on the air, never on the victim's host.
 """
@@ -108,7 +108,9 @@ class Registry:
         return self.case(str(rows[0][0])) if rows else None
 
     def register(self, button_id: int, key: bytes, case_ref: str | None) -> None:
-        """Registers (or re-registers, for a reused button) a button with its key."""
+        """Registers (or re-registers, for a reused button) a button with its centre key K_c
+        (protocol version 2; a key registered for version 1 was K, and no version 2 frame
+        verifies with it: such a button is provisioned again)."""
         if not 0 < button_id < 2 ** 32:
             raise RegistryError(self.path, f"button id {button_id} out of range")
         if len(key) != 32:
@@ -129,7 +131,7 @@ class Registry:
         return bool(rows)
 
     def key(self, button_id: int) -> bytes | None:
-        """The active button's master key (never printed or logged)."""
+        """The active button's centre key K_c (never printed or logged)."""
         # Read every time (a primary-key lookup): another process, `msa provision` or
         # `msa retire`, may have changed it while this centre runs.
         rows = self._exec("SELECT key FROM buttons WHERE button_id = ? AND retired_at IS NULL",

@@ -1,6 +1,10 @@
 """Runs a reference centre: its records and registry, the dispatch API over TLS, the DC-09
-receiver (only when given an address and a key), the SMS inbox, and the operator's page on
-loopback. Used by `msa centre`, the simulated demo and the end-to-end tests alike.
+receiver (only when given an address), the SMS inbox, and the operator's page on loopback. Used
+by `msa centre`, the simulated demo and the end-to-end tests alike.
+
+Every host has credentials of its own (centre/hosts.py, issued by `msa case issue` or
+issue_host()): the API token and the DC-09 account and key it presents are good for its own
+case's buttons only. There is no centre-wide token or key, and no plain DC-09 account.
 
 Every listener's address is logged and kept on RunningCentre (`listeners`) so that `msa
 centre` prints each one: nothing listens quietly. The state folder is 0700 and its databases
@@ -12,12 +16,12 @@ import asyncio
 import logging
 import os
 import resource
-import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from msa.wire.dc09 import Dc09Message
 from msa.wire.message import Fix, FixQuality
@@ -25,12 +29,35 @@ from msa.wire.message import Fix, FixQuality
 from .core import Centre, Inbound, Verdict
 from .dc09 import Dc09Server
 from .errors import CentreConfigError, CentreError
+from .hosts import Hosts, Issued
+from .ratelog import Throttle
 from .registry import Registry
-from .sms import SmsInbox
+from .sms import GHOST_TTL_S, MAX_GHOSTS, SmsInbox
 from .tls import TlsFiles, make_tls
 from .web import make_api_app, make_operator_app
 
 log = logging.getLogger("msa.centre.server")
+_throttled = Throttle(log)
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs a request its parser refuses (a NUL or a line break in a header, a bad
+    request line) with a traceback at ERROR, though it answers 400: hostile input, not a fault
+    of ours. Such a record becomes one rate-limited warning naming the error's class only (the
+    offending bytes may hold a token); every other record passes as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            _throttled.warning("malformed-http", "malformed HTTP request refused (%s)",
+                               type(exc).__name__)
+            return False
+        return True
+
+
+# The logger of the centre's HTTP servers (aiohttp's request handlers log through it).
+HTTP_LOG = logging.getLogger("msa.centre.http")
+HTTP_LOG.addFilter(_MalformedRequests())
 
 # A connection to the API or the operator's page must finish its TLS handshake, and then its
 # request's headers, within this long (slow-header and idle clients hold a socket each).
@@ -45,11 +72,11 @@ class CentreConfig:
     api_host: str = "127.0.0.1"
     api_port: int = 0
     operator_port: int = 0  # always on 127.0.0.1: the page shows case files
-    tokens: tuple[str, ...] = field(default=())
     tls: TlsFiles | None = None  # None: a private CA and certificate in state_dir/tls
-    dc09_port: int | None = None  # None: no DC-09 receiver; else it needs dc09_key
-    dc09_key: bytes | None = field(default=None, repr=False)  # AES key shared with the hosts
+    dc09_port: int | None = None  # None: no DC-09 receiver (its keys are the hosts' own)
     dc09_host: str = "127.0.0.1"
+    ghost_ttl_s: float = GHOST_TTL_S  # how long an unknown number's SMS ghost call is shown
+    max_ghosts: int = MAX_GHOSTS  # unknown numbers' ghost calls kept at most
 
 
 def raise_open_files() -> int:
@@ -87,17 +114,17 @@ def dc09_inbound(m: Dc09Message, received_at: float) -> Inbound:
 class RunningCentre:
     """A started centre; `await stop()` when done. Ports are the real ones bound."""
 
-    def __init__(self, centre: Centre, tls: TlsFiles, tokens: tuple[str, ...]) -> None:
+    def __init__(self, centre: Centre, tls: TlsFiles, sms: SmsInbox) -> None:
         self.centre = centre
         self.tls = tls
-        self.tokens = tokens
+        self.hosts = Hosts(centre.registry)
         self.api_port = 0
         self.operator_port = 0
         self._runners: list[tuple[web.AppRunner, asyncio.Server]] = []
         self.listeners: list[str] = []  # "what: address" of every listener, for the operator
         self.dc09: Dc09Server | None = None
         self._hung: asyncio.Server | None = None
-        self.sms = SmsInbox(centre)  # fed by whatever receives the centre's SMS (a modem)
+        self.sms = sms  # fed by whatever receives the centre's SMS (a modem)
         self.changed = asyncio.Event()  # set whenever the centre accepts something
         centre.listeners.append(lambda _kind, _data: self.changed.set())
 
@@ -113,7 +140,8 @@ class RunningCentre:
                      tls: bool) -> int:
         # No access log: it would hold ids. aiohttp's keep-alive timer also runs from the
         # connection's start, so a client that never completes its headers is closed after it.
-        runner = web.AppRunner(app, access_log=None, keepalive_timeout=HEADER_TIMEOUT_S)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=HEADER_TIMEOUT_S,
+                               logger=HTTP_LOG)
         await runner.setup()
         context = self.tls.server_context() if tls else None
         factory = runner.server
@@ -144,12 +172,24 @@ class RunningCentre:
             held.append(writer)  # kept open, never written to
         self._hung = await asyncio.start_server(hold, "127.0.0.1", self.api_port)
 
+    def issue_host(self, case_ref: str, name: str | None = None) -> Issued:
+        """New credentials for a host of a registered case (as `msa case issue`)."""
+        return self.hosts.issue(case_ref, name)
+
     async def on_dc09(self, m: Dc09Message) -> bool:
-        """ACK what is counted (also again), DUH what will never verify."""
+        """ACK what is counted (also again), DUH what will never verify: a plain message, an
+        account not in service, or a button that is not the account's host's own."""
         try:
             inbound = dc09_inbound(m, time.time())
         except ValueError:
             return False  # a position no Fix may hold: the same bytes never will
+        found = self.hosts.by_account(m.account)
+        if not m.encrypted or found is None or not self.hosts.may_send(found[0],
+                                                                        inbound.button_id):
+            _throttled.warning("dc09-foreign", "DC-09 account %s refused for button %#010x"
+                               " (plain, not in service, or not its host's button)",
+                               m.account, inbound.button_id)
+            return False
         result = await self.centre.submit(inbound)
         return result.verdict is not Verdict.REJECTED
 
@@ -163,37 +203,36 @@ class RunningCentre:
             await self._close(runner, server)
         self._runners.clear()
         self.centre.close()
+        self.hosts.close()
         self.centre.registry.close()
 
 
 async def start_centre(config: CentreConfig) -> RunningCentre:
-    """Opens the records and starts every listener; CentreConfigError when a listener would
-    run without its protection (a DC-09 receiver without a key, a short token)."""
-    if config.dc09_port is not None and config.dc09_key is None:
-        raise CentreConfigError("dc09", "a DC-09 receiver needs its AES key (no plain"
-                                " receiver is ever opened)")
-    from .web import check_tokens
-    tokens = config.tokens or (secrets.token_urlsafe(24),)
-    check_tokens(tokens)
+    """Opens the records and starts every listener; CentreConfigError for a setting out of
+    range."""
+    if config.ghost_ttl_s <= 0 or config.max_ghosts < 1:
+        raise CentreConfigError("ghost calls", "the time shown must be positive and at least"
+                                " one kept")
     raise_open_files()
     private_folder(config.state_dir)
     registry = Registry(config.state_dir / "registry.db")
     centre = Centre(config.state_dir / "records.db", registry)
-    running = RunningCentre(centre, config.tls or make_tls(config.state_dir / "tls"), tokens)
+    running = RunningCentre(centre, config.tls or make_tls(config.state_dir / "tls"),
+                            SmsInbox(centre, config.ghost_ttl_s, config.max_ghosts))
     try:
-        running.api_port = await running._serve(make_api_app(centre, tokens), config.api_host,
-                                                config.api_port, tls=True)
+        running.api_port = await running._serve(make_api_app(centre, running.hosts),
+                                                config.api_host, config.api_port, tls=True)
         running.listeners.append(f"dispatch API (HTTPS): {config.api_host}:{running.api_port}")
         running.operator_port = await running._serve(
             make_operator_app(centre, running.sms.ghost_calls), "127.0.0.1",
             config.operator_port, tls=False)
         running.listeners.append(f"operator's page (HTTP): 127.0.0.1:{running.operator_port}")
         if config.dc09_port is not None:
-            key = config.dc09_key
-            running.dc09 = Dc09Server(key_for=lambda _account: key, on_message=running.on_dc09,
-                                      host=config.dc09_host, port=config.dc09_port)
+            running.dc09 = Dc09Server(key_for=running.hosts.dc09_key,
+                                      on_message=running.on_dc09, host=config.dc09_host,
+                                      port=config.dc09_port)
             await running.dc09.start()
-            running.listeners.append(f"DC-09 receiver (TCP and UDP, AES):"
+            running.listeners.append(f"DC-09 receiver (TCP and UDP, AES, each host's key):"
                                      f" {config.dc09_host}:{running.dc09.port}")
     except (OSError, CentreError) as exc:
         await running.stop()

@@ -2,12 +2,20 @@
 by any 112 infrastructure) followed by an MSA1 SMS (message key and the button's own frame,
 which the centre verifies like any other channel's). The AML fix joins the MSA1 that follows
 it from the same sender; an AML whose MSA1 never comes still warns the operator.
+
+An MSA1 counts only from the number registered for the button's case (`host_phone`): from any
+other sender it is refused, however good its frame (a replayed frame by SMS opens nothing). An
+AML alone is never verified: from a registered number it is kept, with its case, until that
+number's MSA1 comes; from an unknown number it is shown as unverified for `ghost_ttl_s` and at
+most `max_ghosts` such are kept (the oldest go first), so a flood of texts cannot bury the page.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from msa.wire import aml
 from msa.wire.errors import WireError
@@ -22,6 +30,8 @@ log = logging.getLogger("msa.centre.sms")
 _throttled = Throttle(log)
 
 AML_PAIRING_S = 120.0  # an AML this recent goes with the sender's next MSA1
+GHOST_TTL_S = 600.0  # an unknown number's ghost call is shown this long
+MAX_GHOSTS = 100  # unknown numbers' ghost calls kept at most
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class GhostCall:
     sender: str
     received_at: float
     fix: Fix | None
+    case_ref: str | None = None  # the case whose host has this number; None: unknown number
 
 
 def _fix(report: aml.Report) -> Fix | None:
@@ -43,43 +54,81 @@ def _fix(report: aml.Report) -> Fix | None:
 class SmsInbox:
     """Feeds SMS text to the centre. `receive()` takes one SMS as the modem got it."""
 
-    def __init__(self, centre: Centre) -> None:
+    def __init__(self, centre: Centre, ghost_ttl_s: float = GHOST_TTL_S,
+                 max_ghosts: int = MAX_GHOSTS, clock: Callable[[], float] = time.time) -> None:
         self.centre = centre
-        self.unmatched: dict[str, GhostCall] = {}
+        self.ghost_ttl_s = ghost_ttl_s
+        self.max_ghosts = max_ghosts
+        self._clock = clock
+        self.known: dict[str, GhostCall] = {}  # registered numbers: one each, until its MSA1
+        self.unknown: OrderedDict[str, GhostCall] = OrderedDict()  # oldest first
         self.rejected = 0
 
+    def _refused(self, why: str, *args: object) -> None:
+        self.rejected += 1
+        _throttled.warning(why, "SMS refused: " + why, *args)
+
     def receive(self, sender: str, text: str, at: float | None = None) -> Ingested | None:
-        now = time.time() if at is None else at
+        now = self._clock() if at is None else at
         if text.startswith('A"ML='):
             try:
                 report = aml.parse(text)
                 fix = _fix(report)
             except (WireError, ValueError) as exc:
-                self.rejected += 1
-                _throttled.warning("aml", "malformed AML SMS: %s", exc)
+                self._refused("malformed AML: %s", exc)
                 return None
-            self.unmatched[sender] = GhostCall(sender, now, fix)
+            self._keep(sender, now, fix)
             return None
         try:
             msa1 = parse_msa1(text)
         except ValueError as exc:
-            self.rejected += 1
-            _throttled.warning("msa1", "SMS neither AML nor MSA1: %s", exc)
+            self._refused("neither AML nor MSA1: %s", exc)
             return None
-        ghost = self.unmatched.pop(sender, None)
-        fix = ghost.fix if ghost is not None and now - ghost.received_at <= AML_PAIRING_S \
-            else None
+        inbound = Inbound.keyed("sms", msa1.key, msa1.kind, msa1.frame, None, now)
         try:
-            result = self.centre.ingest(Inbound.keyed("sms", msa1.key, msa1.kind, msa1.frame,
-                                                      fix, now))
+            case = self.centre.registry.case_of(inbound.button_id) if inbound.button_id else None
+        except CentreError as exc:
+            self._refused("registry not read: %s", exc)
+            return None
+        if case is None or not case.host_phone or case.host_phone != sender:
+            self._refused("MSA1 for button %#010x not from its host's registered number",
+                          inbound.button_id)
+            return Ingested(Verdict.REJECTED, "sender is not the button's host")
+        ghost = self.known.pop(sender, None)
+        if ghost is not None and now - ghost.received_at <= AML_PAIRING_S:
+            inbound = replace(inbound, fix=ghost.fix)
+        try:
+            result = self.centre.ingest(inbound)
         except CentreError as exc:  # the centre's storage failed, not the sender
-            self.rejected += 1
-            _throttled.warning("store", "SMS not stored: %s", exc)
+            self._refused("not stored: %s", exc)
             return None
         if result.verdict is Verdict.REJECTED:
             self.rejected += 1
         return result
 
+    def _keep(self, sender: str, now: float, fix: Fix | None) -> None:
+        try:
+            case = self.centre.registry.case_for_phone(sender)
+        except CentreError as exc:
+            case = None
+            _throttled.warning("registry", "AML sender not looked up: %s", exc)
+        if case is not None:
+            self.known[sender] = GhostCall(sender, now, fix, case.case_ref)
+            return
+        self.unknown.pop(sender, None)
+        self.unknown[sender] = GhostCall(sender, now, fix)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self.unknown:
+            oldest = next(iter(self.unknown.values()))
+            if len(self.unknown) <= self.max_ghosts and now - oldest.received_at <= \
+                    self.ghost_ttl_s:
+                return
+            self.unknown.popitem(last=False)
+
     def ghost_calls(self) -> list[GhostCall]:
-        """AML SMS with no verified MSA1 after them (yet)."""
-        return list(self.unmatched.values())
+        """AML SMS with no verified MSA1 after them (yet): the registered numbers' ones, then
+        the unknown numbers' ones not yet expired, newest first."""
+        self._expire(self._clock())
+        return [*self.known.values(), *reversed(self.unknown.values())]

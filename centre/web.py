@@ -1,6 +1,8 @@
 """The reference centre's web side: the dispatch API hosts post to over TLS (create alarm,
-append location, events; bearer tokens), and, apart from it, the operator's page with live
-alarms, case files and tracks drawn, fed by a JSON state endpoint. aiohttp.
+append location, events; each host its own bearer token, good for its own buttons only; the
+contract is centre/static/openapi.yaml, served at /v1/openapi.yaml), and, apart from it, the
+operator's page with live alarms, case files and tracks drawn, fed by a JSON state endpoint.
+aiohttp.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from msa.wire.errors import ApiError
 from msa.wire.message import INCIDENT_KINDS, MessageKind
 
 from .core import Centre, Inbound, Ingested, Verdict
-from .errors import CentreConfigError, CentreError
+from .errors import CentreError
+from .hosts import Host, Hosts
 from .ratelog import Throttle
 from .sms import GhostCall
 
@@ -32,7 +35,8 @@ log = logging.getLogger("msa.centre.web")
 _throttled = Throttle(log)
 
 CENTRE_KEY: web.AppKey[Centre] = web.AppKey("centre", Centre)
-TOKENS_KEY: web.AppKey[tuple[bytes, ...]] = web.AppKey("tokens", tuple)
+HOSTS_KEY: web.AppKey[Hosts] = web.AppKey("hosts", Hosts)
+HOST_KEY: web.RequestKey[Host] = web.RequestKey("host", Host)  # who sent the request
 GhostCalls = Callable[[], Sequence[GhostCall]]
 GHOSTS_KEY: web.AppKey[GhostCalls] = web.AppKey("ghosts")
 CSRF_KEY: web.AppKey[str] = web.AppKey("csrf", str)
@@ -45,6 +49,7 @@ BODY_TIMEOUT_S = 10.0  # a request body that takes longer is a slow client holdi
 # The operator's page: the header its script sends with every state change, carrying the token
 # served in the page itself (another site can neither read the page nor set the header).
 CSRF_HEADER = "X-MSA-CSRF"
+OPENAPI_PATH = "/v1/openapi.yaml"  # the API's contract (OpenAPI 3), served without a token
 OPERATOR_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -52,12 +57,17 @@ def _bad(detail: str) -> web.HTTPException:
     return web.HTTPBadRequest(text=detail[:200])
 
 
-def _inbound(body: Any, allowed: frozenset[MessageKind]) -> Inbound:
-    """A posted body as the centre's message; raises 400 naming what is wrong."""
+def _inbound(request: web.Request, body: Any, allowed: frozenset[MessageKind]) -> Inbound:
+    """A posted body as the centre's message; raises 400 naming what is wrong, 403 for a
+    button that is not the sending host's own."""
     try:
         p = read_body(body, allowed)
     except ApiError as exc:
         raise _bad(str(exc)) from None
+    if not request.app[HOSTS_KEY].may_send(request[HOST_KEY], p.button_id):
+        _throttled.warning("foreign", "host %s refused: button %#010x is not its own",
+                           request[HOST_KEY].name, p.button_id)
+        raise web.HTTPForbidden(text="this host's token is not good for this button")
     return Inbound(channel="https", key=p.key, kind=p.kind, button_id=p.button_id,
                    frame=p.frame, fix=p.fix, incident=p.incident, update_no=p.update_no,
                    pressed_at=p.pressed_at, received_at=time.time())
@@ -78,13 +88,23 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     # The Bearer scheme (RFC 6750) and nothing else: a bare token, Basic or a token in the
-    # query string is refused like a wrong one.
+    # query string is refused like a wrong one, and so is one too short to be a secret. The
+    # token names the host (its SHA-256 is looked up: no comparison of secrets to time).
+    if request.path == OPENAPI_PATH:
+        return await handler(request)  # the contract itself is public
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    tokens = request.app[TOKENS_KEY]
-    if (scheme.lower() != "bearer" or not given.isascii()
-            or not any(hmac.compare_digest(given.encode("ascii"), t) for t in tokens)):
+    host = None
+    if scheme.lower() == "bearer" and _TOKEN.fullmatch(given):
+        try:
+            host = request.app[HOSTS_KEY].by_token(given)
+        except CentreError as exc:
+            _throttled.warning("storage", "token not checked: %s", exc)
+            raise web.HTTPServiceUnavailable(text="the centre cannot check tokens now; try"
+                                             " again") from None
+    if host is None:
         raise web.HTTPUnauthorized(text="bad or missing bearer token",
                                    headers={"WWW-Authenticate": "Bearer"})
+    request[HOST_KEY] = host
     try:
         return await handler(request)
     except CentreError as exc:  # the centre's own storage failed: the host tries again
@@ -111,7 +131,7 @@ async def _json(request: web.Request) -> Any:
 
 
 async def create_alarm(request: web.Request) -> web.Response:
-    m = _inbound(await _json(request), INCIDENT_KINDS)
+    m = _inbound(request, await _json(request), INCIDENT_KINDS)
     return _answer(await request.app[CENTRE_KEY].submit(m), created=True)
 
 
@@ -119,18 +139,20 @@ async def append_location(request: web.Request) -> web.Response:
     body = await _json(request)
     centre = request.app[CENTRE_KEY]
     named = centre.incident_key(request.match_info["incident"])  # a reference or a key
-    if named is None:
+    # Another host's incident is as unknown as one that does not exist (no probing).
+    if named is None or not request.app[HOSTS_KEY].may_send(request[HOST_KEY],
+                                                             int(named[:8], 16)):
         raise web.HTTPNotFound(text="no such incident")
     if isinstance(body, dict) and not body.get("incident"):
         body["incident"] = named
-    m = _inbound(body, frozenset({MessageKind.LOCATION}))
+    m = _inbound(request, body, frozenset({MessageKind.LOCATION}))
     if m.incident != named:
         raise _bad("the body names another incident than the URL")
     return _answer(await centre.submit(m), created=False)
 
 
 async def post_event(request: web.Request) -> web.Response:
-    m = _inbound(await _json(request), _EVENT_KINDS)
+    m = _inbound(request, await _json(request), _EVENT_KINDS)
     return _answer(await request.app[CENTRE_KEY].submit(m), created=False)
 
 
@@ -138,9 +160,12 @@ async def state(request: web.Request) -> web.Response:
     centre = request.app[CENTRE_KEY]
     ghosts = []
     for g in request.app[GHOSTS_KEY]():
-        case = centre.registry.case_for_phone(g.sender)  # a ghost call is known by its sender only
-        ghosts.append({"button_id": None, "case_ref": None if case is None else case.case_ref,
-                       "warning": "unverified SMS ghost call", "received_at": g.received_at,
+        # A ghost call is known by its sender only: the number registered for a case's host,
+        # or an unknown one (shown, but expiring and capped: see SmsInbox).
+        ghosts.append({"button_id": None, "case_ref": g.case_ref,
+                       "warning": "unverified SMS ghost call" + (
+                           "" if g.case_ref else f" from an unknown number ({g.sender[:20]})"),
+                       "received_at": g.received_at,
                        "location": None if g.fix is None else
                        {"lat": g.fix.lat, "lon": g.fix.lon, "accuracy_m": g.fix.accuracy_m}})
     return web.json_response({"incidents": centre.incidents(include_resolved=True),
@@ -172,28 +197,21 @@ async def page(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "no-store"})
 
 
-def check_tokens(tokens: Sequence[str]) -> tuple[bytes, ...]:
-    """The API's bearer tokens as bytes; CentreConfigError for none, or one that is empty,
-    short (under MIN_TOKEN_LEN), or holds spaces or anything but printable ASCII."""
-    if not tokens:
-        raise CentreConfigError("token", "the dispatch API needs at least one bearer token")
-    for token in tokens:
-        if not _TOKEN.fullmatch(token):
-            raise CentreConfigError("token", f"a bearer token is {MIN_TOKEN_LEN} to 512"
-                                    " printable ASCII characters without spaces; got one of"
-                                    f" {len(token)} characters (make one with"
-                                    " `python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
-    return tuple(t.encode("ascii") for t in tokens)
+async def openapi(_request: web.Request) -> web.Response:
+    text = importlib.resources.files("msa.centre").joinpath("static/openapi.yaml").read_text()
+    return web.Response(text=text, content_type="application/yaml")
 
 
-def make_api_app(centre: Centre, tokens: Sequence[str]) -> web.Application:
-    """The dispatch API hosts post to (under /v1, bearer tokens), served over TLS."""
+def make_api_app(centre: Centre, hosts: Hosts) -> web.Application:
+    """The dispatch API hosts post to (under /v1, each host its own bearer token), served over
+    TLS; its contract at OPENAPI_PATH."""
     app = web.Application(middlewares=[_auth], client_max_size=64 * 1024)
     app[CENTRE_KEY] = centre
-    app[TOKENS_KEY] = check_tokens(tokens)
+    app[HOSTS_KEY] = hosts
     app.router.add_post("/v1/alarms", create_alarm)
     app.router.add_post("/v1/alarms/{incident}/locations", append_location)
     app.router.add_post("/v1/events", post_event)
+    app.router.add_get(OPENAPI_PATH, openapi)
     return app
 
 

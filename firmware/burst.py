@@ -1,19 +1,22 @@
 """Seals a frame for an alarm advert burst: AES-128-CTR, so an observer learns nothing.
 
-Imported only when an alarm has to go out without a connection. The advert payload is
-iv(4) || AES-CTR(k_adv, iv)(frame without the button id), iv being the frame tag's first four
-bytes (a synthetic IV: unique because the tag covers the never-reused sequence number). The
-host decrypts with each of its buttons' keys, puts the button id back and checks the frame tag.
+Imported only when an alarm has to go out without a connection. The advert payload (27 bytes)
+is iv(4) || AES-CTR(k_adv, iv)(kind, body bytes 6-17, host tag bytes 4-5, centre tag), iv being
+the host tag's first four bytes (a synthetic IV: unique because the tag covers the never-reused
+sequence number). The version and button id are left out and the host tag's last 2 bytes: a
+legacy advert has room for no more. The host decrypts with each of its buttons' keys, puts the
+version and button id back and checks 6 bytes of the host tag.
 """
 import cryptolib
 
 from micropython import const
 
-from frame import BODY_LEN, FRAME_LEN, derive
+from frame import BODY_LEN, FRAME_LEN, TAG_LEN, derive
 
-PAYLOAD_LEN = const(26)
+PAYLOAD_LEN = const(27)
 COMPANY_ID = const(0xFFFF)
 _IV_LEN = const(4)
+_HOST_TAG_LEN = const(6)  # of the host tag's 8 bytes, the burst carries 6
 _ECB = const(1)
 
 
@@ -25,8 +28,10 @@ class BurstSealer:
         self._block = bytearray(16)
 
     def seal(self, frame):
-        """The 26-byte advert payload for a 26-byte frame."""
-        plain = bytes(frame[0:2]) + bytes(frame[6:FRAME_LEN])
+        """The 27-byte advert payload for a 34-byte frame."""
+        plain = (bytes(frame[1:2]) + bytes(frame[6:BODY_LEN])
+                 + bytes(frame[BODY_LEN + _IV_LEN:BODY_LEN + _HOST_TAG_LEN])
+                 + bytes(frame[BODY_LEN + TAG_LEN:FRAME_LEN]))
         out = bytearray(PAYLOAD_LEN)
         iv = frame[BODY_LEN:BODY_LEN + _IV_LEN]
         out[0:_IV_LEN] = iv

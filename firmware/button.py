@@ -39,7 +39,8 @@ class Button:
         # The outbox on flash also holds boot notices or low-battery warnings (saved for a deep
         # sleep): every save keeps them until they are acknowledged.
         self._deferred_saved = self.queue.holds(DEFERRED)
-        self.encoder = FrameEncoder(config.key_bytes(cfg), self.button_id)
+        self.encoder = FrameEncoder(config.key_bytes(cfg), config.key_bytes(cfg, "centre_key"),
+                                    self.button_id)
         self.battery = Battery(board.CHEMISTRY, board.ADC_MAX_COUNTS, board.ADC_REF_MV,
                                board.DIVIDER_NUM, board.DIVIDER_DEN,
                                cfg["battery_hysteresis_pct"], cfg["low_battery_pct"])

@@ -31,7 +31,8 @@ def validate(cfg):
     """A complete, checked copy of cfg with defaults filled in; raises ValueError naming the key."""
     if not isinstance(cfg, dict):
         raise ValueError("config must be an object")
-    unknown = [k for k in cfg if k not in LIMITS and k not in ("key", "gesture", "power")]
+    unknown = [k for k in cfg if k not in LIMITS
+               and k not in ("key", "centre_key", "gesture", "power")]
     if unknown:
         raise ValueError("unknown key: " + unknown[0])
     # "power" is absent from configurations written before it existed: connected, as then.
@@ -50,14 +51,16 @@ def validate(cfg):
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
             raise ValueError("%s: expected an integer from %d to %d" % (name, lo, hi))
         out[name] = value
-    key = cfg.get("key")
-    if not isinstance(key, str) or len(key) != 2 * KEY_LEN:
-        raise ValueError("key: expected %d hex digits" % (2 * KEY_LEN))
-    try:
-        bytes.fromhex(key)
-    except ValueError:
-        raise ValueError("key: expected hex digits")
-    out["key"] = key
+    # K for the host tag, commands and adverts; K_c (docs/protocol.md) for the centre tag.
+    for name in ("key", "centre_key"):
+        key = cfg.get(name)
+        if not isinstance(key, str) or len(key) != 2 * KEY_LEN:
+            raise ValueError("%s: expected %d hex digits" % (name, 2 * KEY_LEN))
+        try:
+            bytes.fromhex(key)
+        except ValueError:
+            raise ValueError(name + ": expected hex digits")
+        out[name] = key
     gesture = cfg.get("gesture", "hold")
     if gesture not in GESTURES:
         raise ValueError("gesture: expected one of single, hold, multi")
@@ -80,6 +83,6 @@ def save(store, cfg):
     return cfg
 
 
-def key_bytes(cfg):
-    """The key as 32 bytes."""
-    return bytes.fromhex(cfg["key"])
+def key_bytes(cfg, name="key"):
+    """A master key as 32 bytes: "key" (K) or "centre_key" (K_c)."""
+    return bytes.fromhex(cfg[name])

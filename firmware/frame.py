@@ -1,6 +1,6 @@
 """Wire format on the button: encodes authenticated event frames and checks host commands.
 
-This is the device side of docs/protocol.md (version 1). The field tables below mirror the tables
+This is the device side of docs/protocol.md (version 2). The field tables below mirror the tables
 in that document; tests compare them, and both sides run the document's hex test vectors.
 """
 import hashlib
@@ -8,7 +8,7 @@ import struct
 
 from micropython import const
 
-VERSION = const(1)
+VERSION = const(2)
 
 # Event kinds (frame byte 1).
 KIND_ALARM = const(1)
@@ -32,29 +32,16 @@ OP_TIME = const(3)
 BATTERY_UNKNOWN = const(255)
 AGE_UNKNOWN = const(0xFFFFFFFF)
 
-# Frame fields in wire order, big-endian: (name, struct code). Tag follows the body.
-FRAME_FIELDS = (
-    ("version", "B"),
-    ("kind", "B"),
-    ("button_id", "I"),
-    ("boot_id", "H"),
-    ("seq", "I"),
-    ("gesture", "B"),
-    ("battery_pct", "B"),
-    ("age_ms", "I"),
-)
-COMMAND_FIELDS = (
-    ("version", "B"),
-    ("op", "B"),
-    ("seq", "I"),
-    ("value", "I"),
-)
-FRAME_FORMAT = ">" + "".join(code for _, code in FRAME_FIELDS)
-COMMAND_FORMAT = ">" + "".join(code for _, code in COMMAND_FIELDS)
+# The field tables of docs/protocol.md as struct formats, big-endian (names cost flash; the
+# tests check these formats against the document's tables, field by field):
+# frame: version B, kind B, button_id I, boot_id H, seq I, gesture B, battery_pct B, age_ms I,
+# then the host tag and the centre tag; command: version B, op B, seq I, value I, then the tag.
+FRAME_FORMAT = ">BBIHIBBI"
+COMMAND_FORMAT = ">BBII"
 
 BODY_LEN = const(18)
 TAG_LEN = const(8)
-FRAME_LEN = const(26)
+FRAME_LEN = const(34)
 COMMAND_BODY_LEN = const(10)
 COMMAND_LEN = const(18)
 NONCE_LEN = const(8)
@@ -105,11 +92,14 @@ def tags_equal(a, b, n):
 
 
 class FrameEncoder:
-    """Builds frames into one preallocated buffer: encoding a frame allocates only the hashes."""
+    """Builds frames into one preallocated buffer: encoding a frame allocates only the hashes.
+    The host tag is made with the master key K, the centre tag with the second master key K_c,
+    which the host never holds."""
 
-    def __init__(self, key, button_id):
+    def __init__(self, key, centre_key, button_id):
         self.button_id = button_id
         self._mac = Hmac(derive(key, b"msa1 frame"))
+        self._centre = Hmac(derive(centre_key, b"msa2 centre"))
         self.buf = bytearray(FRAME_LEN)
         mv = memoryview(self.buf)
         self._body = mv[:BODY_LEN]
@@ -121,9 +111,11 @@ class FrameEncoder:
         struct.pack_into(FRAME_FORMAT, self.buf, 0, VERSION, kind, self.button_id,
                          boot_id & 0xFFFF, seq, gesture, battery_pct, age_ms)
         tag = self._mac.digest(self._body)
+        centre = self._centre.digest(self._body)
         buf = self.buf
         for i in range(TAG_LEN):
             buf[BODY_LEN + i] = tag[i]
+            buf[BODY_LEN + TAG_LEN + i] = centre[i]
         return buf
 
 

@@ -39,7 +39,7 @@ _ADDR_MODE_RPA = const(2)
 _ADMISSION_MS = const(3000)  # an unproven central is dropped after this
 # On a board with one connection (Pico W) a stranger holds the host's only way in: shorter.
 _ADMISSION_SINGLE_MS = const(1500)
-_MIN_MTU = const(29)  # a 26-byte frame plus the 3-byte ATT header
+_MIN_MTU = const(37)  # a 34-byte frame plus the 3-byte ATT header
 _INBOX_MAX = const(4)
 _ADV_RETRY_MS = const(500)  # adverts refused (controller busy): try again this soon
 # Adverts refused this long in a row: the radio is dead; run() stops proving life, so the

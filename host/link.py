@@ -22,7 +22,8 @@ from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 
 from .errors import HostError, LinkError
 from .events import ButtonEvent, Via
-from msa.wire.protocol import NONCE_LEN, ButtonKeys, Op, burst_from_advert, encode_command
+from msa.wire.protocol import (FRAME_LEN, NONCE_LEN, ButtonKeys, Op, burst_from_advert,
+                               encode_command)
 from .receiver import Receiver
 
 log = logging.getLogger("msa.host.link")
@@ -31,6 +32,7 @@ log = logging.getLogger("msa.host.link")
 BATTERY_LEVEL_CHAR = "00002a19-0000-1000-8000-00805f9b34fb"
 
 ACK_TIMEOUT_S = 5.0
+MIN_MTU = FRAME_LEN + 3  # a whole frame in one indication (the ATT header is 3 bytes)
 
 EventSink = Callable[[ButtonEvent], Awaitable[None]]
 
@@ -176,8 +178,8 @@ class ButtonLink:
         try:
             await client.pair()
             log.debug("link to button %#010x encrypted", self.target.button_id)
-            if client.mtu_size < 29:
-                raise LinkError(self.target.button_id, f"ATT MTU {client.mtu_size} < 29")
+            if client.mtu_size < MIN_MTU:
+                raise LinkError(self.target.button_id, f"ATT MTU {client.mtu_size} < {MIN_MTU}")
             uuids = self.target.keys.gatt
             try:
                 await client.start_notify(uuids.event, self._on_indication)

@@ -42,7 +42,7 @@ from .errors import CentralError
 
 log = logging.getLogger("msa.simulator.bleak_backend")
 
-MTU = 247  # asked for on every connection; the button needs at least 29
+MTU = 247  # asked for on every connection; the button needs at least 37
 DISCONNECT_TIMEOUT_S = 5.0
 _T = AdvertisingData.Type
 

@@ -37,9 +37,11 @@ from .world import BUTTON_ADDRESS, HOST_ADDRESS, World, hold_edges
 # A walk through Ghent's centre: the demo victim's route when the alarm goes off.
 WALK = Track(((51.05434, 3.71742), (51.05520, 3.72010), (51.05630, 3.72250),
               (51.05700, 3.72600)))
+HOST_PHONE = "+32470000002"  # the simulated host modem's own number, registered with the case
 DEMO_CASE = Case("DEMO-2026-001", victim="(demo) A. Victim", victim_phone="+32470000001",
                  suspect="(demo) B. Suspect", suspect_notes="ex-partner, prior threats",
-                 measures=("restraining order: 500 m", "no contact"), weapons=True)
+                 measures=("restraining order: 500 m", "no contact"), weapons=True,
+                 host_phone=HOST_PHONE)
 SMS_NUMBER = "+32470999112"
 
 
@@ -66,12 +68,15 @@ class Chain:
 
     def __init__(self, root: Path, *, config_path: Path | None = None,
                  channels: tuple[str, ...] = ("https", "sms"), extra_toml: str = "",
-                 **firmware: Any) -> None:
+                 centre_key: bytes | None = None, **firmware: Any) -> None:
         self.root = root
         self.config_path = config_path
         self.channel_order = channels
         self.extra_toml = extra_toml
         self.firmware = firmware
+        # K_c: the button's and the centre's, never in the host's configuration. With a
+        # deployment's own configuration, the one its centre registered for the button.
+        self.centre_key = centre_key or secrets.token_bytes(32)
         self.centre: RunningCentre | None = None
         self.gps: SimulatedGps | None = None
         self.modem: SimModem | None = None
@@ -85,31 +90,31 @@ class Chain:
 
     async def _own_surroundings(self) -> Path:
         """A reference centre, GPS and modem of our own, and a configuration pointing at them."""
-        dc09_key = secrets.token_bytes(16)
         self.centre = await start_centre(CentreConfig(state_dir=self.root / "centre",
-                                                      dc09_port=0, dc09_key=dc09_key))
+                                                      dc09_port=0))
         assert self.centre.dc09 is not None
         self.centre.centre.registry.put_case(DEMO_CASE)
+        issued = self.centre.issue_host(DEMO_CASE.case_ref)  # as `msa case issue`
         inbox = self.centre.sms
 
         async def on_sms(sms: DeliveredSms) -> None:
-            inbox.receive("host-modem", sms.text, sms.time)
+            inbox.receive(HOST_PHONE, sms.text, sms.time)
         self.modem = SimModem(on_sms=on_sms)
         await self.modem.start()
         self.gps = SimulatedGps(WALK, rate_hz=1.0)
         await self.gps.start()
         key = secrets.token_bytes(32)
         button_id = secrets.randbelow(0xFFFFFFFE) + 1
-        self.centre.centre.registry.register(button_id, key, DEMO_CASE.case_ref)
+        self.centre.centre.registry.register(button_id, self.centre_key, DEMO_CASE.case_ref)
         conf = self.root / "host"
         conf.mkdir(parents=True, exist_ok=True)
         blocks = {
             "https": f'[[channel]]\ntype = "https"\nurl = "{self.centre.api_url}"\n'
-                     f'token_file = "{_secret(conf / "api.token", self.centre.tokens[0])}"\n'
+                     f'token_file = "{_secret(conf / "api.token", issued.token)}"\n'
                      f'ca_file = "{self.centre.tls.ca_cert}"\ndeadline_s = 2.0\n',
             "dc09": f'[[channel]]\ntype = "dc09"\nhost = "127.0.0.1"\n'
-                    f'port = {self.centre.dc09.port}\n'
-                    f'key_file = "{_secret(conf / "dc09.key", dc09_key.hex())}"\n',
+                    f'port = {self.centre.dc09.port}\naccount = "{issued.host.dc09_account}"\n'
+                    f'key_file = "{_secret(conf / "dc09.key", issued.dc09_key.hex())}"\n',
             "sms": f'[[channel]]\ntype = "sms"\nmodem = "{self.modem.url}"\n'
                    f'number = "{SMS_NUMBER}"\ndeadline_s = 30\n',
         }
@@ -130,7 +135,8 @@ class Chain:
         config = host_config.load(path)
         button = config.buttons[0]
         self.world = World(self.root / "sim", key=button.key, button_id=button.button_id,
-                           address=button.address, **self.firmware)
+                           address=button.address, centre_key=self.centre_key,
+                           **self.firmware)
         await self.world.start(with_host=False)
         central = Central(self.world.air, HOST_ADDRESS, self.root / "sim" / "host-bonds")
         await central.start()

@@ -53,9 +53,10 @@ def _ms(a: float | None, b: float) -> float | None:
 
 
 async def run_async(root: Path, hold_ms: int, config: Path | None,
-                    linger_s: float) -> DemoResult:
-    """The demo in a running loop, with its files under `root`."""
-    chain = Chain(root, config_path=config)
+                    linger_s: float, centre_key: bytes | None = None) -> DemoResult:
+    """The demo in a running loop, with its files under `root`. With a deployment's own
+    `config`, `centre_key` is the K_c its centre registered for the button."""
+    chain = Chain(root, config_path=config, centre_key=centre_key)
     threshold_ms = 2000
     try:
         await chain.start()
@@ -101,9 +102,10 @@ def _recorded(chain: Chain, event: ButtonEvent, timing: Timing) -> Dispatched:
                    counted_at_centre=centre.count(MessageKind.ALARM))
 
 
-def run(hold_ms: int = 2500, config: Path | None = None, linger_s: float = 0.0) -> DemoResult:
+def run(hold_ms: int = 2500, config: Path | None = None, linger_s: float = 0.0,
+        centre_key: bytes | None = None) -> DemoResult:
     with tempfile.TemporaryDirectory(prefix="msa-demo-") as tmp:
-        return asyncio.run(run_async(Path(tmp), hold_ms, config, linger_s))
+        return asyncio.run(run_async(Path(tmp), hold_ms, config, linger_s, centre_key))
 
 
 def render(r: DemoResult) -> str:

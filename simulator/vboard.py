@@ -11,15 +11,16 @@ import os
 import shutil
 import sys
 import termios
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from msa.tools.firmware import device_files
 
 from .bridge import Bridge, BridgeServer
-from .console import EXIT_RESET, Console  # simhw's code for a reset or a watchdog bite
+from .console import EXIT_RESET, Console, Spawn  # EXIT_RESET: simhw's reset or watchdog bite
 from .errors import BridgeError, InterpreterError
+from .faults import Faults, Garble
 from .finger import Edges, Finger, monotonic_ms
 from .peripheral import Peripheral
 from .air import BOARD_ADDRESS, Air
@@ -56,6 +57,24 @@ def _sleep_request(output: list[str]) -> tuple[int, bool]:
     raise InterpreterError("went to deep sleep without saying for how long", "\n".join(output))
 
 
+class _NoisyConsole(Console):
+    """The REPL's relay with the line noise of the board's faults (Faults.garble_after) on
+    what the host sends; a new Faults value starts a new garbling."""
+
+    def __init__(self, spawn: Spawn, on_hard_reset: Callable[[], None],
+                 faults: Callable[[], Faults]) -> None:
+        super().__init__(spawn, on_hard_reset)
+        self._faults = faults
+        self._for: Faults | None = None
+        self._garble = Garble(b"")
+
+    def _write(self, data: bytes) -> None:
+        faults = self._faults()
+        if faults is not self._for:
+            self._for, self._garble = faults, Garble(faults.garble_after)
+        super()._write(self._garble(data))
+
+
 class VirtualBoard:
     """One simulated button. start() boots main.py from the flash folder."""
 
@@ -84,6 +103,7 @@ class VirtualBoard:
         self.wakes: list[str] = []  # "button" or "timer", one per wake
         self._slept = asyncio.Event()  # set at each change of `asleep`
         self.wdt = Watchdog(self._hard_reset)  # machine.WDT and the RTC memory, outside the process
+        self.faults = Faults()  # for the USB sessions from the next one on (start_console)
 
     def install(self) -> None:
         """Copies the firmware and the sim board onto the flash, as `msa flash` would."""
@@ -159,13 +179,18 @@ class VirtualBoard:
         await self._serve()
 
         async def spawn(slave: int, run_main: bool) -> asyncio.subprocess.Process:
-            args = ["-i", "main.py"] if run_main and (self.flash / "main.py").exists() else []
+            main = run_main and (self.flash / "main.py").exists()
+            args = ["-i", "main.py"] if main else []
+            env = dict(self._env(self.server.port), **self.wdt.env())
+            faults = self.faults  # as they are when this session's interpreter starts
+            shim = faults.shim()
+            if shim:  # then main.py, as `-i main.py` would run it
+                args = ["-i", "-c", shim + ("exec(open('main.py').read())\n" if main else "")]
             return await asyncio.create_subprocess_exec(
-                micropython_binary(), *args, cwd=str(self.flash),
-                env=dict(self._env(self.server.port), **self.wdt.env()),
+                micropython_binary(), *args, cwd=str(self.flash), env=env,
                 stdin=slave, stdout=slave, stderr=slave,
                 start_new_session=True, preexec_fn=_controlling_tty)
-        self.console = Console(spawn, self.wdt.hard_reset)
+        self.console = _NoisyConsole(spawn, self.wdt.hard_reset, lambda: self.faults)
         return await self.console.start(host, port)
 
     async def _supervise(self, proc: asyncio.subprocess.Process) -> None:

@@ -80,13 +80,16 @@ class World:
     """Build inside a running loop; `await start()`, then `await close()`."""
 
     def __init__(self, root: Path, key: bytes | None = None, button_id: int | None = None,
-                 address: str = BUTTON_ADDRESS, **config: Any) -> None:
+                 address: str = BUTTON_ADDRESS, centre_key: bytes | None = None,
+                 **config: Any) -> None:
         self.root = root
         self.air = Air()
         self.key = key or secrets.token_bytes(32)
         self.keys = ButtonKeys.from_master(self.key)
+        self.centre_key = centre_key or secrets.token_bytes(32)  # K_c: never the host's
         self.button_id = button_id or secrets.randbelow(0xFFFFFFFE) + 1
-        self.config = {"button_id": self.button_id, "key": self.key.hex(), **config}
+        self.config = {"button_id": self.button_id, "key": self.key.hex(),
+                       "centre_key": self.centre_key.hex(), **config}
         self.board = VirtualBoard(self.air, root / "flash", address)
         self.hosts: list[Host] = []
 

@@ -104,3 +104,17 @@ def test_a_retired_button_id_is_never_provisioned_again(tmp_path: Path) -> None:
                str(reg), "--button-id", "0a0b0c0d", "--force")
     assert proc.returncode == 1
     assert proc.stderr.startswith("msa: button id 0a0b0c0d was retired"), proc.stderr
+
+
+def test_a_demo_on_a_deployments_configuration_needs_the_buttons_centre_key(
+        tmp_path: Path) -> None:
+    conf = tmp_path / "host.toml"
+    conf.write_text("[host]\n")
+    proc = msa("sim", "demo", "--config", str(conf))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("msa: --config and --centre-key-file go together"), proc.stderr
+    loose = tmp_path / "centre.key"
+    loose.write_text("ab" * 32)
+    loose.chmod(0o644)
+    proc = msa("sim", "demo", "--config", str(conf), "--centre-key-file", str(loose))
+    assert proc.returncode == 1 and "chmod 600" in proc.stderr, proc.stderr

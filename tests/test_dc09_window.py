@@ -22,10 +22,13 @@ from msa.host.dc09_channel import Dc09Channel
 from msa.wire.message import Message, MessageKind
 
 KEYS = hp.ButtonKeys.from_master(bytes(range(32)))
+CENTRE_KEY = bytes(range(64, 96))  # K_c: the button's and the centre's, never the host's
+CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
 BID = 0x1A2B3C4D
 T0 = 1_700_000_000
-FRAME = hp.encode_frame(KEYS, kind=hp.Kind.ALARM, button_id=BID, boot_id=3, seq=17,
-                        gesture=hp.Gesture.HOLD, battery_pct=80, age_ms=1200)
+FRAME = hp.centre_frame(hp.encode_frame(KEYS, CENTRE, kind=hp.Kind.ALARM, button_id=BID,
+                                        boot_id=3, seq=17, gesture=hp.Gesture.HOLD,
+                                        battery_pct=80, age_ms=1200))
 MESSAGE = Message(key=Message.event_key(BID, 3, 17), kind=MessageKind.ALARM, button_id=BID,
                   frame=FRAME, created_at=T0)
 WAIT_S = 10.0  # how long a test waits for something that must happen

@@ -27,6 +27,8 @@ from msa.host.outbox import Outbox
 T = TypeVar("T")
 KEY = secrets.token_bytes(32)
 KEYS = hp.ButtonKeys.from_master(KEY)
+CENTRE_KEY = bytes(range(64, 96))  # K_c: the button's and the centre's, never the host's
+CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
 BID = 0x0A0B0C0D
 
 
@@ -69,17 +71,22 @@ def run(body: Callable[[], Awaitable[T]], timeout: float = 60) -> T:
 
 
 async def centre_at(root: Path) -> RunningCentre:
-    running = await start_centre(CentreConfig(state_dir=root / "centre",
-                                              tokens=("t0ken-of-the-test-centre",)))
+    running = await start_centre(CentreConfig(state_dir=root / "centre"))
     running.centre.registry.put_case(Case("C-1", "V. Victim", "+32470000001", "S. Suspect",
                                           measures=("no contact",), weapons=True))
-    running.centre.registry.register(BID, KEY, "C-1")
+    running.centre.registry.register(BID, CENTRE_KEY, "C-1")
     return running
 
 
-def frame(kind: hp.Kind, seq: int, boot: int = 1) -> bytes:
-    return hp.encode_frame(KEYS, kind=kind, button_id=BID, boot_id=boot, seq=seq,
+def button_frame(kind: hp.Kind, seq: int, boot: int = 1) -> bytes:
+    """What the button sends the host (34 bytes)."""
+    return hp.encode_frame(KEYS, CENTRE, kind=kind, button_id=BID, boot_id=boot, seq=seq,
                            gesture=hp.Gesture.HOLD, battery_pct=77, age_ms=300)
+
+
+def frame(kind: hp.Kind, seq: int, boot: int = 1) -> bytes:
+    """What the host passes on to the centre (26 bytes)."""
+    return hp.centre_frame(button_frame(kind, seq, boot))
 
 
 def alarm_message(seq: int, raw: bytes | None = None) -> Message:
@@ -90,7 +97,9 @@ def alarm_message(seq: int, raw: bytes | None = None) -> Message:
 
 
 def channel(c: RunningCentre, **kw: Any) -> HttpsChannel:
-    args: dict[str, Any] = {"base_url": c.api_url, "token": "t0ken-of-the-test-centre",
+    # A host of the button's case, with credentials of its own (as `msa case issue`).
+    token = c.issue_host("C-1", f"host-{secrets.token_hex(4)}").token
+    args: dict[str, Any] = {"base_url": c.api_url, "token": token,
                             "ca_file": str(c.tls.ca_cert)}
     args.update(kw)
     return HttpsChannel(**args)
@@ -158,7 +167,7 @@ def test_refusals_and_failures_are_clear(tmp_path: Path, case: str, retryable: b
 def test_host_killed_before_delivery_delivers_on_restart_exactly_once(tmp_path: Path) -> None:
     async def body() -> tuple[int, int]:
         c = await centre_at(tmp_path)
-        raw = frame(hp.Kind.ALARM, 12)
+        raw = button_frame(hp.Kind.ALARM, 12)
         event = event_for(hp.verify(raw, KEYS), Via.GATT, time.time())
         # First life: the channel points nowhere, so the alarm stays in the outbox; the
         # process then dies (nothing is closed cleanly).
@@ -195,7 +204,7 @@ def test_tracking_every_10_s_for_2_h_then_stops(tmp_path: Path) -> None:
         ch = channel(c, deadline_s=10)
         d = Dispatcher(Outbox(tmp_path / "outbox.db"), [ch], StillSource(clock.time),
                        Policy(), clock)
-        raw = frame(hp.Kind.ALARM, 20)
+        raw = button_frame(hp.Kind.ALARM, 20)
         await d.submit(event_for(hp.verify(raw, KEYS), Via.GATT, clock.time()))
         opened = clock.time()
         task = asyncio.create_task(d.run())
@@ -255,7 +264,7 @@ def test_centre_warns_of_silent_buttons_and_low_batteries(tmp_path: Path) -> Non
     now = [1_800_000_000.0]
     reg = Registry(tmp_path / "reg.db")
     reg.put_case(Case("C-9", "V"))
-    reg.register(BID, KEY, "C-9")
+    reg.register(BID, CENTRE_KEY, "C-9")
     centre = Centre(tmp_path / "rec.db", reg, clock=lambda: now[0])
     assert centre.warnings() == [{"button_id": BID, "case_ref": "C-9", "warning": "silent",
                                   "last_seen": None}]
@@ -265,8 +274,8 @@ def test_centre_warns_of_silent_buttons_and_low_batteries(tmp_path: Path) -> Non
     assert got.verdict is Verdict.ACCEPTED and centre.warnings() == []
     now[0] += 181
     assert [w["warning"] for w in centre.warnings()] == ["silent"]
-    low = hp.encode_frame(KEYS, kind=hp.Kind.LOW_BATTERY, button_id=BID, boot_id=1, seq=41,
-                          battery_pct=9, age_ms=5)
+    low = hp.centre_frame(hp.encode_frame(KEYS, CENTRE, kind=hp.Kind.LOW_BATTERY, button_id=BID,
+                                          boot_id=1, seq=41, battery_pct=9, age_ms=5))
     centre.ingest(Inbound("https", Message.event_key(BID, 1, 41), MessageKind.LOW_BATTERY, BID,
                           low, received_at=now[0]))
     assert centre.warnings() == [{"button_id": BID, "case_ref": "C-9", "warning": "low battery",

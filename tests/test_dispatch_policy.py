@@ -24,6 +24,8 @@ from msa.host.events import Via, event_for
 from msa.host.outbox import Outbox
 
 KEYS = hp.ButtonKeys.from_master(bytes(range(32)))
+CENTRE_KEY = bytes(range(64, 96))  # K_c: the button's and the centre's, never the host's
+CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
 BID = 0x0A0B0C0D
 T0 = vtime.T0
 SMS_KINDS = frozenset({MessageKind.ALARM, MessageKind.TEST, MessageKind.LOCATION,
@@ -101,7 +103,7 @@ def always(what: str) -> Script:
 
 async def submit(d: Dispatcher, clock: vtime.LoopClock, kind: hp.Kind, seq: int,
                  age_ms: int = 300) -> Message:
-    raw = hp.encode_frame(KEYS, kind=kind, button_id=BID, boot_id=1, seq=seq,
+    raw = hp.encode_frame(KEYS, CENTRE, kind=kind, button_id=BID, boot_id=1, seq=seq,
                           gesture=hp.Gesture.HOLD if kind is hp.Kind.ALARM else hp.Gesture.NONE,
                           battery_pct=80, age_ms=age_ms)
     return await d.submit(event_for(hp.verify(raw, KEYS), Via.GATT, clock.time()))

@@ -23,6 +23,8 @@ from msa.wire.message import Fix, FixQuality, Message, MessageKind
 
 KEY = bytes(range(32))
 KEYS = hp.ButtonKeys.from_master(KEY)
+CENTRE_KEY = bytes(range(64, 96))  # K_c: the button's and the centre's, never the host's
+CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
 BID = 0x0C0FFEE5
 
 
@@ -52,8 +54,9 @@ async def render(browser: str, url: str, profile: Path, screenshot: Path | None 
 
 
 def _alarm(kind: hp.Kind, seq: int, fixes: int, t0: float) -> list[Inbound]:
-    raw = hp.encode_frame(KEYS, kind=kind, button_id=BID, boot_id=2, seq=seq,
-                          gesture=hp.Gesture.HOLD, battery_pct=64, age_ms=40)
+    raw = hp.centre_frame(hp.encode_frame(KEYS, CENTRE, kind=kind, button_id=BID, boot_id=2,
+                                          seq=seq, gesture=hp.Gesture.HOLD, battery_pct=64,
+                                          age_ms=40))
     key = Message.event_key(BID, 2, seq)
     mkind = MessageKind.ALARM if kind is hp.Kind.ALARM else MessageKind.TEST
     out = []
@@ -76,7 +79,7 @@ def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path) -> None:
             reg.put_case(Case("CASE-17", "Jane <Doe>", "+32470000017", "John Roe",
                               "stalks at work", ("restraining order: 200 m",), weapons=True,
                               host_phone="+32470000099"))
-            reg.register(BID, KEY, "CASE-17")
+            reg.register(BID, CENTRE_KEY, "CASE-17")
             now = time.time()
             for m in _alarm(hp.Kind.TEST, 3, 1, now - 60) + _alarm(hp.Kind.ALARM, 4, 5, now - 40):
                 c.centre.ingest(m)
@@ -154,7 +157,7 @@ def test_the_page_guards_its_origin_and_its_state_changes(tmp_path: Path) -> Non
     async def body() -> None:
         c = await start_centre(CentreConfig(state_dir=tmp_path / "centre"))
         try:
-            c.centre.registry.register(BID, KEY, None)
+            c.centre.registry.register(BID, CENTRE_KEY, None)
             for m in _alarm(hp.Kind.ALARM, 4, 1, time.time()):
                 c.centre.ingest(m)
             base = f"http://127.0.0.1:{c.operator_port}"

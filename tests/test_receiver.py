@@ -15,11 +15,13 @@ from msa.host.sequence import SequenceGuard
 V = doc_vectors.load(str(Path(__file__).resolve().parent.parent / "docs" / "protocol.md"))
 KEY = bytes.fromhex(V["key"])
 KEYS = hp.ButtonKeys.from_master(KEY)
+CENTRE_KEY = bytes(range(64, 96))  # K_c: the button's and the centre's, never the host's
+CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
 BID = V["button_id"]
 
 
 def frame(kind: hp.Kind, seq: int, age_ms: int | None = 100) -> bytes:
-    return hp.encode_frame(KEYS, kind=kind, button_id=BID, boot_id=1, seq=seq,
+    return hp.encode_frame(KEYS, CENTRE, kind=kind, button_id=BID, boot_id=1, seq=seq,
                            gesture=hp.Gesture.HOLD if kind is hp.Kind.ALARM else hp.Gesture.NONE,
                            battery_pct=80, age_ms=age_ms)
 
@@ -57,7 +59,7 @@ def test_gap_is_reported_on_the_event(rx: Receiver) -> None:
 @pytest.mark.parametrize("mutate,reason", [
     (lambda b: b[:-1], "length"),
     (lambda b: b[:5], "length"),
-    (lambda b: b[:25] + bytes([b[25] ^ 1]), "tag"),
+    (lambda b: b[:25] + bytes([b[25] ^ 1]) + b[26:], "tag"),  # the host tag's last bit
     (lambda b: b[:2] + b"\x00\x00\x00\x01" + b[6:], "button"),
 ])
 def test_bad_frames_are_rejected_and_logged_without_secrets(

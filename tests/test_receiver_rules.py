@@ -18,7 +18,7 @@ V = doc_vectors.load(str(Path(__file__).resolve().parent.parent / "docs" / "prot
 KEY = bytes.fromhex(V["key"])
 KEYS = hp.ButtonKeys.from_master(KEY)
 BID = V["button_id"]
-WRONG_INSIDE = {"version-2": "version", "unknown-kind": "field", "unknown-gesture": "field",
+WRONG_INSIDE = {"version-3": "version", "unknown-kind": "field", "unknown-gesture": "field",
                 "battery-150": "field"}
 
 

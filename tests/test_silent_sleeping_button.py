@@ -12,12 +12,15 @@ from msa.wire.message import Message, MessageKind
 
 KEY = secrets.token_bytes(32)
 KEYS = hp.ButtonKeys.from_master(KEY)
+CENTRE_KEY = bytes(range(64, 96))  # K_c: the button's and the centre's, never the host's
+CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
 AWAKE, SLEEPY = 0x0A0B0C01, 0x0A0B0C02
 
 
 def _heartbeat(centre: Centre, button_id: int, seq: int, at: float) -> None:
-    raw = hp.encode_frame(KEYS, kind=hp.Kind.HEARTBEAT, button_id=button_id, boot_id=1,
-                          seq=seq, battery_pct=80, age_ms=1000)
+    raw = hp.centre_frame(hp.encode_frame(KEYS, CENTRE, kind=hp.Kind.HEARTBEAT,
+                                          button_id=button_id, boot_id=1, seq=seq,
+                                          battery_pct=80, age_ms=1000))
     got = centre.ingest(Inbound("https", Message.event_key(button_id, 1, seq),
                                 MessageKind.HEARTBEAT, button_id, raw, received_at=at))
     assert got.verdict is Verdict.ACCEPTED
@@ -28,7 +31,7 @@ def test_silence_is_measured_in_each_buttons_own_heartbeats(tmp_path: Path) -> N
     reg = Registry(tmp_path / "reg.db")
     reg.put_case(Case("C-1", "V"))
     for button_id in (AWAKE, SLEEPY):
-        reg.register(button_id, KEY, "C-1")
+        reg.register(button_id, CENTRE_KEY, "C-1")
     reg.expect_heartbeat(SLEEPY, 3600)  # as `msa provision --power sleep` records it
     assert reg.heartbeat_periods() == {SLEEPY: 3600}
     centre = Centre(tmp_path / "rec.db", reg, clock=lambda: now[0])

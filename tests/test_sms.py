@@ -22,8 +22,11 @@ from msa.simulator.modem import DeliveredSms, SimModem
 T = TypeVar("T")
 NUMBER = "+4930112112"
 KEYS = hp.ButtonKeys.from_master(bytes(range(32)))
-FRAME = hp.encode_frame(KEYS, kind=hp.Kind.ALARM, button_id=0x0BADC0DE, boot_id=3, seq=17,
-                        gesture=hp.Gesture.HOLD, battery_pct=80, age_ms=120)
+CENTRE_KEY = bytes(range(64, 96))  # K_c: the button's and the centre's, never the host's
+CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
+FRAME = hp.centre_frame(hp.encode_frame(KEYS, CENTRE, kind=hp.Kind.ALARM, button_id=0x0BADC0DE,
+                                        boot_id=3, seq=17, gesture=hp.Gesture.HOLD,
+                                        battery_pct=80, age_ms=120))
 FIX = Fix(lat=52.52001, lon=13.40495, accuracy_m=7.4, time=1_700_000_000.6,
           quality=FixQuality.GNSS, source="nmea")
 
@@ -67,7 +70,7 @@ def test_an_alarm_goes_as_aml_then_msa1() -> None:
             assert report.time.timestamp() == 1_700_000_000 and report.method is aml.Method.GNSS
             assert parse_msa1(second.text) == parse_msa1(
                 f"MSA1 A 0badc0de-3-17 {FRAME.hex()}")
-            assert hp.verify(parse_msa1(second.text).frame, KEYS).seq == 17
+            assert hp.verify_centre(parse_msa1(second.text).frame, CENTRE).seq == 17
             assert (receipt.channel, receipt.key, receipt.reference) == (
                 "sms", "0badc0de-3-17", "0/1")
     run(body)

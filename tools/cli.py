@@ -72,11 +72,16 @@ def sim() -> None:
                                                          path_type=Path),
               help="A host configuration: its centre, modem and GPS are used as they are, and"
                    " only the button is simulated.")
+@click.option("--centre-key-file", type=click.Path(dir_okay=False, exists=True,
+                                                   path_type=Path),
+              help="With --config: the button's second key K_c as its centre registered it"
+                   " (64 hex digits; never in the host's configuration).")
 @click.option("--linger", default=0.0, type=click.FloatRange(0, 3600),
               help="Seconds to keep everything running afterwards, to look at the operator's"
                    " page.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def sim_demo(hold_ms: int, config_path: Path | None, linger: float, as_json: bool) -> None:
+def sim_demo(hold_ms: int, config_path: Path | None, centre_key_file: Path | None,
+             linger: float, as_json: bool) -> None:
     """Press a simulated button and follow the alarm to the dispatch centre.
 
     The firmware runs in MicroPython, the radio is Bumble, the host is the real host service
@@ -84,9 +89,18 @@ def sim_demo(hold_ms: int, config_path: Path | None, linger: float, as_json: boo
 
     Example: msa sim demo --json
     """
+    from msa.host.config import read_secret
     from msa.simulator import demo
 
-    result = demo.run(hold_ms=hold_ms, config=config_path, linger_s=linger)
+    if (config_path is None) != (centre_key_file is None):
+        raise ToolError("--config and --centre-key-file go together",
+                        "the simulated button must hold the K_c the configured centre"
+                        " registered; without --config the demo makes its own")
+    centre_key = None if centre_key_file is None else bytes.fromhex(read_secret(
+        "--centre-key-file", centre_key_file.name, centre_key_file.parent,
+        str(centre_key_file), (64,)))
+    result = demo.run(hold_ms=hold_ms, config=config_path, linger_s=linger,
+                      centre_key=centre_key)
     click.echo(json.dumps(result.as_json()) if as_json else demo.render(result))
 
 
@@ -244,15 +258,6 @@ def _address(text: str, option: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _centre_secret(path: Path, what: str) -> str:
-    """A secret file of the centre's: owner-only, and what it holds, stripped."""
-    from .errors import ToolError
-
-    if path.stat().st_mode & 0o077:
-        raise ToolError(f"{path} ({what}) is readable by others", f"chmod 600 {path}")
-    return path.read_text(errors="replace").strip()
-
-
 @cli.command("centre")
 @click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where the registry, records and TLS files live (made 0700).")
@@ -260,77 +265,45 @@ def _centre_secret(path: Path, what: str) -> str:
               help="HOST:PORT of the dispatch API (TLS).")
 @click.option("--operator-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port of the operator's page, on 127.0.0.1 only.")
-@click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="File with the hosts' bearer token, at least 16 characters, mode 600"
-                   " (default: a new one, written to STATE_DIR/api.token).")
 @click.option("--dc09-listen", default=None, metavar="HOST:PORT",
-              help="Also receive SIA DC-09 (TCP and UDP) here; needs --dc09-key-file."
-                   " Without it no DC-09 receiver runs.")
-@click.option("--dc09-key-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The hosts' DC-09 AES key: 32, 48 or 64 hex digits, mode 600.")
-def centre_run(state_dir: Path, listen: str, operator_port: int, token_file: Path | None,
-               dc09_listen: str | None, dc09_key_file: Path | None) -> None:
+              help="Also receive SIA DC-09 (TCP and UDP) here, encrypted with each host's own"
+                   " key (msa case issue). Without it no DC-09 receiver runs.")
+@click.option("--ghost-call-ttl", default=600.0, show_default=True,
+              type=click.FloatRange(1, 86400), metavar="SECONDS",
+              help="How long an SMS ghost call from an unknown number is shown.")
+@click.option("--ghost-calls-kept", default=100, show_default=True,
+              type=click.IntRange(1, 100_000),
+              help="Ghost calls from unknown numbers kept at most (the oldest go first).")
+def centre_run(state_dir: Path, listen: str, operator_port: int, dc09_listen: str | None,
+               ghost_call_ttl: float, ghost_calls_kept: int) -> None:
     """Run the reference dispatch centre: API for hosts, operator's page, until Ctrl-C.
-    Every listener's address is printed at start.
+    Every listener's address is printed at start. Each host authenticates with the
+    credentials `msa case issue` gave it, good for its own case's buttons only.
 
     Example: msa centre --state-dir /var/lib/msa-centre --listen 0.0.0.0:8443
-    --dc09-listen 0.0.0.0:5000 --dc09-key-file /etc/msa/dc09.key
+    --dc09-listen 0.0.0.0:5000
     """
     import asyncio
-    import os
-    import secrets
 
-    from msa.centre.server import CentreConfig, private_folder, start_centre
-    from msa.centre.web import MIN_TOKEN_LEN, check_tokens
-    from msa.centre.errors import CentreConfigError
-
-    from .errors import ToolError
+    from msa.centre.server import CentreConfig, start_centre
 
     api_host, api_port = _address(listen, "--listen")
-    if (dc09_listen is None) != (dc09_key_file is None):
-        raise click.UsageError("--dc09-listen and --dc09-key-file go together: a DC-09"
-                               " receiver runs only with both (never a plain one)")
-    dc09_host, dc09_port, dc09_key = "127.0.0.1", None, None
-    if dc09_listen is not None and dc09_key_file is not None:
+    dc09_host, dc09_port = "127.0.0.1", None
+    if dc09_listen is not None:
         dc09_host, port = _address(dc09_listen, "--dc09-listen")
         dc09_port = port
-        text = _centre_secret(dc09_key_file, "DC-09 key")
-        try:
-            dc09_key = bytes.fromhex(text)
-        except ValueError:
-            dc09_key = b""
-        if len(dc09_key) not in (16, 24, 32):
-            raise ToolError(f"{dc09_key_file} must hold 32, 48 or 64 hex digits (an AES key)",
-                            "make one with `python3 -c 'import secrets;"
-                            " print(secrets.token_hex(16))'`")
-    private_folder(state_dir)
-    if token_file is None:
-        token_file = state_dir / "api.token"
-        if not token_file.exists():
-            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(24) + "\n")
-    token = _centre_secret(token_file, "bearer token")
-    try:
-        check_tokens((token,))
-    except CentreConfigError:
-        # An empty token file must never mean "no authentication".
-        raise ToolError(f"{token_file} does not hold a usable bearer token ({len(token)}"
-                        f" characters; at least {MIN_TOKEN_LEN} printable ASCII, no spaces)",
-                        "write one with `python3 -c 'import secrets;"
-                        " print(secrets.token_urlsafe(24))'`") from None
 
     async def serve() -> None:
         running = await start_centre(CentreConfig(
-            state_dir, api_host, api_port, operator_port, (token,), dc09_port=dc09_port,
-            dc09_key=dc09_key, dc09_host=dc09_host))
+            state_dir, api_host, api_port, operator_port, dc09_port=dc09_port,
+            dc09_host=dc09_host, ghost_ttl_s=ghost_call_ttl, max_ghosts=ghost_calls_kept))
         for line in running.listeners:
             click.echo(f"listening: {line}")
-        click.echo(f"dispatch API: {running.api_url} (CA: {running.tls.ca_cert};"
-                   f" token in {token_file})")
+        click.echo(f"dispatch API: {running.api_url} (CA: {running.tls.ca_cert}; each host"
+                   f" its own token: msa case issue --registry {state_dir / 'registry.db'})")
         click.echo(f"operator's page: {running.operator_url}")
         if running.dc09 is None:
-            click.echo("DC-09 receiver: off (give --dc09-listen and --dc09-key-file)")
+            click.echo("DC-09 receiver: off (give --dc09-listen)")
         try:
             await asyncio.Event().wait()
         finally:
@@ -352,6 +325,8 @@ from .cli_case import case  # noqa: E402  (the centre's case files)
 cli.add_command(case)
 from .cli_bench import bench  # noqa: E402  (issue 6)
 cli.add_command(bench)
+from .cli_crash import sim_crash  # noqa: E402  (issue 13: the crash run)
+sim.add_command(sim_crash)
 
 
 def main(argv: list[str] | None = None) -> Any:

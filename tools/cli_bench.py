@@ -12,7 +12,7 @@ import click
               help="Print the table in Markdown (as in docs/performance.md).")
 @click.option("--only", "only", multiple=True, metavar="SECTION",
               help="Run only this section (repeatable): latency, dc09, sms, tracking, ingest,"
-                   " firmware, battery, host.")
+                   " hostile, firmware, battery, host.")
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
               help="Shrink (or grow) the press, frame and run counts; 1 is the real benchmark.")
 @click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 20),
@@ -21,8 +21,9 @@ import click
               help="Also write the JSON report to this file.")
 def bench(as_json: bool, as_markdown: bool, only: tuple[str, ...], scale: float, runs: int,
           out: Path | None) -> None:
-    """Measure latency, SMS fallback, tracking cadence, centre ingest, firmware footprint,
-    battery life and host footprint; print each figure beside its target and its floor.
+    """Measure latency, SMS fallback, tracking cadence, centre ingest, hostile input,
+    firmware footprint, battery life and host footprint; print each figure beside its
+    target and its floor.
     Takes about 7 minutes at --scale 1 on a 2-core machine (docs/performance.md).
 
     Example: msa bench --only latency --only sms --scale 0.2

@@ -1,11 +1,19 @@
-"""The centre's case commands (msa case add, show): the case file a button is provisioned for,
-kept in the reference centre's registry (never on the button). Registered in tools/cli.py."""
+"""The centre's case commands (msa case add, show, issue, revoke): the case file a button is
+provisioned for, kept in the reference centre's registry (never on the button), and the
+credentials of the case's host: an API token and a DC-09 account and key, good for the case's
+buttons only, shown once at issue and never again. Registered in tools/cli.py."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from msa.centre.hosts import Hosts
+    from msa.centre.registry import Registry
 
 _PHONE = re.compile(r"\+[1-9][0-9]{6,14}")  # E.164, as the centre matches SMS senders
 
@@ -84,6 +92,7 @@ def case_show(registry_path: Path, case_ref: str) -> None:
                             "add it with msa case add")
         buttons = [b for b in registry.buttons()
                    if (c := registry.case_of(b)) is not None and c.case_ref == case_ref]
+        hosts = _hosts(registry).of_case(case_ref)
     finally:
         registry.close()
     click.echo(f"case {found.case_ref}: victim {found.victim}"
@@ -93,3 +102,112 @@ def case_show(registry_path: Path, case_ref: str) -> None:
     for m in found.measures:
         click.echo(f"  measure: {m}")
     click.echo("  buttons in service: " + (", ".join(f"{b:08x}" for b in buttons) or "none"))
+    for h in hosts:  # names and accounts only: the token and key were shown once, at issue
+        click.echo(f"  host {h.name}: DC-09 account {h.dc09_account}, issued"
+                   f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(h.issued_at))}")
+
+
+def _hosts(registry: Registry) -> Hosts:
+    from msa.centre.hosts import Hosts
+    return Hosts(registry)
+
+
+def _open(registry_path: Path) -> Registry:
+    from msa.centre.registry import Registry
+
+    from .errors import ToolError
+
+    if not registry_path.exists():
+        raise ToolError(f"no registry at {registry_path}", "check --registry")
+    return Registry(registry_path)
+
+
+@case.command("issue")
+@_REGISTRY
+@click.option("--case", "case_ref", required=True, help="The case whose host this is.")
+@click.option("--host", "name", default=None,
+              help="A name for the host (default: the case reference); a second host of the"
+                   " same case needs one of its own.")
+@click.option("--token-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the API token to this new file (mode 600) instead of printing it.")
+@click.option("--dc09-key-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the DC-09 key to this new file (mode 600) instead of printing it.")
+def case_issue(registry_path: Path, case_ref: str, name: str | None, token_out: Path | None,
+               dc09_key_out: Path | None) -> None:
+    """Issue a host's credentials: an API token and a DC-09 account with its own AES key,
+    good for the buttons of this case only. They are shown this once (printed, or written to
+    the files given): the centre keeps only the token's hash (and the key, which it needs to
+    decrypt). They go in the host's token and key files (mode 600) and its dc09 channel's
+    `account`.
+
+    Example: msa case issue --registry /var/lib/msa-centre/registry.db --case GENT-2026-0147
+    --token-out api.token --dc09-key-out dc09.key
+    """
+    from .errors import ToolError
+
+    for out in (token_out, dc09_key_out):
+        if out is not None and (out.exists() or not out.parent.is_dir()):
+            raise ToolError(f"{out} exists or its folder does not", "give a new file in an"
+                            " existing folder (a secret is never overwritten)")
+    registry = _open(registry_path)
+    try:
+        hosts = _hosts(registry)
+        try:
+            issued = hosts.issue(case_ref, name)
+        finally:
+            hosts.close()
+    finally:
+        registry.close()
+    h = issued.host
+    click.echo(f"host {h.name} of case {h.case_ref}: credentials issued. They are shown this"
+               " once; write them to the host's files (mode 600) now.")
+    if token_out is None:
+        click.echo(f"  API token (https token_file): {issued.token}")
+    else:
+        _secret(token_out, issued.token)
+        click.echo(f"  API token (https token_file): written to {token_out}")
+    click.echo(f"  DC-09 account (dc09 account): {h.dc09_account}")
+    if dc09_key_out is None:
+        click.echo(f"  DC-09 key (dc09 key_file, AES-256): {issued.dc09_key.hex()}")
+    else:
+        _secret(dc09_key_out, issued.dc09_key.hex())
+        click.echo(f"  DC-09 key (dc09 key_file, AES-256): written to {dc09_key_out}")
+
+
+def _secret(path: Path, text: str) -> None:
+    """A new file only its owner may read (the host's token and key files are mode 600)."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text + "\n")
+
+
+@case.command("revoke")
+@_REGISTRY
+@click.option("--host", "name", default=None, help="The host to take out of service.")
+@click.option("--case", "case_ref", default=None, help="Or: every host of this case.")
+def case_revoke(registry_path: Path, name: str | None, case_ref: str | None) -> None:
+    """Revoke a host's credentials (or every host's of a case): its token and DC-09 account
+    stop working at once, also for a centre that is running.
+
+    Example: msa case revoke --registry /var/lib/msa-centre/registry.db --host GENT-2026-0147
+    """
+    from .errors import ToolError
+
+    if (name is None) == (case_ref is None):
+        raise click.UsageError("give --host or --case (one of them)")
+    registry = _open(registry_path)
+    try:
+        hosts = _hosts(registry)
+        try:
+            count = int(hosts.revoke(name)) if name is not None else \
+                hosts.revoke_case(str(case_ref))
+        finally:
+            hosts.close()
+    finally:
+        registry.close()
+    what = f"host {name}" if name is not None else f"the hosts of case {case_ref}"
+    if not count:
+        raise ToolError(f"{what}: none in service", "see msa case show")
+    click.echo(f"{what}: revoked ({count})")

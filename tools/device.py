@@ -17,8 +17,8 @@ from msa.centre.registry import Registry
 from . import firmware as fw
 from .errors import (AlreadyProvisioned, BootFailed, ButtonIdRetired, ButtonIdTaken,
                      CaseUnknown, DeviceFailed, FlashVerifyFailed, KeyMismatch,
-                     MicroPythonTooOld, MpyMismatch, ToolError, Unprovisioned, WipeIncomplete,
-                     WrongBoard, WrongButton)
+                     MicroPythonTooOld, MpyMismatch, NoFirmware, ToolError, Unprovisioned,
+                     WipeIncomplete, WrongBoard, WrongButton)
 from .usb import HOLD_WATCHDOG, Usb
 
 # sys.platform of the MicroPython port each board module is written for.
@@ -104,6 +104,11 @@ def firmware_version() -> str:
     return found.group(1)
 
 
+def _last_line(output: str) -> str:
+    lines = output.strip().splitlines()
+    return lines[-1].strip() if lines else "no output"
+
+
 def _tagged(output: str, tag: str) -> list[list[str]]:
     """The fields of the output lines that start with `tag` (a snippet's own lines)."""
     return [line.split()[1:] for line in output.splitlines() if line.split()[:1] == [tag]]
@@ -181,7 +186,13 @@ def flash(checked: Checked, copied: Callable[[str], None]) -> FlashReport:
         if left & set(stale):
             raise DeviceFailed(usb.port, "remove stale files", ", ".join(sorted(left)))
     expected = firmware_version()
-    out = usb.run("boot the firmware", "soft-reset", "exec", _BOOT)
+    try:
+        out = usb.run("boot the firmware", "soft-reset", "exec", _BOOT)
+    except (DeviceFailed, NoFirmware) as exc:
+        # The files are there and verified: a module that does not load is the firmware not
+        # coming up on this MicroPython (a build without a module it needs), not the cable.
+        said = exc.output if isinstance(exc, DeviceFailed) else str(exc)
+        raise BootFailed(usb.port, expected, _last_line(said)) from exc
     found = _tagged(out, "VERSION")
     if not found or found[0] != [expected]:
         raise BootFailed(usb.port, expected, " ".join(found[0]) if found else out.strip())
@@ -256,18 +267,38 @@ except ValueError:
 """
 
 # Saved with the firmware's own config module, read back through a fresh Store, and compared
-# on the device, so that the key never comes back over the line.
+# on the device, so that the key never comes back over the line. The text is checked first
+# against the SHA-256 the host computed: a byte changed on the line into another valid one
+# (a UART bridge has no checksum) would otherwise be saved, and read back, as the device's
+# own. Either failure, or a record that reads back as nothing or as garbage, is a mismatch
+# (SAVED 0 False), not a crash of the script.
 # HEARTBEAT: the period the firmware settled on (its default depends on the power mode), for
 # the registry, so that the centre does not call a sleeping button silent between wakes.
 # A new key is a new case: the bonds of the last one go, which opens the bond window
-# (firmware/bonds.py) for the host that `msa bond` pairs next.
-_WRITE = """import config, store, json, bonds
-bonds.Bonds(store.Store('.')).clear()
-want = config.save(store.Store('.'), json.loads(%r))
-back = config.load(store.Store('.'))
-print('SAVED', back['button_id'], back == want)
-print('HEARTBEAT', back['heartbeat_s'])
+# (firmware/bonds.py) for the host that `msa bond` pairs next; only once the new record reads
+# back right, so that a failed --force leaves a button in service with its host's bond and
+# no open window.
+_WRITE = """import config, store, json, bonds, hashlib, binascii
+text = %r
+back = want = None
+if binascii.hexlify(hashlib.sha256(text.encode()).digest()).decode() == %r:
+    want = config.save(store.Store('.'), json.loads(text))
+    try:
+        back = config.load(store.Store('.'))
+    except ValueError:
+        back = None
+ok = want is not None and back == want
+if ok:
+    bonds.Bonds(store.Store('.')).clear()
+print('SAVED', back['button_id'] if back else 0, ok)
+print('HEARTBEAT', want['heartbeat_s'] if want else 0)
 """
+
+
+def config_script(cfg: dict[str, object]) -> str:
+    """The script that saves `cfg` on the device (_WRITE); it holds the key."""
+    text = json.dumps(cfg)
+    return _WRITE % (text, hashlib.sha256(text.encode()).hexdigest())
 
 
 def button_id_on(usb: Usb) -> int:
@@ -296,8 +327,8 @@ class ProvisionReport:
 def provision(usb: Usb, registry_path: Path, case_ref: str, button_id: int | None,
               gesture: str, force: bool, key_out: Path | None,
               power: str = "connected") -> ProvisionReport:
-    """Writes a new button configuration with a fresh key over USB and registers the button
-    with its key for the case. Checks everything it can before the device is touched.
+    """Writes a new button configuration with fresh keys over USB and registers the button
+    with its centre key for the case. Checks everything it can before the device is touched.
 
     `power` "sleep" makes a button that deep-sleeps between presses and hourly heartbeats
     (firmware/power.py); the field is written only then, so that a button whose firmware
@@ -321,12 +352,15 @@ def provision(usb: Usb, registry_path: Path, case_ref: str, button_id: int | Non
         held = button_id_on(usb)
         if held != 0 and not force:
             raise AlreadyProvisioned(usb.port, held)
-        key = secrets.token_bytes(32)
-        cfg: dict[str, object] = {"button_id": button_id, "key": key.hex(), "gesture": gesture}
+        # K for the button and its host (the key file), K_c for the button and the centre's
+        # registry only: the host never holds K_c, so it cannot forge an alarm (protocol v2).
+        key, centre_key = secrets.token_bytes(32), secrets.token_bytes(32)
+        cfg: dict[str, object] = {"button_id": button_id, "key": key.hex(),
+                                  "centre_key": centre_key.hex(), "gesture": gesture}
         if power != "connected":
             cfg["power"] = power
         heartbeat_s = _write_config(usb, cfg)
-        registry.register(button_id, key, case_ref)
+        registry.register(button_id, centre_key, case_ref)
         registry.expect_heartbeat(button_id, heartbeat_s)
     finally:
         registry.close()
@@ -363,7 +397,7 @@ def _write_config(usb: Usb, cfg: dict[str, object]) -> int:
     firmware settled on (60 s from firmware that does not say)."""
     with tempfile.TemporaryDirectory(prefix="msa-provision-") as folder:
         script = Path(folder) / "provision.py"
-        _write_secret(script, _WRITE % (json.dumps(cfg),))
+        _write_secret(script, config_script(cfg))
         out = usb.run_file("save its configuration", script)
     saved = _tagged(out, "SAVED")
     button_id = int(str(cfg["button_id"]))

@@ -37,6 +37,17 @@ class NoDevice(ToolError):
                          " socket://HOST:PORT) and that no other program has it open")
 
 
+class PortDenied(ToolError):
+    """The serial device is there, but this user may not open it (Linux: not in its group)."""
+
+    def __init__(self, port: str, group: str) -> None:
+        self.port = port
+        self.group = group
+        super().__init__(f"no permission to open {port} (it belongs to group {group})",
+                         f"add your user to that group (sudo usermod -aG {group} $USER), log in"
+                         " again, and retry")
+
+
 class NotMicroPython(ToolError):
     """Something answered on the port, but not with a MicroPython REPL."""
 
@@ -117,7 +128,9 @@ class BootFailed(ToolError):
         self.expected = expected
         self.found = found
         super().__init__(f"the firmware on {port} did not come up as version {expected}"
-                         f" (read back: {found})", "flash again with msa flash")
+                         f" (read back: {found})", "flash again with msa flash; if it fails the"
+                         " same way, the device's MicroPython build lacks what the firmware"
+                         " needs: install the one docs/boards.md names for the board")
 
 
 class NoFirmware(ToolError):
@@ -245,10 +258,12 @@ class ButtonOutOfRange(ToolError):
         self.address = address
         self.timeout_s = timeout_s
         super().__init__(f"button {address} not heard within {timeout_s:g} s (out of range,"
-                         " switched off, or not provisioned: an unprovisioned button stays"
-                         " silent on the radio)",
+                         " switched off, not provisioned: an unprovisioned button stays"
+                         " silent on the radio, or bonded to another host: a bonded button's"
+                         " address is known only to its host)",
                          "bring it next to the host and try again with a longer --timeout;"
-                         " if it is still silent, check it over USB and msa provision it")
+                         " if it is still silent, check it over USB and msa provision it; to"
+                         " move it to this host, msa provision --force or msa wipe it first")
 
 
 class LinkFailed(ToolError):
@@ -296,11 +311,13 @@ class UnknownHostButton(ToolError):
 class NotAcknowledged(ToolError):
     """A test alarm was verified by the host but the centre did not acknowledge it in time."""
 
-    def __init__(self, key: str, timeout_s: float) -> None:
+    def __init__(self, key: str, timeout_s: float, detail: str = "") -> None:
         self.key = key
         self.timeout_s = timeout_s
-        super().__init__(f"the centre did not acknowledge test alarm {key} within"
-                         f" {timeout_s:g} s (it stays in the outbox)",
+        self.detail = detail  # why, when every channel failed: their errors
+        why = f": every channel failed ({detail})" if detail else f" within {timeout_s:g} s"
+        super().__init__(f"the centre did not acknowledge test alarm {key}{why} (it stays in"
+                         " the outbox)",
                          "check the channels (msa host check) and the centre, then run"
                          " msa host run, which delivers it")
 

@@ -29,7 +29,7 @@ from msa.host.service import HostService
 
 from . import ble
 from .errors import (ButtonOutOfRange, KeyRejected, LinkFailed, NoAdapter, NotAcknowledged,
-                     NotBonded, ToolError)
+                     NotBonded, ToolError, Unprovisioned)
 
 DEFAULT_TIMEOUT_S = 10.0
 EVENT_TIMEOUT_S = 10.0  # a TEST the button accepted is indicated within milliseconds
@@ -210,6 +210,25 @@ class _Running:
             if message.key == key:
                 return receipt
 
+    async def delivery(self, key: str) -> Receipt:
+        """The centre's receipt for the message; NotAcknowledged as soon as the dispatcher
+        has tried every channel once and each failed (with their errors), rather than at the
+        timeout: a test alarm is to show that the way to the centre works now. The dispatcher
+        tells only of receipts, so its record of failed tries is looked at meanwhile."""
+        started = time.monotonic()
+        got = asyncio.ensure_future(self.receipt(key))
+        try:
+            while True:
+                done, _ = await asyncio.wait({got}, timeout=ble.POLL_S)
+                if got in done:
+                    return got.result()
+                state = self.service.outbox.status(key)
+                if state is not None and state[0] is None and state[2] >= 1:
+                    raise NotAcknowledged(key, time.monotonic() - started,
+                                          state[3] or "no channel carries it")
+        finally:
+            got.cancel()
+
     async def close(self) -> None:
         await self.service.stop()
         await asyncio.gather(self.task, return_exceptions=True)
@@ -263,7 +282,7 @@ async def test_alarm(config_path: Path, *, button_id: int | None = None,
         f = event.frame
         key = Message.event_key(f.button_id, f.boot_id, f.seq)
         try:
-            receipt = await running.within(running.receipt(key), ack_timeout_s)
+            receipt = await running.within(running.delivery(key), ack_timeout_s)
         except TimeoutError:
             raise NotAcknowledged(key, ack_timeout_s) from None
         return TestAlarmReport(b.button_id, key, receipt.reference, receipt.channel,
@@ -332,6 +351,11 @@ async def retire(config_path: Path, registry_path: Path, *, port: str | None = N
             r = await asyncio.to_thread(device.wipe, Usb(port), b.button_id)
             steps.append(Step("button", f"wiped over USB on {r.port}; erased and read back: "
                               + ", ".join(r.erased), True))
+        except Unprovisioned:
+            # What a first run that wiped it leaves: the second must get past it.
+            steps.append(Step("button", f"nothing to wipe on {port}: it holds no"
+                              " configuration (wiped by an earlier run, or not this button)",
+                              True))
         except ToolError as exc:
             steps.append(Step("button", f"not wiped: {exc}", False))
     try:
@@ -355,24 +379,40 @@ async def retire(config_path: Path, registry_path: Path, *, port: str | None = N
                               left == 0))
         except HostError as exc:
             steps.append(Step("host", f"sequence state not forgotten: {exc}", False))
-    try:
-        b.key_file.unlink()
-        steps.append(Step("host", f"key file {b.key_file} removed; take the [[button]] table"
-                          f" out of {config_path}", True))
-    except FileNotFoundError:
-        steps.append(Step("host", f"key file {b.key_file} already gone", True))
-    except OSError as exc:
-        steps.append(Step("host", f"key file {b.key_file} not removed: {exc.strerror}", False))
+    centre = _retire_at_centre(registry_path, b.button_id)
+    # The key file goes last, once everything else is done: the configuration names it and
+    # cannot be read without it, so a second run needs it to finish what the first could not.
+    steps.append(_remove_key_file(b, config_path, all(s.done for s in [*steps, centre])))
+    steps.append(centre)
+    return steps
+
+
+def _retire_at_centre(registry_path: Path, button_id: int) -> Step:
+    """The registry forgets the button's key and unlinks its case."""
     try:
         registry = Registry(registry_path)
         try:
-            was_active = registry.retire(b.button_id)
-            gone = registry.key(b.button_id) is None and registry.case_of(b.button_id) is None
+            was_active = registry.retire(button_id)
+            gone = registry.key(button_id) is None and registry.case_of(button_id) is None
         finally:
             registry.close()
-        what = "retired in the registry: key and case link dropped" if was_active else \
-            "was not active in the registry (retired before, or never registered)"
-        steps.append(Step("centre", f"button {b.button_id:08x} {what}", gone))
     except CentreError as exc:
-        steps.append(Step("centre", f"not retired: {exc}", False))
-    return steps
+        return Step("centre", f"not retired: {exc}", False)
+    what = "retired in the registry: key and case link dropped" if was_active else \
+        "was not active in the registry (retired before, or never registered)"
+    return Step("centre", f"button {button_id:08x} {what}", gone)
+
+
+def _remove_key_file(b: ble.HostButton, config_path: Path, others_done: bool) -> Step:
+    """Removes the host's copy of the key, unless a step before failed (see retire())."""
+    if not others_done:
+        return Step("host", f"key file {b.key_file} kept until the other steps are done"
+                    " (msa retire reads the configuration with it)", False)
+    try:
+        b.key_file.unlink()
+    except FileNotFoundError:
+        return Step("host", f"key file {b.key_file} already gone", True)
+    except OSError as exc:
+        return Step("host", f"key file {b.key_file} not removed: {exc.strerror}", False)
+    return Step("host", f"key file {b.key_file} removed; take the [[button]] table out of"
+                f" {config_path}", True)

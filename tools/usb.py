@@ -2,6 +2,7 @@
 turns its failures into the tools' errors where they enter."""
 from __future__ import annotations
 
+import grp
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DeviceFailed, MpremoteMissing, NoDevice, NoFirmware, NotMicroPython
+from .errors import (DeviceFailed, MpremoteMissing, NoDevice, NoFirmware, NotMicroPython,
+                     PortDenied)
 
 # A real board over USB at 115200 baud copies about 10 kB/s; the whole firmware is ~25 kB.
 DEFAULT_TIMEOUT_S = 120.0
@@ -93,12 +95,29 @@ class Usb:
         low = output.lower()
         last = output.strip().splitlines()[-1] if output.strip() else ""
         if any(s in low for s in _NO_DEVICE):
+            # mpremote says "failed to access ... (it may be in use)" whatever the cause: a
+            # device that is there but closed to this user needs another remedy.
+            group = self._denied_group()
+            if group is not None:
+                return PortDenied(self.port, group)
             return NoDevice(self.port, last.removeprefix("mpremote: "))
         if any(s in low for s in _NOT_REPL):
             return NotMicroPython(self.port, "it does not answer as a MicroPython REPL")
         if any(f"no module named '{m}'" in low for m in _NO_FIRMWARE_MODULES):
             return NoFirmware(self.port)
         return DeviceFailed(self.port, step, output)
+
+    def _denied_group(self) -> str | None:
+        """The group owning the serial device, if it exists and this user may not open it for
+        reading and writing (None for a socket:// port, a missing device, or one it may)."""
+        if "://" in self.port or not os.path.exists(self.port) or \
+                os.access(self.port, os.R_OK | os.W_OK):
+            return None
+        gid = os.stat(self.port).st_gid
+        try:
+            return grp.getgrgid(gid).gr_name
+        except KeyError:
+            return str(gid)
 
     def exec(self, step: str, code: str) -> str:
         """Runs a snippet on the device (it is on mpremote's command line: never secrets)."""

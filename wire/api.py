@@ -9,11 +9,11 @@ from typing import Any
 
 from .errors import ApiError
 from .message import MAX_TIME, MAX_UPDATE_NO, Fix, Message, MessageKind, finite
-from .protocol import FRAME_LEN
+from .protocol import CENTRE_FRAME_LEN
 
 MAX_BUTTON_ID = 2 ** 32 - 1
 _KEY_TEXT = re.compile(r"[!-~]{1,64}", re.ASCII)  # a key as sent; the centre builds its own
-_FRAME_HEX = re.compile(r"[0-9a-fA-F]{%d}" % (2 * FRAME_LEN), re.ASCII)
+_FRAME_HEX = re.compile(r"[0-9a-fA-F]{%d}" % (2 * CENTRE_FRAME_LEN), re.ASCII)
 
 
 def fix_json(fix: Fix | None) -> dict[str, Any] | None:

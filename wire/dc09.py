@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .message import MAX_ACCURACY_M, MAX_ALTITUDE_M, Message, MessageKind, finite
 from .errors import Dc09Error
-from .protocol import FRAME_LEN
+from .protocol import CENTRE_FRAME_LEN
 
 SEQ_MAX = 9999
 KEY_LENGTHS = (16, 24, 32)  # AES-128/192/256
@@ -100,8 +100,9 @@ class Dc09Message:
         check_route(self.seq, self.account, self.receiver, self.line, event=True)
         if not _KEY_TEXT.fullmatch(self.key):
             raise ValueError(f"idempotency key {self.key!r} cannot travel in DC-09 extended data")
-        if len(self.frame) != FRAME_LEN:
-            raise ValueError(f"a button frame is {FRAME_LEN} bytes, got {len(self.frame)}")
+        if len(self.frame) != CENTRE_FRAME_LEN:
+            raise ValueError(f"a centre frame is {CENTRE_FRAME_LEN} bytes,"
+                             f" got {len(self.frame)}")
         tracking = _CODE_OF[self.kind].update
         if not 0 <= self.update_no <= SEQ_MAX or tracking != (self.update_no > 0):
             raise ValueError(f"{self.kind.name} with update number {self.update_no}")
@@ -231,8 +232,8 @@ def _read_key(text: str) -> str:
 
 
 def _read_frame(text: str) -> bytes:
-    if not re.fullmatch(rf"[0-9A-Fa-f]{{{2 * FRAME_LEN}}}", text):
-        raise ValueError(f"not a {FRAME_LEN}-byte frame in hex")
+    if not re.fullmatch(rf"[0-9A-Fa-f]{{{2 * CENTRE_FRAME_LEN}}}", text):
+        raise ValueError(f"not a {CENTRE_FRAME_LEN}-byte frame in hex")
     return bytes.fromhex(text)
 
 

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from .message import EVENT_KEY, UPDATE_SUFFIX, MessageKind
-from .protocol import FRAME_LEN
+from .protocol import CENTRE_FRAME_LEN
 
 MSA1_TAG = "MSA1"
 KIND_LETTERS: dict[MessageKind, str] = {
@@ -51,8 +51,8 @@ def render_msa1(kind: MessageKind, key: str, frame: bytes) -> str:
         raise ValueError(f"{kind.value} messages do not go by SMS")
     if not _KEY.fullmatch(key):
         raise ValueError("the key is not an outbox key")
-    if len(frame) != FRAME_LEN:
-        raise ValueError(f"a frame is {FRAME_LEN} bytes, got {len(frame)}")
+    if len(frame) != CENTRE_FRAME_LEN:
+        raise ValueError(f"a frame is {CENTRE_FRAME_LEN} bytes, got {len(frame)}")
     return f"{MSA1_TAG} {KIND_LETTERS[kind]} {key} {frame.hex()}"
 
 
@@ -66,6 +66,6 @@ def parse_msa1(text: str) -> Msa1:
         raise ValueError(f"unknown kind letter {letter!r}")
     if not _KEY.fullmatch(key):
         raise ValueError("malformed key")
-    if not re.fullmatch(r"[0-9a-f]{%d}" % (2 * FRAME_LEN), frame_hex):
-        raise ValueError(f"the frame must be {2 * FRAME_LEN} lowercase hex digits")
+    if not re.fullmatch(r"[0-9a-f]{%d}" % (2 * CENTRE_FRAME_LEN), frame_hex):
+        raise ValueError(f"the frame must be {2 * CENTRE_FRAME_LEN} lowercase hex digits")
     return Msa1(kind=_LETTER_KINDS[letter], key=key, frame=bytes.fromhex(frame_hex))

@@ -100,10 +100,10 @@ def counters_powercut(budget, boots, per_boot, block):
     return issued
 
 
-def encode_frames(key_hex, button_id, specs):
+def encode_frames(key_hex, centre_key_hex, button_id, specs):
     """Encodes [kind, boot_id, seq, gesture, battery, age] specs with the firmware encoder."""
     from frame import FrameEncoder
-    enc = FrameEncoder(bytes.fromhex(key_hex), button_id)
+    enc = FrameEncoder(bytes.fromhex(key_hex), bytes.fromhex(centre_key_hex), button_id)
     return [bytes(enc.encode(*spec)).hex() for spec in specs]
 
 
@@ -140,7 +140,8 @@ def press_path_allocation_free(hold_ms):
     def notify():
         seen[0] += 1
 
-    b = button.Button(board, st, config.validate({"button_id": 3, "key": "22" * 32}), notify)
+    b = button.Button(board, st, config.validate({"button_id": 3, "key": "22" * 32,
+                                                      "centre_key": "c2" * 32}), notify)
     board.advance(1)
     micropython.heap_lock()
     try:

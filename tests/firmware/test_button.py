@@ -7,12 +7,13 @@ from frame import GESTURE_HOLD, KIND_ALARM, KIND_BOOT, KIND_LOW_BATTERY
 from sim import SimBoard
 
 KEY = "11" * 32
+CENTRE_KEY = "c1" * 32
 
 
 def _make(fs=None, board=None, **extra):
     fs = fs if fs is not None else CutFs()
     board = board if board is not None else SimBoard(start_ms=1000)
-    cfg = {"button_id": 77, "key": KEY}
+    cfg = {"button_id": 77, "key": KEY, "centre_key": CENTRE_KEY}
     cfg.update(extra)
     notified = []
     b = button.Button(board, store.Store("/flash", fs), config.validate(cfg),

@@ -4,6 +4,7 @@ import vectors
 
 V = vectors.load()
 KEY = bytes.fromhex(V["key"])
+CENTRE_KEY = bytes.fromhex(V["centre_key"])
 
 
 def _hex(b):
@@ -22,7 +23,7 @@ def test_hmac_long_key_is_hashed_first_rfc4231_case_6():
 
 
 def test_encoder_reproduces_every_vector_frame():
-    enc = frame.FrameEncoder(KEY, V["button_id"])
+    enc = frame.FrameEncoder(KEY, CENTRE_KEY, V["button_id"])
     for f in V["frames"]:
         battery = frame.BATTERY_UNKNOWN if f["battery_pct"] is None else f["battery_pct"]
         age = frame.AGE_UNKNOWN if f["age_ms"] is None else f["age_ms"]
@@ -31,14 +32,14 @@ def test_encoder_reproduces_every_vector_frame():
 
 
 def test_encoder_reuses_one_buffer():
-    enc = frame.FrameEncoder(KEY, 7)
+    enc = frame.FrameEncoder(KEY, CENTRE_KEY, 7)
     a = enc.encode(frame.KIND_ALARM, 1, 1, frame.GESTURE_HOLD, 50, 0)
     b = enc.encode(frame.KIND_ALARM, 1, 2, frame.GESTURE_HOLD, 50, 0)
     assert a is b and len(a) == frame.FRAME_LEN
 
 
 def test_out_of_range_age_is_sent_as_unknown():
-    enc = frame.FrameEncoder(KEY, 7)
+    enc = frame.FrameEncoder(KEY, CENTRE_KEY, 7)
     out = enc.encode(frame.KIND_ALARM, 1, 1, frame.GESTURE_HOLD, 50, -5)
     assert bytes(out[14:18]) == b"\xff\xff\xff\xff"
 
@@ -79,8 +80,9 @@ def test_verifier_rejects_stale_nonce_wrong_button_and_bad_lengths():
     assert _reason(other, bytes.fromhex(V["commands"][0]["hex"]), bytes(8)) == "tag"
     assert _reason(ver, test_cmd[:-1], bytes(8)) == "length"
     assert _reason(ver, test_cmd + b"\x00", bytes(8)) == "length"
-    assert _reason(ver, b"\x02" + test_cmd[1:], bytes(8)) == "version"
-    assert _reason(ver, b"\x01\x09" + test_cmd[2:], bytes(8)) == "op"
+    assert _reason(ver, b"\x01" + test_cmd[1:], bytes(8)) == "version"  # a version 1 command
+    assert _reason(ver, b"\x03" + test_cmd[1:], bytes(8)) == "version"
+    assert _reason(ver, b"\x02\x09" + test_cmd[2:], bytes(8)) == "op"
 
 
 def test_tags_equal():

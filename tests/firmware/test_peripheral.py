@@ -11,6 +11,7 @@ import store
 from bonds import SEC_CCCD, SEC_OUR_IRK
 from cutfs import CutFs
 from frame import KIND_ALARM, OP_ACK, OP_TIME, Hmac, derive
+from frame import VERSION as PROTOCOL
 from sim import SimBoard
 from version import VERSION
 
@@ -31,7 +32,8 @@ class _OneLinkBoard(SimBoard):
 
 def _make(board=None):
     board = board if board is not None else SimBoard(start_ms=1000)
-    cfg = config.validate({"button_id": BUTTON_ID, "key": KEY.hex()})
+    cfg = config.validate({"button_id": BUTTON_ID, "key": KEY.hex(),
+                           "centre_key": bytes(range(64, 96)).hex()})
     b = button.Button(board, store.Store("/flash", CutFs()), cfg, None)
     ble = bluetooth.BLE()
     per = peripheral.Peripheral(ble, board, b, cfg)
@@ -40,7 +42,7 @@ def _make(board=None):
 
 
 def _command(op, seq=0, value=0, nonce=b""):
-    body = struct.pack(">BBII", 1, op, seq, value)
+    body = struct.pack(">BBII", PROTOCOL, op, seq, value)
     tag = Hmac(derive(KEY, b"msa1 cmd")).digest(struct.pack(">I", BUTTON_ID) + body + nonce)
     return body + tag[:8]
 
@@ -86,7 +88,7 @@ def test_an_unproven_central_never_stops_adverts_or_bursts():
     assert len(ble.adverts) == idle + 1 and ble.adverts[-1][1] == b"\x02\x01\x06"
     per._button.raise_event(KIND_ALARM, 2, board.ticks_ms())
     per.turn(board.ticks_ms())
-    assert ble.adverts[-1][1][:4] == b"\x1d\xff\xff\xff"  # the alarm's burst
+    assert ble.adverts[-1][1][:4] == b"\x1e\xff\xff\xff"  # the alarm's burst
 
 
 def test_a_replayed_ack_admits_no_one():
@@ -163,11 +165,11 @@ def test_the_window_stays_closed_across_a_reboot():
 
 def test_no_heartbeat_over_a_too_small_mtu():
     per, ble, board = _make()
-    _connect(per, ble, 1, mtu=23)
+    _connect(per, ble, 1, mtu=36)  # one short of a 34-byte frame and the ATT header
     _prove(per, ble, board, 1)
     per.heartbeat(board.ticks_ms())
     assert not [n for n in ble.notified if n[1] == per.h.status]
-    ble.event(_MTU, (1, 64))
+    ble.event(_MTU, (1, 37))
     per.heartbeat(board.ticks_ms())
     assert [n for n in ble.notified if n[1] == per.h.status]
 

@@ -10,6 +10,7 @@ from frame import KIND_ALARM, KIND_BOOT, KIND_LOW_BATTERY, KIND_TEST
 from sim import SimBoard
 
 KEY = "33" * 32
+CENTRE_KEY = "c3" * 32
 
 
 class _Radio:
@@ -27,7 +28,7 @@ class _Radio:
 
 def _make(board=None, boot=True, fs=None, **extra):
     board = board if board is not None else SimBoard(start_ms=1000)
-    cfg = {"button_id": 12, "key": KEY, "power": "sleep"}
+    cfg = {"button_id": 12, "key": KEY, "centre_key": CENTRE_KEY, "power": "sleep"}
     cfg.update(extra)
     cfg = config.validate(cfg)
     st = store.Store("/flash", fs if fs is not None else CutFs())
@@ -43,17 +44,17 @@ def _hold(board, ms):
 
 
 def test_the_mode_is_connected_unless_provisioned_otherwise():
-    cfg = config.validate({"button_id": 1, "key": KEY})
+    cfg = config.validate({"button_id": 1, "key": KEY, "centre_key": CENTRE_KEY})
     # The default is not written down: the record reads the same to older firmware.
     assert "power" not in cfg and cfg["heartbeat_s"] == 60
     assert not power.Power(SimBoard(), cfg).enabled
-    sleepy = config.validate({"button_id": 1, "key": KEY, "power": "sleep"})
+    sleepy = config.validate({"button_id": 1, "key": KEY, "centre_key": CENTRE_KEY, "power": "sleep"})
     assert sleepy["power"] == "sleep" and sleepy["heartbeat_s"] == power.SLEEP_HEARTBEAT_S
     assert power.Power(SimBoard(), sleepy).enabled
-    chosen = config.validate({"button_id": 1, "key": KEY, "power": "sleep", "heartbeat_s": 900})
+    chosen = config.validate({"button_id": 1, "key": KEY, "centre_key": CENTRE_KEY, "power": "sleep", "heartbeat_s": 900})
     assert chosen["heartbeat_s"] == 900
     try:
-        config.validate({"button_id": 1, "key": KEY, "power": "nap"})
+        config.validate({"button_id": 1, "key": KEY, "centre_key": CENTRE_KEY, "power": "nap"})
         assert False, "accepted an unknown mode"
     except ValueError as exc:
         assert exc.args[0].startswith("power")

@@ -1,7 +1,7 @@
 """Receiver rules 1-4 on the shared vectors, judged by the firmware-side reference receiver
 (vectors.check_frame, on the firmware's HMAC and field table): every published frame is
 accepted with its fields, every rejected one refused for its published reason, including
-those tagged validly but wrong inside (a version 2 frame, an unknown kind or gesture, a
+those tagged validly but wrong inside (a version 3 frame, an unknown kind or gesture, a
 battery of 150%). Runs under CPython and MicroPython; tests/test_receiver_rules.py holds the
 host to the same vectors."""
 import vectors
@@ -27,7 +27,7 @@ def test_every_vector_frame_is_accepted_with_its_fields():
         age = 0xFFFFFFFF if f["age_ms"] is None else f["age_ms"]
         assert (got["version"], got["kind"], got["button_id"], got["boot_id"], got["seq"],
                 got["gesture"], got["battery_pct"], got["age_ms"]) == (
-            1, f["kind"], BID, f["boot_id"], f["seq"], f["gesture"], battery, age), f["name"]
+            2, f["kind"], BID, f["boot_id"], f["seq"], f["gesture"], battery, age), f["name"]
 
 
 def test_every_rejected_vector_is_refused_for_its_reason():
@@ -37,7 +37,7 @@ def test_every_rejected_vector_is_refused_for_its_reason():
 
 def test_the_validly_tagged_but_wrong_vectors_are_published():
     names = [r["name"] for r in V["rejected"]]
-    for name in ("version-2", "unknown-kind", "unknown-gesture", "battery-150"):
+    for name in ("version-3", "unknown-kind", "unknown-gesture", "battery-150"):
         assert name in names, name
 
 

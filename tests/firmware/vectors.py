@@ -31,6 +31,9 @@ def load(path=None):
 _KINDS = (1, 2, 3, 4, 5)
 _GESTURES = (0, 1, 2, 3, 4)
 _BATTERY_UNKNOWN = 255
+# The frame table's field names, in order (docs/protocol.md; the device keeps only formats).
+FRAME_NAMES = ("version", "kind", "button_id", "boot_id", "seq", "gesture", "battery_pct",
+               "age_ms")
 
 
 def check_frame(raw, key, button_id):
@@ -51,8 +54,8 @@ def check_frame(raw, key, button_id):
         raise ValueError("tag")
     values = struct.unpack_from(frame.FRAME_FORMAT, raw, 0)
     fields = {}
-    for i in range(len(frame.FRAME_FIELDS)):
-        fields[frame.FRAME_FIELDS[i][0]] = values[i]
+    for i in range(len(FRAME_NAMES)):
+        fields[FRAME_NAMES[i]] = values[i]
     battery = fields["battery_pct"]
     if (fields["kind"] not in _KINDS or fields["gesture"] not in _GESTURES
             or (battery > 100 and battery != _BATTERY_UNKNOWN)):

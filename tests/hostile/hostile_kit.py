@@ -1,6 +1,8 @@
 """The hostile-input suite's kit (issue 12): a real reference centre, run on an event loop of
 its own in a background thread so that plain sockets, http.client and Hypothesis can throw
-input at it synchronously, with one provisioned button and its genuine messages to mutate."""
+input at it synchronously, with one provisioned button and its genuine messages to mutate. The
+button's case has a host with credentials of its own (token, DC-09 account and key), and a
+second case, OTHER, another host and button: a stranger that holds genuine credentials."""
 from __future__ import annotations
 
 import asyncio
@@ -27,15 +29,18 @@ from msa.wire.api import body
 T = TypeVar("T")
 KEY = bytes(range(32))
 KEYS = hp.ButtonKeys.from_master(KEY)
+CENTRE_KEY = bytes(range(64, 96))  # K_c: the button's and the centre's, never the host's
+CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
 BID = 0x0A0B0C0D
-TOKEN = "hostile-suite-token-0123456789"
-DC09_KEY = bytes(range(16))
-ACCOUNT = dc09.account_for(BID)
+OTHER_BID = 0x0E0F1011  # another case's button, with its host
+OTHER_KEY = bytes(range(1, 33))
+HOST_PHONE = "+32470000001"  # the registered number of case C-H's host
 
 
 def frame(kind: hp.Kind, seq: int, boot: int = 1) -> bytes:
-    return hp.encode_frame(KEYS, kind=kind, button_id=BID, boot_id=boot, seq=seq,
-                           gesture=hp.Gesture.HOLD, battery_pct=70, age_ms=100)
+    return hp.centre_frame(hp.encode_frame(KEYS, CENTRE, kind=kind, button_id=BID,
+                                           boot_id=boot, seq=seq, gesture=hp.Gesture.HOLD,
+                                           battery_pct=70, age_ms=100))
 
 
 def key(seq: int, boot: int = 1) -> str:
@@ -67,10 +72,18 @@ class Live:
         self.thread.start()
         self.root = root
         self.running: RunningCentre = self.call(start_centre(CentreConfig(
-            state_dir=root, tokens=(TOKEN,), dc09_port=0, dc09_key=DC09_KEY)))
+            state_dir=root, dc09_port=0)))
         reg = self.running.centre.registry
-        self.do(lambda: reg.put_case(Case("C-H", "V. Victim", host_phone="+32470000001")))
-        self.do(lambda: reg.register(BID, KEY, "C-H"))
+        self.do(lambda: reg.put_case(Case("C-H", "V. Victim", host_phone=HOST_PHONE)))
+        self.do(lambda: reg.register(BID, CENTRE_KEY, "C-H"))
+        self.do(lambda: reg.put_case(Case("C-O", "O. Other", host_phone="+32470000002")))
+        self.do(lambda: reg.register(OTHER_BID, OTHER_KEY, "C-O"))
+        issued = self.do(lambda: self.running.issue_host("C-H"))
+        self.token, self.dc09_key = issued.token, issued.dc09_key
+        self.account = issued.host.dc09_account
+        other = self.do(lambda: self.running.issue_host("C-O"))
+        self.other_token, self.other_key = other.token, other.dc09_key
+        self.other_account = other.host.dc09_account
         self.ssl = ssl.create_default_context(cafile=str(self.running.tls.ca_cert))
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
@@ -113,7 +126,7 @@ class Live:
                                            context=self.ssl, timeout=30)
         h = {"Content-Type": "application/json"}
         if auth:
-            h["Authorization"] = f"Bearer {TOKEN}"
+            h["Authorization"] = f"Bearer {self.token}"
         h.update(headers or {})
         conn.request("POST", "/v1" + path, body=raw, headers=h)
         resp = conn.getresponse()
@@ -149,12 +162,15 @@ class Live:
         assert self.running.dc09 is not None
         return self.running.dc09.port
 
-    def dc09_event(self, m: Message, seq: int = 1, *, at: float | None = None) -> bytes:
-        event = dc09.event_for(m, seq=seq, at=time.time() if at is None else at)
-        return dc09.encode(event, DC09_KEY)
+    def dc09_event(self, m: Message, seq: int = 1, *, at: float | None = None,
+                   account: str | None = None, key: bytes | None = None) -> bytes:
+        """The message as this host's DC-09 account sends it (or another account's, key)."""
+        event = dc09.event_for(m, seq=seq, at=time.time() if at is None else at,
+                               account=account or self.account)
+        return dc09.encode(event, key or self.dc09_key)
 
-    def reply(self, raw: bytes) -> dc09.Dc09Reply:
-        got = dc09.decode(raw, lambda _a: DC09_KEY)
+    def reply(self, raw: bytes, key: bytes | None = None) -> dc09.Dc09Reply:
+        got = dc09.decode(raw, lambda _a: key or self.dc09_key)
         assert isinstance(got, dc09.Dc09Reply)
         return got
 

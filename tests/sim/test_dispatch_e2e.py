@@ -133,15 +133,16 @@ def test_demo_with_a_deployments_own_configuration_simulates_only_the_button(
     from msa.simulator.gps import SimulatedGps
 
     async def body() -> tuple[demo.DemoResult, int, int]:
-        centre = await start_centre(CentreConfig(state_dir=tmp_path / "deployed",
-                                                 tokens=("deployment-token",)))
+        centre = await start_centre(CentreConfig(state_dir=tmp_path / "deployed"))
         gps = SimulatedGps(WALK)
         await gps.start()
         try:
             key, bid = secrets.token_bytes(32), 0x5EC0DE01
+            centre_key = secrets.token_bytes(32)  # K_c: the centre's, not in the host's files
             centre.centre.registry.put_case(Case("REAL-1", "victim"))
-            centre.centre.registry.register(bid, key, "REAL-1")
-            for name, text in (("button.key", key.hex()), ("token", "deployment-token")):
+            centre.centre.registry.register(bid, centre_key, "REAL-1")
+            token = centre.issue_host("REAL-1").token
+            for name, text in (("button.key", key.hex()), ("token", token)):
                 (tmp_path / name).write_text(text)
                 os.chmod(tmp_path / name, 0o600)
             conf = tmp_path / "deployment.toml"
@@ -151,7 +152,7 @@ def test_demo_with_a_deployments_own_configuration_simulates_only_the_button(
                 f'[location]\nsource = "nmea"\nurl = "{gps.url}"\n'
                 f'[[channel]]\ntype = "https"\nurl = "{centre.api_url}"\n'
                 f'token_file = "token"\nca_file = "{centre.tls.ca_cert}"\n')
-            result = await demo.run_async(tmp_path / "demo", 2200, conf, 0.0)
+            result = await demo.run_async(tmp_path / "demo", 2200, conf, 0.0, centre_key)
             return (result, centre.centre.count(), len(centre.centre.incidents()[0]["track"]))
         finally:
             await gps.stop()

@@ -4,7 +4,6 @@ board's flash with the firmware's own modules in MicroPython."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import store
@@ -23,9 +22,9 @@ def test_provisioning_clears_the_last_cases_bonds_and_opens_the_window(tmp_path:
         old.set(2, b"old-host", b"keys")
         old.close_window()
         old.flush()
-        cfg = {"button_id": 7, "key": "11" * 32}
+        cfg = {"button_id": 7, "key": "11" * 32, "centre_key": "22" * 32}
         try:
-            return await board.run_snippet(device._WRITE % (json.dumps(cfg),))
+            return await board.run_snippet(device.config_script(cfg))
         finally:
             await board.close()
     out = asyncio.run(main())

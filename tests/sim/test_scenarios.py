@@ -12,7 +12,7 @@ from bleak import BleakClient
 from bleak.exc import BleakError
 
 from msa.host.events import AlarmEvent, BootEvent, LowBatteryEvent, Via
-from msa.wire.protocol import Kind
+from msa.wire.protocol import BODY_LEN, Kind, frame_tag
 from msa.host.receiver import Receiver
 from msa.host.sequence import SequenceGuard
 from msa.simulator.bleak_backend import BumbleClient, BumbleScanner
@@ -192,9 +192,12 @@ def test_forged_replayed_and_truncated_frames_are_rejected_then_a_real_alarm_pas
         boot = await host.next_event(kind=Kind.BOOT)
         peripheral = w.board.peripheral
         assert peripheral is not None
-        forged = bytearray(boot.frame.raw)
+        # The boot notice as the button sent it: body, host tag, centre tag.
+        body_ = boot.frame.raw[:BODY_LEN]
+        sent = body_ + frame_tag(w.keys, body_) + boot.frame.centre_tag
+        forged = bytearray(sent)
         forged[1] = int(Kind.ALARM)  # turn the boot notice into an "alarm"
-        for bad in (bytes(forged), boot.frame.raw, boot.frame.raw[:20]):
+        for bad in (bytes(forged), sent, sent[:20]):
             await peripheral.inject(w.keys.gatt.event, bad)
         await w.board.press(hold_edges(2100))
         alarm = await host.next_event(kind=Kind.ALARM)

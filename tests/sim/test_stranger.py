@@ -74,7 +74,7 @@ def test_a_stranger_holding_on_does_not_stop_the_bursts(tmp_path: Path) -> None:
 
         def heard(sighting: Any) -> None:
             data = bytes(sighting.advertisement.data_bytes)
-            if data[:4] == b"\x1d\xff\xff\xff":
+            if data[:4] == b"\x1e\xff\xff\xff":
                 bursts.put_nowait(data)
         async with Stranger(w) as stranger:
             while stranger.paired < 1:
@@ -85,7 +85,7 @@ def test_a_stranger_holding_on_does_not_stop_the_bursts(tmp_path: Path) -> None:
         await scanner.close()
         return got
     bursts = scenario(tmp_path, body)
-    assert len(bursts[0]) == 30
+    assert len(bursts[0]) == 31  # a legacy advert's whole room
 
 
 def _peer_keys(w: World) -> list[bytes]:
@@ -166,14 +166,14 @@ def test_what_a_scanner_sees_is_exactly_the_documented_bytes_and_links_nothing(
             await asyncio.sleep(1.0)
             await w.board.press(hold_edges(HOLD_MS))  # nobody near: the alarm bursts
             before = len(heard)
-            while not any(d[:4] == b"\x1d\xff\xff\xff" for _, d in heard[before:]):
+            while not any(d[:4] == b"\x1e\xff\xff\xff" for _, d in heard[before:]):
                 await asyncio.sleep(0.1)
         await scanner.close()
         return heard
     heard = scenario(tmp_path, body, timeout=120)
-    burst_payloads = [d[4:] for _, d in heard if d[:4] == b"\x1d\xff\xff\xff"]
+    burst_payloads = [d[4:] for _, d in heard if d[:4] == b"\x1e\xff\xff\xff"]
     for _, data in heard:
-        assert data == b"\x02\x01\x06" or (data[:4] == b"\x1d\xff\xff\xff" and len(data) == 30)
+        assert data == b"\x02\x01\x06" or (data[:4] == b"\x1e\xff\xff\xff" and len(data) == 31)
     identity = "C0:00:00:00:00:01"
     private = sorted({a.split("/")[0] for a, _ in heard} - {identity + "/P", identity})
     assert len(private) >= 2  # two boots, two addresses

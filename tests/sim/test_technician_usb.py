@@ -233,13 +233,17 @@ def test_provision_writes_only_the_config_registers_the_key_and_wipe_erases_it(
     button_id, key_hex = int(str(cfg["button_id"])), str(cfg["key"])
     assert 0 < button_id < 2 ** 32 and len(key_hex) == 64 and cfg["gesture"] == "hold"
     assert f"provisioned button {button_id:08x} for case GENT-2026-0147" in stdout
-    # The key: on the button, in the registry, in the 0600 key file; never printed.
+    # K: on the button and in the 0600 key file (the host's). K_c: on the button and in the
+    # registry (the centre's), never in the host's key file. Neither is ever printed.
+    centre_hex = str(cfg["centre_key"])
+    assert len(centre_hex) == 64 and centre_hex != key_hex
     assert key_file.read_text() == key_hex + "\n"
     assert key_file.stat().st_mode & 0o777 == 0o600
-    assert key_hex not in stdout + stderr and key_hex.upper() not in stdout + stderr
+    for secret in (key_hex, centre_hex):
+        assert secret not in stdout + stderr and secret.upper() not in stdout + stderr
     registry = Registry(reg)
     try:
-        assert registry.key(button_id) == bytes.fromhex(key_hex)
+        assert registry.key(button_id) == bytes.fromhex(centre_hex)
         case = registry.case_of(button_id)
         assert case is not None and case.case_ref == "GENT-2026-0147"
         assert registry.key(0x1A2B3C4D) is not None  # the forced re-provisioning below

@@ -164,6 +164,7 @@ def test_a_button_s_whole_life_as_the_technician_guide_says(
     assert record(tmp_path / "button", "config") is None
     assert not (tmp_path / "button.key").exists()
     assert "buttons in service: none" in outputs["msa case"]
+    assert "  host " not in outputs["msa case"]  # its credentials revoked
     registry = Registry(tmp_path / "centre" / "registry.db")
     try:
         assert registry.key(BUTTON_ID) is None and BUTTON_ID in registry.retired()
