@@ -9,43 +9,35 @@ afterwards. Then the press -> ACK time of an alarm under held connections (hosti
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import logging
 import math
 import random
 import socket
-import ssl
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
-from msa.centre.registry import Case
-from msa.centre.server import CentreConfig, RunningCentre, start_centre
 from msa.host.nmea import NmeaError, NmeaTracker, parse
 from msa.wire import aml, dc09
 from msa.wire import protocol as hp
 from msa.wire.api import body
-from msa.wire.message import Fix, FixQuality, Message, MessageKind
+from msa.wire.message import Message, MessageKind
 from msa.wire.msa1 import render_msa1
 
 from . import hostile_hold
 from .figures import Better, Figure, Options, median
 from .hostile_inputs import (NMEA_LINES, mutate_bytes, mutate_text, nmea_checksummed,
                              random_body_mutation, random_ops, random_text, reframe)
+from .hostile_target import BID, HOST_PHONE, Target, fix
 
 SECTION = "hostile"
 INPUTS = {"HTTPS": 1000, "DC-09 TCP": 1000, "DC-09 UDP": 1000, "SMS inbox": 2000,
           "AML": 1000, "NMEA": 5000}
 PRESSES = 9
 TARGET_ACK_MS = 1000.0  # issue 12: a valid alarm under held connections, on this machine
-T = TypeVar("T")
-BID = 0x0B0E0C01
-HOST_PHONE = "+32470000042"
 
 
 @dataclass
@@ -68,135 +60,6 @@ class _Errors(logging.Handler):
             self.count += 1
 
 
-class _Target:
-    """A reference centre on a loop of its own (a thread), with one case, its host's
-    credentials and one button, reached through its real listeners."""
-
-    def __init__(self, root: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.running: RunningCentre = self.call(start_centre(CentreConfig(root, dc09_port=0)))
-        self.keys = hp.ButtonKeys.from_master(bytes(range(32)))
-        centre_key = bytes(range(32, 64))
-        self.centre_key = hp.CentreKey.from_master(centre_key)
-        registry = self.running.centre.registry
-        self.do(lambda: registry.put_case(Case("BENCH-H", "(bench)", host_phone=HOST_PHONE)))
-        self.do(lambda: registry.register(BID, centre_key, "BENCH-H"))
-        issued = self.do(lambda: self.running.issue_host("BENCH-H"))
-        self.token, self.aes = issued.token, issued.dc09_key
-        self.account = issued.host.dc09_account
-        self.ssl = ssl.create_default_context(cafile=str(self.running.tls.ca_cert))
-        self._https: http.client.HTTPSConnection | None = None
-        self._tcp: socket.socket | None = None
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
-
-    def do(self, fn: Callable[[], T]) -> T:
-        async def run() -> T:
-            return fn()
-        return self.call(run())
-
-    def close(self) -> None:
-        for conn in (self._https, self._tcp):
-            if conn is not None:
-                conn.close()
-        self.call(self.running.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    # --- genuine messages ---
-    def frame(self, kind: hp.Kind, seq: int) -> bytes:
-        return hp.centre_frame(hp.encode_frame(self.keys, self.centre_key, kind=kind,
-                                               button_id=BID, boot_id=1, seq=seq,
-                                               gesture=hp.Gesture.HOLD, battery_pct=70,
-                                               age_ms=100))
-
-    def alarm(self, seq: int) -> Message:
-        key = Message.event_key(BID, 1, seq)
-        return Message(key, MessageKind.ALARM, BID, self.frame(hp.Kind.ALARM, seq), time.time(),
-                       fix=_fix(), incident=key)
-
-    def update(self, seq: int, n: int) -> Message:
-        key = Message.event_key(BID, 1, seq)
-        return Message(f"{key}/{n}", MessageKind.LOCATION, BID,
-                       self.frame(hp.Kind.ALARM, seq), time.time(), fix=_fix(), update_no=n,
-                       incident=key)
-
-    def dc09_event(self, m: Message, plain: bool = False) -> bytes:
-        event = dc09.event_for(m, seq=1, at=time.time(), account=self.account)
-        return dc09.encode(event, None if plain else self.aes)
-
-    # --- what it holds ---
-    def stored(self) -> set[str]:
-        """The keys of the messages the centre holds (a track point comes with its key)."""
-        db = self.running.centre._db
-        return self.do(lambda: {str(k) for (k,) in db.execute("SELECT key FROM messages")})
-
-    def state_is_strict_json(self) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", self.running.operator_port, timeout=30)
-        try:
-            conn.request("GET", "/api/state")
-            text = conn.getresponse().read().decode()
-            json.loads(text, parse_constant=_refuse)
-            return True
-        except (ValueError, OSError):
-            return False
-        finally:
-            conn.close()
-
-    # --- the ways in ---
-    def post(self, path: str, data: str | bytes) -> int:
-        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-        for _ in range(2):
-            if self._https is None:
-                self._https = http.client.HTTPSConnection(
-                    "127.0.0.1", self.running.api_port, context=self.ssl, timeout=30)
-            try:
-                self._https.request("POST", "/v1" + path, body=raw, headers={
-                    "Authorization": f"Bearer {self.token}",
-                    "Content-Type": "application/json"})
-                resp = self._https.getresponse()
-                resp.read()
-                return resp.status
-            except (OSError, http.client.HTTPException):
-                self._https.close()
-                self._https = None
-        return 0
-
-    def dc09_tcp(self, raw: bytes) -> bytes:
-        for _ in range(2):
-            if self._tcp is None:
-                assert self.running.dc09 is not None
-                self._tcp = socket.create_connection(("127.0.0.1", self.running.dc09.port),
-                                                     timeout=15)
-            try:
-                self._tcp.sendall(raw)
-                got = b""
-                while not got.endswith(b"\r"):
-                    chunk = self._tcp.recv(4096)
-                    if not chunk:
-                        raise ConnectionResetError("closed")
-                    got += chunk
-                return got
-            except OSError:
-                self._tcp.close()
-                self._tcp = None
-        return b""
-
-    def sms(self, sender: str, text: str) -> Any:
-        return self.do(lambda: self.running.sms.receive(sender, text))
-
-
-def _refuse(constant: str) -> None:
-    raise ValueError(constant)
-
-
-def _fix() -> Fix:
-    return Fix(51.05, 3.72, 8.0, time.time(), FixQuality.GNSS, "nmea")
-
-
 @contextmanager
 def _counting(tally: Tally) -> Iterator[None]:
     handler = _Errors()
@@ -209,13 +72,13 @@ def _counting(tally: Tally) -> Iterator[None]:
         tally.tracebacks += handler.count
 
 
-def _wrong(target: _Target, before: set[str]) -> int:
+def _wrong(target: Target, before: set[str]) -> int:
     """Messages stored since `before` (each input changes a message already counted, so any
     new key is one no genuine message brought)."""
     return len(target.stored() - before)
 
 
-def _https(t: _Target, rng: random.Random, n: int, tally: Tally) -> None:
+def _https(t: Target, rng: random.Random, n: int, tally: Tally) -> None:
     genuine = [body(t.alarm(1)), body(t.update(1, 1))]
     paths = ["/alarms", f"/alarms/{Message.event_key(BID, 1, 1)}/locations"]
     before = t.stored()
@@ -229,7 +92,7 @@ def _https(t: _Target, rng: random.Random, n: int, tally: Tally) -> None:
     tally.serves = t.post("/alarms", json.dumps(body(t.alarm(101)))) == 201
 
 
-def _dc09(t: _Target, rng: random.Random, n: int, tally: Tally, udp: bool) -> None:
+def _dc09(t: Target, rng: random.Random, n: int, tally: Tally, udp: bool) -> None:
     before = t.stored()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.settimeout(0.05)
@@ -277,7 +140,7 @@ def _silence() -> Iterator[None]:
         pass
 
 
-def _sms(t: _Target, rng: random.Random, n: int, tally: Tally) -> None:
+def _sms(t: Target, rng: random.Random, n: int, tally: Tally) -> None:
     key = Message.event_key(BID, 1, 1)
     texts = [render_msa1(MessageKind.ALARM, key, t.frame(hp.Kind.ALARM, 1)),
              render_msa1(MessageKind.LOCATION, f"{key}/1", t.frame(hp.Kind.ALARM, 1))]
@@ -306,8 +169,8 @@ def _sms(t: _Target, rng: random.Random, n: int, tally: Tally) -> None:
     tally.serves = got is not None and got.verdict.value == "accepted"
 
 
-def _aml(t: _Target, rng: random.Random, n: int, tally: Tally) -> None:
-    genuine = aml.build(_fix(), now=time.time())
+def _aml(t: Target, rng: random.Random, n: int, tally: Tally) -> None:
+    genuine = aml.build(fix(), now=time.time())
     before = t.stored()
     for i in range(n):
         tally.tried += 1
@@ -357,7 +220,7 @@ def _nmea(rng: random.Random, n: int, tally: Tally) -> None:
 def receivers(root: Path, options: Options) -> dict[str, Tally]:
     rng = random.Random(options.seed + 12)
     tallies = {name: Tally() for name in INPUTS}
-    target = _Target(root / "centre")
+    target = Target(root / "centre")
     try:
         seeded = (target.post("/alarms", json.dumps(body(target.alarm(1)))),
                   target.post(f"/alarms/{Message.event_key(BID, 1, 1)}/locations",

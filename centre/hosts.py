@@ -167,8 +167,10 @@ class Hosts:
         """True if the button is in service for the host's case (the host's own buttons)."""
         if not 0 < button_id < 2 ** 32:
             return False
-        case = self.registry.case_of(button_id)
-        return case is not None and case.case_ref == host.case_ref
+        # One primary-key lookup (every API request makes it), read afresh like the keys: a
+        # retire or re-provision in another process counts at once.
+        return bool(self._exec("SELECT 1 FROM buttons WHERE button_id = ? AND case_ref = ?"
+                               " AND retired_at IS NULL", (button_id, host.case_ref)))
 
     def of_case(self, case_ref: str) -> list[Host]:
         """The case's hosts in service, oldest first (names and accounts: no secrets)."""

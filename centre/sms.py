@@ -94,7 +94,7 @@ class SmsInbox:
             self._refused("MSA1 for button %#010x not from its host's registered number",
                           inbound.button_id)
             return Ingested(Verdict.REJECTED, "sender is not the button's host")
-        ghost = self.known.pop(sender, None)
+        ghost = self.known.get(sender)
         if ghost is not None and now - ghost.received_at <= AML_PAIRING_S:
             inbound = replace(inbound, fix=ghost.fix)
         try:
@@ -103,7 +103,9 @@ class SmsInbox:
             self._refused("not stored: %s", exc)
             return None
         if result.verdict is Verdict.REJECTED:
-            self.rejected += 1
+            self.rejected += 1  # and the ghost call stays on the page: nothing verified it
+        else:
+            self.known.pop(sender, None)
         return result
 
     def _keep(self, sender: str, now: float, fix: Fix | None) -> None:

@@ -156,6 +156,7 @@ def case_issue(registry_path: Path, case_ref: str, name: str | None, token_out: 
             issued = hosts.issue(case_ref, name)
         finally:
             hosts.close()
+        found = registry.case(case_ref)
     finally:
         registry.close()
     h = issued.host
@@ -172,6 +173,9 @@ def case_issue(registry_path: Path, case_ref: str, name: str | None, token_out: 
     else:
         _secret(dc09_key_out, issued.dc09_key.hex())
         click.echo(f"  DC-09 key (dc09 key_file, AES-256): written to {dc09_key_out}")
+    if found is not None and not found.host_phone:
+        click.echo(f"note: case {case_ref} has no host number: the centre takes an SMS alarm"
+                   f" only from the number given with msa case add --host-phone")
 
 
 def _secret(path: Path, text: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import io
 import json
 import os
@@ -143,7 +144,8 @@ class Score:
 # literal ('open' is not 'OPEN'): those are left to the tests.
 _SQL_WORD = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|BEGIN|COMMIT|ROLLBACK|"
                        r"PRAGMA|FROM|WHERE|VALUES|CONFLICT|EXCLUDED|INTEGER|TEXT|REAL|BLOB|"
-                       r"PRIMARY|COALESCE|ORDER|LIMIT)\b", re.IGNORECASE)
+                       r"PRIMARY|COALESCE|ORDER|LIMIT|AND|NULL|SET|INTO|TABLE|INDEX|DEFAULT|"
+                       r"EXISTS|IS NOT|IS)\b")  # upper case, as this code writes its SQL
 
 
 _STRING = re.compile(r'"[^"]*"')
@@ -347,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=ROOT,
                         help="the source tree to copy (default: this checkout, %(default)s)")
     parser.add_argument("--list", action="store_true", help="print the targets and exit")
+    parser.add_argument("--report", action="store_true",
+                        help="score the last run in --workdir again, without running mutmut")
     args = parser.parse_args(argv)
     known = {t.name: t for t in TARGETS}
     if args.list:
@@ -358,12 +362,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"msa: unknown target {', '.join(unknown)}; see --list", file=sys.stderr)
         return 2
     chosen = [known[name] for name in args.targets] or list(TARGETS)
+    if importlib.util.find_spec("mutmut") is None:
+        print("msa: mutmut is not installed in this environment; run python3 bootstrap.py test"
+              " once (the dev extra pins it), then this command with .venv/bin/python",
+              file=sys.stderr)
+        return 2
     scores: list[Score] = []
     failed = False
     for target in chosen:
-        print(f"{target.name}: running", flush=True)
+        if not args.report:
+            print(f"{target.name}: running", flush=True)
         try:
-            s = run(target, args.workdir, args.jobs, args.source.resolve())
+            if args.report:
+                s = score(target, args.workdir / target.name.replace("/", "_"))
+            else:
+                s = run(target, args.workdir, args.jobs, args.source.resolve())
         except ToolError as e:
             print(f"msa: {e}", file=sys.stderr)
             failed = True

@@ -229,3 +229,45 @@ def test_msa_case_issue_writes_the_secrets_to_private_files_when_asked(
     assert "exists" in capsys.readouterr().err
     main(["case", "show", "--registry", reg, "--case", "GENT-2"])
     assert capsys.readouterr().out.count("  host ") == 1
+
+
+def test_a_button_moved_to_another_case_leaves_its_old_host_at_once(live: Live) -> None:
+    from hostile_kit import CENTRE_KEY
+
+    registry = live.running.centre.registry
+    assert live.send(alarm(1))[0] == 201
+    live.do(lambda: registry.register(BID, CENTRE_KEY, "C-O"))  # re-provisioned for C-O
+    assert live.send(alarm(2))[0] == 403
+    assert live.post("/alarms", body(alarm(2)), headers=_as(live.other_token))[0] == 201
+    live.do(lambda: registry.retire(BID))
+    assert live.post("/alarms", body(alarm(3)), headers=_as(live.other_token))[0] == 403
+
+
+def test_a_ghost_call_stays_until_a_verified_msa1_from_its_number(live: Live) -> None:
+    fix = Fix(51.06, 3.72, 12.0, time.time() - 2, FixQuality.GNSS, "nmea")
+    live.sms(HOST_PHONE, aml.build(fix, now=time.time()))
+    forged = frame(hp.Kind.ALARM, 1)[:-1] + bytes([frame(hp.Kind.ALARM, 1)[-1] ^ 1])
+    got = live.sms(HOST_PHONE, f"MSA1 A {key(1)} {forged.hex()}")
+    assert got is not None and got.verdict.value == "rejected"
+    assert [g.case_ref for g in live.do(live.running.sms.ghost_calls)] == ["C-H"]
+    got = live.sms(HOST_PHONE, f"MSA1 A {key(1)} {frame(hp.Kind.ALARM, 1).hex()}")
+    assert got is not None and got.verdict.value == "accepted"
+    assert live.do(live.running.sms.ghost_calls) == []
+
+
+def test_the_ghost_call_limits_are_the_centres_settings(tmp_path: Path) -> None:
+    import asyncio
+
+    from msa.centre.errors import CentreConfigError
+    from msa.centre.server import CentreConfig, start_centre
+
+    async def body_() -> tuple[float, int]:
+        c = await start_centre(CentreConfig(tmp_path / "a", ghost_ttl_s=5.0, max_ghosts=2))
+        try:
+            return c.sms.ghost_ttl_s, c.sms.max_ghosts
+        finally:
+            await c.stop()
+    assert asyncio.run(body_()) == (5.0, 2)
+    for bad in ({"ghost_ttl_s": 0.0}, {"max_ghosts": 0}):
+        with pytest.raises(CentreConfigError):
+            asyncio.run(start_centre(CentreConfig(tmp_path / "b", **bad)))  # type: ignore[arg-type]
