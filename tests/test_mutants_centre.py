@@ -116,7 +116,8 @@ def test_registry_retire_forgets_the_key_and_a_new_registration_revives(reg: Reg
     assert reg.retired() == {BID} and reg.buttons() == [BID + 1]
     reg.register(BID, bytes(range(1, 33)), "C-1")
     assert reg.key(BID) == bytes(range(1, 33)) and reg.retired() == set()
-    assert reg.buttons() == [BID, BID + 1] and reg.case_of(BID).case_ref == "C-1"  # type: ignore[union-attr]
+    revived = reg.case_of(BID)
+    assert reg.buttons() == [BID, BID + 1] and revived is not None and revived.case_ref == "C-1"
 
 
 def test_registry_heartbeat_periods_are_positive_and_replaced(reg: Registry) -> None:
@@ -434,8 +435,9 @@ def test_only_a_batch_of_heartbeats_is_left_unsynced(centre: Centre) -> None:
     async def batch(*messages: Inbound) -> None:
         await asyncio.gather(*(centre.submit(m) for m in messages))
 
+    assert synchronous() == 1  # NORMAL, as the centre opens its records
     asyncio.run(batch(msg(MessageKind.HEARTBEAT, 1)))
-    assert synchronous() == 1  # NORMAL
+    assert synchronous() == 1
     asyncio.run(batch(msg(MessageKind.HEARTBEAT, 2), msg(MessageKind.ALARM, 3)))
     assert synchronous() == 2  # FULL
     asyncio.run(batch(msg(MessageKind.ALARM, 4), msg(MessageKind.HEARTBEAT, 5)))
@@ -460,3 +462,8 @@ def test_warnings_for_a_button_without_a_case_and_a_zero_threshold(
     assert centre.warnings(silent_after_s=0) == [
         {"button_id": BID, "case_ref": "C-1", "warning": "silent", "last_seen": T},
         {"button_id": BID + 1, "case_ref": None, "warning": "silent", "last_seen": T}]
+
+
+def test_a_first_alarm_is_synced(centre: Centre) -> None:
+    centre.ingest(msg(MessageKind.ALARM, 1))
+    assert int(centre._db.execute("PRAGMA synchronous").fetchone()[0]) == 2

@@ -34,8 +34,9 @@ def test_policy_defaults_are_the_documented_ones() -> None:
 
 
 def test_a_dispatcher_needs_a_channel(tmp_path: Path) -> None:
-    with pytest.raises(HostError, match="no dispatch channel configured"):
+    with pytest.raises(HostError) as err:
         Dispatcher(Outbox(tmp_path / "o.db"), [], Place(vtime.LoopClock(), False))
+    assert str(err.value) == "no dispatch channel configured"
 
 
 def test_submit_stores_each_kind_with_what_the_centre_needs(tmp_path: Path) -> None:
@@ -234,3 +235,140 @@ def test_a_kind_no_channel_carries_waits_at_the_backoff(tmp_path: Path) -> None:
 
     attempts, error = vtime.run(body)
     assert attempts == 4 and error == "no channel carries this kind"  # at 0, 1, 3, 7 s
+
+
+def test_urgent_messages_never_take_more_slots_than_free(tmp_path: Path) -> None:
+    async def body() -> tuple[list[float], list[float]]:
+        clock = vtime.LoopClock()
+        https = Scripted("https", lambda m, n: "hang" if n == 0 else "ack", clock,
+                         deadline_s=2.0)
+        d = Dispatcher(Outbox(tmp_path / "o.db"), [https], Place(clock, False),
+                       Policy(concurrency=2), clock)
+        task = asyncio.create_task(d.run())
+        await submit(d, clock, hp.Kind.HEARTBEAT, 1)  # in flight, hanging until 2.0
+        await asyncio.sleep(0.5)
+        a1 = await submit(d, clock, hp.Kind.ALARM, 2)
+        a2 = await submit(d, clock, hp.Kind.ALARM, 3)
+        await asyncio.sleep(10)
+        await d.stop()
+        await task
+        return https.times(a1.key), https.times(a2.key)
+
+    first, second = vtime.run(body)
+    assert first[0] == 0.5 and second[0] == 2.0  # one free slot: the second alarm waits
+
+
+def test_a_message_in_flight_does_not_hold_up_the_next_one(tmp_path: Path) -> None:
+    async def body() -> list[float]:
+        clock = vtime.LoopClock()
+        https = Scripted("https", lambda m, n: "hang" if m.kind is MessageKind.ALARM else "ack",
+                         clock, deadline_s=2.0)
+        d = Dispatcher(Outbox(tmp_path / "o.db"), [https], Place(clock, False),
+                       Policy(concurrency=2), clock)
+        task = asyncio.create_task(d.run())
+        await submit(d, clock, hp.Kind.ALARM, 1)
+        await asyncio.sleep(0.5)
+        low = await submit(d, clock, hp.Kind.LOW_BATTERY, 2)
+        await asyncio.sleep(1)
+        await d.stop()
+        await task
+        return https.times(low.key)
+
+    assert vtime.run(body) == [0.5]
+
+
+def test_a_short_backoff_is_waited_exactly(tmp_path: Path) -> None:
+    async def body() -> list[float]:
+        clock = vtime.LoopClock()
+        https = Scripted("https", always("fail"), clock)
+        d = Dispatcher(Outbox(tmp_path / "o.db"), [https], Place(clock, False),
+                       Policy(retry_first_s=0.25), clock)
+        m = await submit(d, clock, hp.Kind.LOW_BATTERY, 1)
+        await run_until(d, 2)
+        return https.times(m.key)
+
+    assert vtime.run(body) == [0.0, 0.25, 0.75, 1.75]
+
+
+def test_half_a_second_left_still_goes_to_the_ip_channel_first(tmp_path: Path) -> None:
+    async def body() -> tuple[list[float], list[float]]:
+        clock = vtime.LoopClock()
+        dc09 = Scripted("dc09", always("hang"), clock, deadline_s=10.0)
+        sms = Scripted("sms:modem:0", always("ack"), clock, deadline_s=60, kinds=SMS_KINDS)
+        d = Dispatcher(Outbox(tmp_path / "o.db"), [sms, dc09], Place(clock, False), Policy(),
+                       clock)
+        await submit(d, clock, hp.Kind.ALARM, 1, age_ms=4500)
+        await run_until(d, 5)
+        return dc09.times(), sms.times()
+
+    dc09, sms = vtime.run(body)
+    assert dc09 == [0.0] and sms == [pytest.approx(0.5, abs=1e-3)]
+
+
+def test_closed_by_the_centre_is_recorded_with_its_reason(tmp_path: Path) -> None:
+    import sqlite3
+
+    async def body() -> Message:
+        clock = vtime.LoopClock()
+        https = Scripted("https", always("closed"), clock)
+        d = Dispatcher(Outbox(tmp_path / "o.db"), [https], Place(clock), Policy(), clock)
+        m = await submit(d, clock, hp.Kind.ALARM, 1)
+        await run_until(d, 1)
+        return m
+
+    m = vtime.run(body)
+    row = sqlite3.connect(tmp_path / "o.db").execute(
+        "SELECT closed_at, close_reason, reference FROM incidents WHERE key = ?",
+        (m.key,)).fetchone()
+    assert row[1:] == ("resolved by the centre", "INC-1") and row[0] is not None
+
+
+def test_the_real_clock_sleeps_and_tells_unix_time() -> None:
+    import time
+
+    from msa.host.dispatcher import RealClock
+
+    clock = RealClock()
+    before = time.monotonic()
+    asyncio.run(clock.sleep(0.05))
+    assert time.monotonic() - before >= 0.05
+    assert abs(clock.time() - time.time()) < 1.0
+
+
+def test_the_error_kept_for_a_failed_round_names_each_channel_tried(tmp_path: Path) -> None:
+    async def body() -> list[str | None]:
+        clock = vtime.LoopClock()
+        https = Scripted("https", always("fail"), clock)
+        sms = Scripted("sms", always("fail"), clock, deadline_s=60, kinds=SMS_KINDS)
+        d = Dispatcher(Outbox(tmp_path / "o.db"), [sms, https], Place(clock, False), Policy(),
+                       clock)
+        m = await submit(d, clock, hp.Kind.ALARM, 1, age_ms=60_000)
+        task = asyncio.create_task(d.run())
+        errors = []
+        for _ in range(2):
+            await asyncio.sleep(0.5 if not errors else 1.0)  # to 0.5, then 1.5
+            status = d.outbox.status(m.key)
+            errors.append(None if status is None else status[3])
+        await d.stop()
+        await task
+        return errors
+
+    first, second = vtime.run(body)
+    # first round: the IP time is spent, so the SMS alone was tried; then both
+    assert first == "channel sms: scripted fail"
+    assert second == "channel https: scripted fail; channel sms: scripted fail"
+
+
+def test_a_refused_sms_by_any_modem_name_is_never_sent_again(tmp_path: Path) -> None:
+    async def body() -> tuple[list[float], list[float]]:
+        clock = vtime.LoopClock()
+        https = Scripted("https", always("refuse"), clock)
+        sms = Scripted("sms:modem:0", always("refuse"), clock, deadline_s=60, kinds=SMS_KINDS)
+        d = Dispatcher(Outbox(tmp_path / "o.db"), [sms, https], Place(clock, False), Policy(),
+                       clock)
+        await submit(d, clock, hp.Kind.ALARM, 1)
+        await run_until(d, 200)
+        return https.times(), sms.times()
+
+    https, sms = vtime.run(body)
+    assert sms == [0.0] and len(https) >= 4  # the IP channel again every 30 s; never the SMS

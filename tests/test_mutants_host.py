@@ -382,3 +382,10 @@ def test_outbox_errors_carry_the_path(tmp_path: Path) -> None:
             call()
         assert err.value.path == str(tmp_path / "o.db")
         assert err.value.detail == "Cannot operate on a closed database."
+
+
+def test_outbox_hands_out_sixteen_due_messages_unless_asked_otherwise(box: Outbox) -> None:
+    for seq in range(1, 18):
+        box.put(message(seq, MessageKind.HEARTBEAT, at=T + seq))
+    assert len(box.due(T + 100)) == 16
+    assert len(box.due(T + 100, limit=17)) == 17 and box.undelivered() == 17

@@ -671,3 +671,29 @@ def test_store_on_a_port_without_sync_still_saves_and_a_root_may_end_in_x():
     fs = CutFs()
     store.Store("/data/X/", fs).save("rec", b"x")
     assert sorted(fs.files) == ["/data/X/rec.a"]
+
+
+# --- frame -----------------------------------------------------------------------------------
+# Expected values computed with CPython's hmac from docs/protocol.md's definitions.
+
+def test_hmac_of_a_key_of_exactly_one_block_and_of_one_more_byte():
+    import frame
+
+    k64 = bytes(range(64))
+    assert frame.Hmac(k64).digest(b"msa") == bytes.fromhex(
+        "7c10d05be1580b15a78ed51c319aad327e136bd7883ad0d0b5a523d0bda3df2a")
+    assert frame.Hmac(bytes(range(65))).digest(b"msa") == bytes.fromhex(
+        "62d74e947bea500d5e1618a742fdf61efd167a369abb5dccfe8c6f3fe14ddfd3")
+    assert frame.Hmac(k64).digest(b"m", b"sa") == frame.Hmac(k64).digest(b"msa")
+
+
+def test_commands_verify_for_a_button_id_above_two_to_the_31():
+    import frame
+
+    v = frame.CommandVerifier(bytes(range(32)), 0xFFFFFFFF)
+    ack = bytes.fromhex("020100000005000000002d3f47191d1611ea")
+    test = bytes.fromhex("02020000000600000000e5c249b2f04035da")
+    for _ in range(3):  # the verifier reuses its buffer: the same answer every time
+        assert v.verify(ack, b"") == (frame.OP_ACK, 5, 0)
+        assert v.verify(test, bytes(range(8))) == (frame.OP_TEST, 6, 0)
+    assert _raises(v.verify, test, bytes(8)) == "tag"
