@@ -237,6 +237,7 @@ def _swap(attr: str, value: str) -> str:
     (_swap("rd", "1.5"), "rd", "must be whole metres or N"),
     (_swap("top", "20131317175329"), "top", "not a calendar date and time"),
     (_swap("pm", "X"), "pm", "must be one of G, W, C, N"),
+    (_swap("lc", "\u0669\u0665"), "lc", "must be a percentage"),  # Arabic-Indic 95
     (GNSS_BODY.replace("ml=127", "mx=127"), "ml", "the last attribute must be ml=<length>"),
     (GNSS_BODY.replace("ml=127", "ml127"), "ml", "the last attribute must be ml=<length>"),
     (GNSS_BODY.replace("ml=127", "ml=1270"), "ml", "the last attribute must be ml=<length>"),

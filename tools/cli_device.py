@@ -1,5 +1,5 @@
 """The technicians' USB commands (msa flash, provision, wipe): thin click shells over
-tools/device.py, registered in tools/cli.py."""
+tools/device.py and tools/provisioning.py, registered in tools/cli.py."""
 from __future__ import annotations
 
 import tempfile
@@ -76,19 +76,20 @@ def provision(port: str, case_ref: str, registry_path: Path, button_id: int | No
     Example: msa provision --port /dev/ttyACM0 --case GENT-2026-0147
     --registry /var/lib/msa-centre/registry.sqlite --key-out /etc/msa/button.key
     """
-    from . import device
+    from . import provisioning
     from .usb import Usb
 
-    r = device.provision(Usb(port), registry_path, case_ref, button_id, gesture, force,
-                         key_out, power)
+    r = provisioning.provision(Usb(port), registry_path, case_ref, button_id, gesture, force,
+                               key_out, power)
     click.echo(f"{r.port}: provisioned button {r.button_id:08x} for case {r.case_ref}"
                f" (gesture {r.gesture}, power {r.power}, heartbeat every {r.heartbeat_s} s)")
     if r.replaced:
         held = f"{r.replaced:08x}" if r.replaced > 0 else "an unreadable configuration"
         click.echo(f"  replaced: {held}; retire that id in the registry if it was registered")
     click.echo(f"  registered in {r.registry}")
-    kept = f"in {r.key_file} (mode 0600)" if r.key_file else "on the button and in the registry"
-    click.echo(f"  key: {kept}; not shown")
+    kept = f"in {r.key_file} (mode 0600) and" if r.key_file else ""
+    click.echo(f"  keys: K {kept} on the button, K_c on the button and in the registry;"
+               " neither shown")
 
 
 @click.command("wipe")
@@ -101,10 +102,10 @@ def wipe(port: str, button_id: int | None) -> None:
 
     Example: msa wipe --port /dev/ttyACM0 --button-id 1a2b3c4d
     """
-    from . import device
+    from . import provisioning
     from .usb import Usb
 
-    r = device.wipe(Usb(port), button_id)
+    r = provisioning.wipe(Usb(port), button_id)
     held = {0: "not provisioned", -1: "unreadable configuration"}.get(
         r.button_id, f"button {r.button_id:08x}")
     click.echo(f"{r.port}: wiped ({held}); erased and read back: {', '.join(r.erased)}")

@@ -337,7 +337,7 @@ async def retire(config_path: Path, registry_path: Path, *, port: str | None = N
     the host (its Bluetooth bond, its sequence state, its key file) and at the centre (the
     registry forgets its key and unlinks its case). Every step is tried; each says whether
     it was done, so a second run finishes what the first could not."""
-    from . import device
+    from . import provisioning
     from .usb import Usb
 
     b = ble.load_button(config_path, button_id)
@@ -348,7 +348,7 @@ async def retire(config_path: Path, registry_path: Path, *, port: str | None = N
                           " before it is reused", True))
     else:
         try:
-            r = await asyncio.to_thread(device.wipe, Usb(port), b.button_id)
+            r = await asyncio.to_thread(provisioning.wipe, Usb(port), b.button_id)
             steps.append(Step("button", f"wiped over USB on {r.port}; erased and read back: "
                               + ", ".join(r.erased), True))
         except Unprovisioned:

@@ -11,7 +11,7 @@ from bonds import Bonds
 
 from msa.simulator.air import Air
 from msa.simulator.vboard import VirtualBoard
-from msa.tools import device
+from msa.tools import provisioning
 
 
 def test_provisioning_clears_the_last_cases_bonds_and_opens_the_window(tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_provisioning_clears_the_last_cases_bonds_and_opens_the_window(tmp_path:
         old.flush()
         cfg = {"button_id": 7, "key": "11" * 32, "centre_key": "22" * 32}
         try:
-            return await board.run_snippet(device.config_script(cfg))
+            return await board.run_snippet(provisioning.config_script(cfg))
         finally:
             await board.close()
     out = asyncio.run(main())

@@ -42,11 +42,17 @@ CASE = "GENT-2026-0147"
 
 
 @asynccontextmanager
-async def bench(flash: Path) -> AsyncIterator[tuple[VirtualBoard, str]]:
+async def bench(flash: Path, cfg: dict[str, object] | None = None
+                ) -> AsyncIterator[tuple[VirtualBoard, str]]:
     """A virtual board with the firmware on its flash (as an older `msa flash` left it, .py
-    modules) and its REPL on a TCP port; yields it and the port as msa takes it."""
+    modules), provisioned with `cfg` if given, and its REPL on a TCP port; yields it and the
+    port as msa takes it. Provisioned before the console starts: the firmware runs behind the
+    REPL and writes its own records, so a second interpreter writing at the same time would
+    race it on the flash."""
     board = VirtualBoard(Air(), flash)
     board.install()
+    if cfg is not None:
+        await board.provision(cfg)
     port = await board.start_console()
     try:
         yield board, f"socket://127.0.0.1:{port}"
@@ -84,8 +90,7 @@ def test_flash_refuses_a_foreign_mpy_a_corrupted_file_and_a_failed_boot(tmp_path
     seen: dict[str, dict[str, bytes]] = {}
 
     async def go() -> None:
-        async with bench(flash) as (board, port):
-            await board.provision(cfg)
+        async with bench(flash, cfg) as (board, port):
             seen["before"] = snapshot(flash)
             seen["config"] = {n: b for n, b in snapshot(flash, True).items()
                               if n.startswith("config.")}

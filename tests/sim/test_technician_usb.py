@@ -17,7 +17,7 @@ from typing import TypeVar
 from msa.centre.registry import Case, Registry
 from msa.simulator.air import Air
 from msa.simulator.vboard import VirtualBoard
-from msa.tools import device
+from msa.tools import device, provisioning
 from msa.tools import firmware as fw
 from msa.tools.usb import Usb
 
@@ -324,7 +324,7 @@ def test_flash_provision_and_wipe_hold_a_running_buttons_watchdog(tmp_path: Path
             first = await msa("provision", "--port", port, "--case", "GENT-2026-0147",
                               "--registry", str(reg))
             await running(board)
-            await asyncio.to_thread(device.provision, SlowUsb(port, 2, seen, board), reg,
+            await asyncio.to_thread(provisioning.provision, SlowUsb(port, 2, seen, board), reg,
                                     "GENT-2026-0147", 0x1A2B3C4D, "hold", True, None)
             await running(board)
             image = device.build_image("sim", tmp_path / "mpy")
@@ -332,7 +332,7 @@ def test_flash_provision_and_wipe_hold_a_running_buttons_watchdog(tmp_path: Path
                 lambda: device.flash(device.check_port(SlowUsb(port, 2, seen, board), image),
                                      lambda _name: None))
             await running(board)
-            await asyncio.to_thread(device.wipe, SlowUsb(port, 2, seen, board), 0x1A2B3C4D)
+            await asyncio.to_thread(provisioning.wipe, SlowUsb(port, 2, seen, board), 0x1A2B3C4D)
             assert board.wdt.bites == 0
             return first
         finally:
