@@ -21,6 +21,7 @@ from pathlib import Path
 
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, start_centre
+from msa.common.files import write_private
 from msa.wire.message import MessageKind
 from msa.simulator.radio import serve_radio
 from msa.simulator.world import BUTTON_ADDRESS, World
@@ -40,9 +41,7 @@ _BASELINE = ("import msa.tools.cli, msa.host.service, msa.tools.adapter, bleak, 
 
 
 def _secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text + "\n")
+    write_private(path, text + "\n")
 
 
 def _cpu_s(pid: int) -> float:

@@ -10,7 +10,6 @@ configured centre, modem and GPS are used as they are.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, RunningCentre, start_centre
+from msa.common.files import write_private
 from msa.host import config as host_config
 from msa.wire.message import Message
 from msa.host.dispatch import Receipt
@@ -46,10 +46,7 @@ SMS_NUMBER = "+32470999112"
 
 
 def _secret(path: Path, text: str) -> str:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text + "\n")
-    return path.name
+    return write_private(path, text + "\n").name
 
 
 @dataclass

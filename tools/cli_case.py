@@ -180,11 +180,9 @@ def case_issue(registry_path: Path, case_ref: str, name: str | None, token_out: 
 
 def _secret(path: Path, text: str) -> None:
     """A new file only its owner may read (the host's token and key files are mode 600)."""
-    import os
+    from msa.common.files import write_private
 
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text + "\n")
+    write_private(path, text + "\n", new=True)
 
 
 @case.command("revoke")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from msa.centre.registry import Registry
+from msa.common.files import write_private
 
 from .device import MAX_BUTTON_ID, POWER_MODES, restart, tagged
 from .errors import (AlreadyProvisioned, ButtonIdRetired, ButtonIdTaken, CaseUnknown,
@@ -129,7 +129,7 @@ def provision(usb: Usb, registry_path: Path, case_ref: str, button_id: int | Non
     finally:
         registry.close()
     if key_out is not None:
-        _write_secret(key_out, key.hex() + "\n")
+        write_private(key_out, key.hex() + "\n")
     restart(usb)
     return ProvisionReport(usb.port, button_id, case_ref, gesture, str(registry_path), held,
                            key_out, power, heartbeat_s)
@@ -150,7 +150,7 @@ def _write_config(usb: Usb, cfg: dict[str, object]) -> int:
     firmware settled on (60 s from firmware that does not say)."""
     with tempfile.TemporaryDirectory(prefix="msa-provision-") as folder:
         script = Path(folder) / "provision.py"
-        _write_secret(script, config_script(cfg))
+        write_private(script, config_script(cfg))
         out = usb.run_file("save its configuration", script)
     saved = tagged(out, "SAVED")
     button_id = int(str(cfg["button_id"]))
@@ -160,14 +160,6 @@ def _write_config(usb: Usb, cfg: dict[str, object]) -> int:
         raise KeyMismatch(usb.port, button_id)
     beat = tagged(out, "HEARTBEAT")
     return int(beat[0][0]) if beat and beat[0] and beat[0][0].isdigit() else 60
-
-
-def _write_secret(path: Path, text: str) -> None:
-    """Writes a file only its owner can read, also when it existed with a looser mode."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        os.fchmod(out.fileno(), 0o600)
-        out.write(text)
 
 
 # --- wipe --------------------------------------------------------------------------------------
