@@ -146,6 +146,8 @@ class Centre:
         self._clock = clock
         self._keys: dict[int, tuple[bytes, CentreKey]] = {}
         self.listeners: list[Callable[[str, dict[str, object]], None]] = []
+        # More warnings for the operator, each computed at read time for a given `now`.
+        self.warning_sources: list[Callable[[float], list[dict[str, object]]]] = []
         self._waiting: list[asyncio.Future[None]] = []  # submit() callers of the open batch
         self._accepted: list[tuple[Inbound, Ingested]] = []  # to notify once committed
         try:
@@ -404,12 +406,14 @@ class Centre:
                  "source": src, "channel": ch, "received_at": rx}
                 for u, la, lo, acc, ft, src, ch, rx in rows]
 
-    def warnings(self, silent_after_s: float = 180.0) -> list[dict[str, object]]:
+    def warnings(self, silent_after_s: float = 180.0,
+                 now: float | None = None) -> list[dict[str, object]]:
         """Buttons gone silent or with a low battery. Silent: no word for `silent_after_s`
         (three of the default 60 s heartbeats), or for SILENT_HEARTBEATS of the button's own
         heartbeat period when the registry has a longer one: a sleep-mode button speaks once
-        an hour and is not missing in between."""
-        now = self._clock()
+        an hour and is not missing in between. Then those of every `warning_sources` entry
+        (perpetrator tags: centre/tags.py), asked with the same `now` (default: the clock)."""
+        now = self._clock() if now is None else now
         out: list[dict[str, object]] = []
         seen = {int(b): (float(t), bat, low) for b, t, bat, low in self._db.execute(
             "SELECT button_id, last_seen, battery_pct, low_battery FROM buttons").fetchall()}
@@ -425,6 +429,8 @@ class Centre:
             if last is not None and last[2]:
                 out.append({"button_id": button_id, "case_ref": ref, "warning": "low battery",
                             "battery_pct": last[1]})
+        for source in self.warning_sources:
+            out.extend(source(now))
         return out
 
     def count(self, kind: MessageKind | None = None) -> int:

@@ -33,6 +33,8 @@ from .hosts import Hosts, Issued
 from .ratelog import Throttle
 from .registry import Registry
 from .sms import GHOST_TTL_S, MAX_GHOSTS, SmsInbox
+from .tags import Tags
+from .tagweb import add_tag_routes
 from .tls import TlsFiles, make_tls
 from .web import make_api_app, make_operator_app
 
@@ -118,6 +120,8 @@ class RunningCentre:
         self.centre = centre
         self.tls = tls
         self.hosts = Hosts(centre.registry)
+        self.tags = Tags(centre.registry)  # perpetrator tags: their positions and supervision
+        centre.warning_sources.append(self.tags.warnings)
         self.api_port = 0
         self.operator_port = 0
         self._runners: list[tuple[web.AppRunner, asyncio.Server]] = []
@@ -204,6 +208,7 @@ class RunningCentre:
         self._runners.clear()
         self.centre.close()
         self.hosts.close()
+        self.tags.close()
         self.centre.registry.close()
 
 
@@ -220,8 +225,10 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
     running = RunningCentre(centre, config.tls or make_tls(config.state_dir / "tls"),
                             SmsInbox(centre, config.ghost_ttl_s, config.max_ghosts))
     try:
-        running.api_port = await running._serve(make_api_app(centre, running.hosts),
-                                                config.api_host, config.api_port, tls=True)
+        api = make_api_app(centre, running.hosts)
+        add_tag_routes(api, running.tags)
+        running.api_port = await running._serve(api, config.api_host, config.api_port,
+                                                tls=True)
         running.listeners.append(f"dispatch API (HTTPS): {config.api_host}:{running.api_port}")
         running.operator_port = await running._serve(
             make_operator_app(centre, running.sms.ghost_calls), "127.0.0.1",

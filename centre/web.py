@@ -30,6 +30,7 @@ from .errors import CentreError
 from .hosts import Host, Hosts
 from .ratelog import Throttle
 from .sms import GhostCall
+from .tagweb import TAG_PATHS
 
 log = logging.getLogger("msa.centre.web")
 _throttled = Throttle(log)
@@ -90,8 +91,9 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     # The Bearer scheme (RFC 6750) and nothing else: a bare token, Basic or a token in the
     # query string is refused like a wrong one, and so is one too short to be a secret. The
     # token names the host (its SHA-256 is looked up: no comparison of secrets to time).
-    if request.path == OPENAPI_PATH:
-        return await handler(request)  # the contract itself is public
+    if request.path == OPENAPI_PATH or request.path in TAG_PATHS:
+        # The contract is public; a tag presents its own secret (centre/tagweb.py).
+        return await handler(request)
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     host = None
     if scheme.lower() == "bearer" and _TOKEN.fullmatch(given):

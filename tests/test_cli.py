@@ -68,7 +68,8 @@ def test_protocol_vectors_match_the_document() -> None:
 def test_help_has_examples() -> None:
     for cmd in (["sim", "demo"], ["firmware", "size"], ["protocol", "vectors"],
                 ["host", "run"], ["host", "check"], ["centre"], ["case", "add"],
-                ["case", "show"], ["case", "issue"], ["case", "revoke"], ["bench"],
+                ["case", "show"], ["case", "issue"], ["case", "revoke"], ["case", "tag-add"],
+                ["case", "tag-retire"], ["bench"],
                 ["sim", "board"], ["sim", "crash"]):
         out = msa(*cmd, "--help").stdout
         assert "Example:" in out, cmd

@@ -1,7 +1,8 @@
-"""The centre's case commands (msa case add, show, issue, revoke): the case file a button is
-provisioned for, kept in the reference centre's registry (never on the button), and the
-credentials of the case's host: an API token and a DC-09 account and key, good for the case's
-buttons only, shown once at issue and never again. Registered in tools/cli.py."""
+"""The centre's case commands (msa case add, show, issue, revoke, tag-add, tag-retire): the case
+file a button is provisioned for, kept in the reference centre's registry (never on the button),
+the credentials of the case's host (an API token and a DC-09 account and key, good for the
+case's buttons only) and the suspect's GPS tags (each its own secret), every secret shown once at
+issue and never again. Registered in tools/cli.py."""
 from __future__ import annotations
 
 import re
@@ -14,6 +15,7 @@ import click
 if TYPE_CHECKING:
     from msa.centre.hosts import Hosts
     from msa.centre.registry import Registry
+    from msa.centre.tags import Tags
 
 _PHONE = re.compile(r"\+[1-9][0-9]{6,14}")  # E.164, as the centre matches SMS senders
 
@@ -93,6 +95,7 @@ def case_show(registry_path: Path, case_ref: str) -> None:
         buttons = [b for b in registry.buttons()
                    if (c := registry.case_of(b)) is not None and c.case_ref == case_ref]
         hosts = _hosts(registry).of_case(case_ref)
+        tags = _tags(registry).of_case(case_ref)
     finally:
         registry.close()
     click.echo(f"case {found.case_ref}: victim {found.victim}"
@@ -105,11 +108,20 @@ def case_show(registry_path: Path, case_ref: str) -> None:
     for h in hosts:  # names and accounts only: the token and key were shown once, at issue
         click.echo(f"  host {h.name}: DC-09 account {h.dc09_account}, issued"
                    f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(h.issued_at))}")
+    for t in tags:  # ids only: the secret was shown once, at tag-add
+        click.echo(f"  tag {t.tag_id}: every {t.interval_s} s, "
+                   + ("retired" if t.retired else "in service") + ", issued"
+                   f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t.issued_at))}")
 
 
 def _hosts(registry: Registry) -> Hosts:
     from msa.centre.hosts import Hosts
     return Hosts(registry)
+
+
+def _tags(registry: Registry) -> Tags:
+    from msa.centre.tags import Tags
+    return Tags(registry)
 
 
 def _open(registry_path: Path) -> Registry:
@@ -213,3 +225,69 @@ def case_revoke(registry_path: Path, name: str | None, case_ref: str | None) -> 
     if not count:
         raise ToolError(f"{what}: none in service", "see msa case show")
     click.echo(f"{what}: revoked ({count})")
+
+
+@case.command("tag-add")
+@_REGISTRY
+@click.option("--case", "case_ref", required=True, help="The case whose suspect wears the tag.")
+@click.option("--interval-s", type=click.IntRange(1, 86_400), required=True,
+              help="How often the tag reports (s); silent after this + 60 s, the operator is"
+                   " warned.")
+@click.option("--token-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the tag's secret to this new file (mode 600) instead of printing it.")
+def case_tag_add(registry_path: Path, case_ref: str, interval_s: int,
+                 token_out: Path | None) -> None:
+    """Add a GPS tag worn by the case's suspect. Its secret is shown this once (printed, or
+    written to the file given): it is the tag's OsmAnd device id and its bearer token for the
+    JSON form; the centre keeps only its hash.
+
+    Example: msa case tag-add --registry /var/lib/msa-centre/registry.db --case GENT-2026-0147
+    --interval-s 10 --token-out tag.secret
+    """
+    from .errors import ToolError
+
+    if token_out is not None and (token_out.exists() or not token_out.parent.is_dir()):
+        raise ToolError(f"{token_out} exists or its folder does not", "give a new file in an"
+                        " existing folder (a secret is never overwritten)")
+    registry = _open(registry_path)
+    try:
+        tags = _tags(registry)
+        try:
+            issued = tags.issue(case_ref, interval_s)
+        finally:
+            tags.close()
+    finally:
+        registry.close()
+    t = issued.tag
+    click.echo(f"tag {t.tag_id} of case {t.case_ref}: reports every {t.interval_s} s. Its"
+               " secret is shown this once; configure the tag with it now.")
+    if token_out is None:
+        click.echo(f"  secret (OsmAnd id, or Bearer token): {issued.secret}")
+    else:
+        _secret(token_out, issued.secret)
+        click.echo(f"  secret (OsmAnd id, or Bearer token): written to {token_out}")
+
+
+@case.command("tag-retire")
+@_REGISTRY
+@click.option("--tag", "tag_id", required=True, help="The tag to take out of service.")
+def case_tag_retire(registry_path: Path, tag_id: str) -> None:
+    """Retire a tag: its secret stops working at once (also for a running centre) and it is
+    no longer supervised.
+
+    Example: msa case tag-retire --registry /var/lib/msa-centre/registry.db --tag TAG-1A2B3C4D
+    """
+    from .errors import ToolError
+
+    registry = _open(registry_path)
+    try:
+        tags = _tags(registry)
+        try:
+            retired = tags.retire(tag_id)
+        finally:
+            tags.close()
+    finally:
+        registry.close()
+    if not retired:
+        raise ToolError(f"tag {tag_id}: none in service", "see msa case show")
+    click.echo(f"tag {tag_id}: retired")
