@@ -16,14 +16,11 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from msa.common.sqlite import open_wal
 
 from .errors import RegistryError
-from .registry import Registry
+from .registry import Database, Registry
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS hosts (id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -59,37 +56,17 @@ class Issued:
     dc09_key: bytes = field(repr=False)
 
 
-def token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+def secret_hash(secret: str) -> bytes:
+    """What the centre keeps of a host's token or a tag's secret: its SHA-256."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
 
 
-class Hosts:
+class Hosts(Database):
     """The hosts' credentials, in the registry's database (a connection of its own)."""
 
     def __init__(self, registry: Registry) -> None:
+        super().__init__(registry.path, _SCHEMA)
         self.registry = registry
-        self.path = registry.path
-        try:
-            self._db = open_wal(self.path, _SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise RegistryError(self.path, str(exc)) from exc
-
-    def _exec(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        try:
-            return list(self._db.execute(sql, args).fetchall())
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Many issues or revocations as one commit, all or none (a fleet enrolled at once)."""
-        self._exec("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._exec("ROLLBACK")
-            raise
-        self._exec("COMMIT")
 
     def issue(self, case_ref: str, name: str | None = None) -> Issued:
         """New credentials for a host of `case_ref` (named `name`, default the case reference);
@@ -108,7 +85,7 @@ class Hosts:
             try:
                 self._db.execute("INSERT INTO hosts (name, case_ref, token_sha256, dc09_account,"
                                  " dc09_key, issued_at) VALUES (?, ?, ?, ?, ?, ?)",
-                                 (name, case_ref, token_hash(token), account, key, now))
+                                 (name, case_ref, secret_hash(token), account, key, now))
             except sqlite3.IntegrityError as exc:
                 if "dc09_account" in str(exc):
                     continue
@@ -146,7 +123,7 @@ class Hosts:
     def by_token(self, token: str) -> Host | None:
         """The host in service whose token this is, None for any other string."""
         rows = self._exec(f"SELECT {self._COLUMNS} FROM hosts WHERE token_sha256 = ?"
-                          " AND revoked_at IS NULL", (token_hash(token),))
+                          " AND revoked_at IS NULL", (secret_hash(token),))
         return self._host(rows[0]) if rows else None
 
     def by_account(self, account: str) -> tuple[Host, bytes] | None:
@@ -177,6 +154,3 @@ class Hosts:
         return [self._host(r) for r in self._exec(
             f"SELECT {self._COLUMNS} FROM hosts WHERE case_ref = ? AND revoked_at IS NULL"
             " ORDER BY id", (case_ref,))]
-
-    def close(self) -> None:
-        self._db.close()

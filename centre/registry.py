@@ -53,14 +53,14 @@ class Case:
                 "weapons": self.weapons}
 
 
-class Registry:
-    """Cases and buttons. Every write commits before it returns."""
+class Database:
+    """One connection to the registry's database, its tables' schema applied; SQLite's errors
+    come out as RegistryError. Registry, Hosts and Tags each keep their tables through one."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, schema: Sequence[str]) -> None:
         self.path = str(path)
         try:
-            self._db = open_wal(self.path, _SCHEMA)
-            self._db.execute("PRAGMA cache_size=-65536")  # up to 64 MiB: a large fleet's keys
+            self._db = open_wal(self.path, schema)
         except (sqlite3.Error, OSError) as exc:
             raise RegistryError(self.path, str(exc)) from exc
 
@@ -72,7 +72,7 @@ class Registry:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Many writes as one commit, all or none (a bulk import: a fleet of buttons)."""
+        """Many writes as one commit, all or none (a fleet enrolled at once)."""
         self._exec("BEGIN IMMEDIATE")
         try:
             yield
@@ -80,6 +80,17 @@ class Registry:
             self._exec("ROLLBACK")
             raise
         self._exec("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Registry(Database):
+    """Cases and buttons. Every write commits before it returns."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, _SCHEMA)
+        self._exec("PRAGMA cache_size=-65536")  # up to 64 MiB: a large fleet's keys
 
     def put_case(self, case: Case) -> None:
         self._exec("INSERT INTO cases (case_ref, victim, victim_phone, suspect, suspect_notes,"
@@ -166,6 +177,3 @@ class Registry:
     def buttons(self) -> list[int]:
         return [int(str(b)) for (b,) in self._exec(
             "SELECT button_id FROM buttons WHERE retired_at IS NULL ORDER BY button_id")]
-
-    def close(self) -> None:
-        self._db.close()

@@ -9,17 +9,16 @@ The tables live in the registry's database (registry.db, 0600), read on every re
 """
 from __future__ import annotations
 
-import hashlib
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass, field
 
-from msa.common.sqlite import open_wal
 from msa.wire.tag import LOW_BATTERY_PCT, TagReport
 
 from .errors import RegistryError
-from .registry import Registry
+from .hosts import secret_hash
+from .registry import Database, Registry
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS tags (tag_id TEXT PRIMARY KEY, case_ref TEXT NOT NULL,"
@@ -55,27 +54,13 @@ class IssuedTag:
     secret: str = field(repr=False)
 
 
-def secret_hash(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
-
-
-class Tags:
+class Tags(Database):
     """The tags and their positions, in the registry's database (a connection of its own)."""
 
     def __init__(self, registry: Registry, low_battery_pct: float = LOW_BATTERY_PCT) -> None:
+        super().__init__(registry.path, _SCHEMA)
         self.registry = registry
-        self.path = registry.path
         self.low_battery_pct = low_battery_pct
-        try:
-            self._db = open_wal(self.path, _SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise RegistryError(self.path, str(exc)) from exc
-
-    def _exec(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        try:
-            return list(self._db.execute(sql, args).fetchall())
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
 
     def issue(self, case_ref: str, interval_s: int, now: float | None = None) -> IssuedTag:
         """A new tag for the suspect of `case_ref`, expected to report every `interval_s`;
@@ -178,6 +163,3 @@ class Tags:
             if tampered is not None:
                 out.append({**base, "warning": "tag tampered", "tamper_at": tampered})
         return out
-
-    def close(self) -> None:
-        self._db.close()

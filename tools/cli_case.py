@@ -124,6 +124,16 @@ def _tags(registry: Registry) -> Tags:
     return Tags(registry)
 
 
+def _fresh(*outs: Path | None) -> None:
+    """Refuses, before anything is issued, a secret's file that exists or has no folder."""
+    from .errors import ToolError
+
+    for out in outs:
+        if out is not None and (out.exists() or not out.parent.is_dir()):
+            raise ToolError(f"{out} exists or its folder does not", "give a new file in an"
+                            " existing folder (a secret is never overwritten)")
+
+
 def _open(registry_path: Path) -> Registry:
     from msa.centre.registry import Registry
 
@@ -155,12 +165,7 @@ def case_issue(registry_path: Path, case_ref: str, name: str | None, token_out: 
     Example: msa case issue --registry /var/lib/msa-centre/registry.db --case GENT-2026-0147
     --token-out api.token --dc09-key-out dc09.key
     """
-    from .errors import ToolError
-
-    for out in (token_out, dc09_key_out):
-        if out is not None and (out.exists() or not out.parent.is_dir()):
-            raise ToolError(f"{out} exists or its folder does not", "give a new file in an"
-                            " existing folder (a secret is never overwritten)")
+    _fresh(token_out, dc09_key_out)
     registry = _open(registry_path)
     try:
         hosts = _hosts(registry)
@@ -244,11 +249,7 @@ def case_tag_add(registry_path: Path, case_ref: str, interval_s: int,
     Example: msa case tag-add --registry /var/lib/msa-centre/registry.db --case GENT-2026-0147
     --interval-s 10 --token-out tag.secret
     """
-    from .errors import ToolError
-
-    if token_out is not None and (token_out.exists() or not token_out.parent.is_dir()):
-        raise ToolError(f"{token_out} exists or its folder does not", "give a new file in an"
-                        " existing folder (a secret is never overwritten)")
+    _fresh(token_out)
     registry = _open(registry_path)
     try:
         tags = _tags(registry)

@@ -14,7 +14,7 @@ from hostile_kit import (BID, HOST_PHONE, OTHER_BID, OTHER_KEY, Live, alarm, fra
                          update)
 
 from msa.centre.core import Centre
-from msa.centre.hosts import token_hash
+from msa.centre.hosts import secret_hash
 from msa.centre.registry import Case, Registry
 from msa.centre.sms import SmsInbox
 from msa.wire import aml, dc09
@@ -148,7 +148,7 @@ def test_no_token_or_key_is_logged_or_the_token_stored(live: Live,
     live.dc09_tcp(live.dc09_event(alarm(3), account=live.other_account, key=live.other_key))
     logged = "\n".join(r.getMessage() for r in caplog.records)
     stored = b"".join(p.read_bytes() for p in live.root.glob("registry.db*"))  # and WAL
-    assert token_hash(live.token) in stored  # what the centre keeps instead
+    assert secret_hash(live.token) in stored  # what the centre keeps instead
     for secret in (live.token, live.other_token):
         assert secret not in logged and secret.encode() not in stored
     for aes in (live.dc09_key, live.other_key):

@@ -15,7 +15,7 @@ from hostile_kit import Live, alarm
 
 import msa.centre.dc09 as centre_dc09
 import msa.centre.server as centre_server
-from msa.centre.hosts import token_hash
+from msa.centre.hosts import secret_hash
 from msa.centre.server import CentreConfig, raise_open_files, start_centre
 from msa.centre.web import MIN_TOKEN_LEN
 from msa.wire import dc09
@@ -122,7 +122,7 @@ def test_issued_tokens_are_long_and_a_short_or_empty_one_never_authenticates(
         live.do(lambda: db.execute(
             "INSERT INTO hosts (name, case_ref, token_sha256, dc09_account, dc09_key,"
             " issued_at) VALUES (?, 'C-H', ?, ?, X'00', 0)",
-            (f"hand-{i}", token_hash(short), f"ABC{i}")))
+            (f"hand-{i}", secret_hash(short), f"ABC{i}")))
         status, _ = live.post("/alarms", body(alarm(1)),
                               headers={"Authorization": f"Bearer {short}"}, auth=False)
         assert status == 401, short
