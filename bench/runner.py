@@ -22,7 +22,7 @@ from .figures import Figure, Options
 
 # In the order they run: the long simulated-chain runs first, the models last.
 SECTIONS = ("latency", "dc09", "sms", "tracking", "ingest", "hostile", "firmware", "battery",
-            "host")
+            "host", "proximity")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ NAME = "esp32_devkitc"
 BUTTON_PIN = 27
 BUTTON_ACTIVE_LOW = True
 BATTERY_ADC_PIN = 34
+# No vibration motor: a WARN is verified and ignored (docs/boards.md, Vibration motor).
+VIBRATION_PIN = None
 ADC_MAX_COUNTS = 3300  # calibrated millivolts at the pin (read_uv), as on the XIAO
 ADC_REF_MV = 3300
 DIVIDER_NUM = 2
@@ -50,6 +52,10 @@ def Timer(timer_id):
     if timer_id not in _TIMERS:
         _TIMERS[timer_id] = hwbase.OneShot(timer_id)
     return _TIMERS[timer_id]
+
+
+def Vibration():
+    return hwbase.vibration(VIBRATION_PIN)
 
 
 def Button():

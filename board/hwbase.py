@@ -56,6 +56,13 @@ class PinButton:
                          trigger=machine.Pin.IRQ_FALLING | machine.Pin.IRQ_RISING)
 
 
+def vibration(pin_id):
+    """The vibration motor's driver pin, made low (motor off) at once; None without a motor."""
+    if pin_id is None:
+        return None
+    return machine.Pin(pin_id, machine.Pin.OUT, value=0)
+
+
 def esp32_adc_mv(pin_id):
     """Calibrated millivolts at an ESP32 ADC pin (11 dB attenuation: the widest range)."""
     adc = machine.ADC(machine.Pin(pin_id), atten=machine.ADC.ATTN_11DB)

@@ -13,6 +13,8 @@ NAME = "pico_w"
 BUTTON_PIN = 15
 BUTTON_ACTIVE_LOW = True
 BATTERY_ADC_PIN = 29
+# No vibration motor: a WARN is verified and ignored (docs/boards.md, Vibration motor).
+VIBRATION_PIN = None
 ADC_MAX_COUNTS = 4095
 ADC_REF_MV = 3300
 DIVIDER_NUM = 3  # the board's own VSYS/3 divider
@@ -47,6 +49,10 @@ def Timer(timer_id):
     if timer_id not in (0, 1):
         raise ValueError("timers 0 and 1 are the firmware's")
     return hwbase.OneShot(-1)
+
+
+def Vibration():
+    return hwbase.vibration(VIBRATION_PIN)
 
 
 def Button():

@@ -1,5 +1,6 @@
-"""Simulated board: a virtual clock, a button pin with interrupts, one-shot timers and a
-battery ADC, all driven by the simulator or a test. Same interface as the real boards.
+"""Simulated board: a virtual clock, a button pin with interrupts, one-shot timers, a battery
+ADC and a vibration motor whose pin keeps its transitions, all driven (or read back) by the
+simulator or a test. Same interface as the real boards.
 
 Time only moves when the driver calls advance()/run_until(): due timers fire in deadline order,
 each at its own deadline, so tests are exact and never sleep. ticks_ms() wraps like the ports'
@@ -26,6 +27,7 @@ CURRENT_UA_DIVIDER = 10
 BOOT_MS = 690
 BLE_BONDING = True
 BLE_PRIVACY = True
+VIBRATION_PIN = 0  # a simulated motor (SimMotor): tests read its pattern back
 # What `msa flash` checks on the device before copying (tools/device.py reads it):
 # needs: MicroPython 1.24.0 (the firmware's asyncio and bluetooth use, as checked)
 
@@ -96,6 +98,25 @@ class SimButton:
             self._handler(self)
 
 
+class SimMotor:
+    """The vibration motor's pin: each change of level is kept as (time_ms, level), the time
+    from `clock` (the virtual clock's unwrapped ms in SimBoard)."""
+
+    def __init__(self, clock):
+        self._clock = clock
+        self.level = 0
+        self.transitions = []
+
+    def value(self, level):
+        level = 1 if level else 0
+        if level != self.level:
+            self.level = level
+            self._record(self._clock(), level)
+
+    def _record(self, t_ms, level):
+        self.transitions.append((t_ms, level))
+
+
 class SimBoard:
     """One simulated board; the firmware sees the same names as a real board module."""
 
@@ -109,6 +130,7 @@ class SimBoard:
     CAPACITY_MAH = CAPACITY_MAH
     BLE_BONDING = BLE_BONDING
     BLE_PRIVACY = BLE_PRIVACY
+    VIBRATION_PIN = VIBRATION_PIN  # a subclass sets None for a board without a motor
 
     def __init__(self, start_ms=0, battery_mv=4000):
         self.now_ms = start_ms  # absolute and unwrapped; ticks_ms() wraps it
@@ -122,6 +144,7 @@ class SimBoard:
         self.wake_armed = False
         self.slept_ms = -1  # the timer of the last deepsleep(), -1 before any
         self.rtc = b""  # the RTC memory: kept by reset(), as on a board
+        self.motor = SimMotor(self._now)
 
     def rtc_memory(self, data=None):
         if data is not None:
@@ -132,6 +155,9 @@ class SimBoard:
         """Counts the reset and ends the caller, as a board's reset never returns."""
         self.resets += 1
         raise Reset()
+
+    def _now(self):
+        return self.now_ms
 
     # --- the board interface the firmware uses ---
     def ticks_ms(self):
@@ -150,6 +176,9 @@ class SimBoard:
 
     def Button(self):
         return self.button
+
+    def Vibration(self):
+        return self.motor if self.VIBRATION_PIN is not None else None
 
     def wake_cause(self):
         return self.wake
@@ -235,6 +264,26 @@ def Button():
 
 def battery_counts():
     return _hardware().battery_counts()
+
+
+class _LinkedMotor(SimMotor):
+    """The virtual board's motor: each change goes to the simulator (VirtualBoard.motor)
+    with the board's ticks, rather than into a list that would grow for good."""
+
+    def _record(self, t_ms, level):
+        import simlink
+
+        simlink.get().send({"t": "motor", "ms": t_ms, "level": level})
+
+
+_motor = None
+
+
+def Vibration():
+    global _motor
+    if _motor is None:
+        _motor = _LinkedMotor(ticks_ms)
+    return _motor
 
 
 def radio():

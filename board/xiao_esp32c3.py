@@ -15,6 +15,8 @@ NAME = "xiao_esp32c3"
 BUTTON_PIN = 3
 BUTTON_ACTIVE_LOW = True
 BATTERY_ADC_PIN = 2
+# No vibration motor: a WARN is verified and ignored (docs/boards.md, Vibration motor).
+VIBRATION_PIN = None
 # battery_counts() returns calibrated millivolts at the pin (read_uv), so one count is 1 mV.
 ADC_MAX_COUNTS = 3300
 ADC_REF_MV = 3300
@@ -57,6 +59,10 @@ def Timer(timer_id):
     if timer_id not in _TIMERS:
         _TIMERS[timer_id] = hwbase.OneShot(timer_id)
     return _TIMERS[timer_id]
+
+
+def Vibration():
+    return hwbase.vibration(VIBRATION_PIN)
 
 
 def Button():

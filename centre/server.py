@@ -17,6 +17,7 @@ import logging
 import os
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +31,15 @@ from .core import Centre, Inbound, Verdict
 from .dc09 import Dc09Server
 from .errors import CentreConfigError, CentreError
 from .hosts import Hosts, Issued
+from .proxstore import RETENTION_S, ProximityStore
 from .ratelog import Throttle
 from .registry import Registry
 from .sms import GHOST_TTL_S, MAX_GHOSTS, SmsInbox
 from .tags import Tags
 from .tagweb import add_tag_routes
 from .tls import TlsFiles, make_tls
+from .victimweb import add_victim_routes
+from .watch import ProximityWatch
 from .web import make_api_app, make_operator_app
 
 log = logging.getLogger("msa.centre.server")
@@ -79,6 +83,8 @@ class CentreConfig:
     dc09_host: str = "127.0.0.1"
     ghost_ttl_s: float = GHOST_TTL_S  # how long an unknown number's SMS ghost call is shown
     max_ghosts: int = MAX_GHOSTS  # unknown numbers' ghost calls kept at most
+    retention_s: float = RETENTION_S  # victim positions outside an alarm are kept this long
+    clock: Callable[[], float] = time.time  # the proximity rules' (a replay's is virtual)
 
 
 def raise_open_files() -> int:
@@ -116,12 +122,15 @@ def dc09_inbound(m: Dc09Message, received_at: float) -> Inbound:
 class RunningCentre:
     """A started centre; `await stop()` when done. Ports are the real ones bound."""
 
-    def __init__(self, centre: Centre, tls: TlsFiles, sms: SmsInbox) -> None:
+    def __init__(self, centre: Centre, tls: TlsFiles, sms: SmsInbox,
+                 retention_s: float = RETENTION_S,
+                 clock: Callable[[], float] = time.time) -> None:
         self.centre = centre
         self.tls = tls
         self.hosts = Hosts(centre.registry)
         self.tags = Tags(centre.registry)  # perpetrator tags: their positions and supervision
         centre.warning_sources.append(self.tags.warnings)
+        self.watch = ProximityWatch(ProximityStore(centre.registry, retention_s), clock)
         self.api_port = 0
         self.operator_port = 0
         self._runners: list[tuple[web.AppRunner, asyncio.Server]] = []
@@ -209,6 +218,7 @@ class RunningCentre:
         self.centre.close()
         self.hosts.close()
         self.tags.close()
+        self.watch.store.close()
         self.centre.registry.close()
 
 
@@ -223,15 +233,18 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
     registry = Registry(config.state_dir / "registry.db")
     centre = Centre(config.state_dir / "records.db", registry)
     running = RunningCentre(centre, config.tls or make_tls(config.state_dir / "tls"),
-                            SmsInbox(centre, config.ghost_ttl_s, config.max_ghosts))
+                            SmsInbox(centre, config.ghost_ttl_s, config.max_ghosts),
+                            config.retention_s, config.clock)
     try:
         api = make_api_app(centre, running.hosts)
-        add_tag_routes(api, running.tags)
+        add_tag_routes(api, running.tags, config.clock, running.watch.on_tag)
+        add_victim_routes(api, running.watch)
         running.api_port = await running._serve(api, config.api_host, config.api_port,
                                                 tls=True)
         running.listeners.append(f"dispatch API (HTTPS): {config.api_host}:{running.api_port}")
         running.operator_port = await running._serve(
-            make_operator_app(centre, running.sms.ghost_calls), "127.0.0.1",
+            make_operator_app(centre, running.sms.ghost_calls, proximity=running.watch.views,
+                              on_proximity_ack=running.watch.operator_ack), "127.0.0.1",
             config.operator_port, tls=False)
         running.listeners.append(f"operator's page (HTTP): 127.0.0.1:{running.operator_port}")
         if config.dc09_port is not None:

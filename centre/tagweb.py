@@ -27,6 +27,8 @@ _throttled = Throttle(log)
 
 TAGS_KEY: web.AppKey[Tags] = web.AppKey("tags", Tags)
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("tag-clock")
+OnReport = Callable[[Tag, TagReport, float], None]
+ON_REPORT_KEY: web.AppKey[OnReport] = web.AppKey("tag-on-report")
 TAG_PREFIX = "/v1/tags/"
 TAG_OSMAND_PATH = TAG_PREFIX + "osmand"
 TAG_JSON_PATH = TAG_PREFIX + "positions"
@@ -57,6 +59,7 @@ async def _body(request: web.Request) -> bytes:
 def _store(request: web.Request, tag: Tag, report: TagReport, now: float) -> None:
     try:
         request.app[TAGS_KEY].record(tag, report, now)
+        request.app[ON_REPORT_KEY](tag, report, now)  # the proximity rules, once it is stored
     except CentreError as exc:
         _throttled.warning("tag-storage", "tag report not stored: %s", exc)
         raise web.HTTPServiceUnavailable(text="the centre cannot store this now") from None
@@ -125,11 +128,18 @@ async def json_position(request: web.Request) -> web.Response:
     return web.json_response({"tag": tag.tag_id, "stored": True})
 
 
+def _ignore(_tag: Tag, _report: TagReport, _now: float) -> None:
+    pass
+
+
 def add_tag_routes(app: web.Application, tags: Tags,
-                   clock: Callable[[], float] = time.time) -> None:
-    """Adds the tag endpoints to the dispatch API's app (before it starts)."""
+                   clock: Callable[[], float] = time.time, on_report: OnReport = _ignore
+                   ) -> None:
+    """Adds the tag endpoints to the dispatch API's app (before it starts); `on_report` is
+    called with each report once it is stored."""
     app[TAGS_KEY] = tags
     app[CLOCK_KEY] = clock
+    app[ON_REPORT_KEY] = on_report
     app.router.add_get(TAG_OSMAND_PATH, osmand, allow_head=False)  # HEAD stores nothing
     app.router.add_post(TAG_OSMAND_PATH, osmand)
     app.router.add_post(TAG_JSON_PATH, json_position)

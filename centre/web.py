@@ -28,6 +28,8 @@ from msa.wire.message import INCIDENT_KINDS, MessageKind
 from .core import Centre, Inbound, Ingested, Verdict
 from .errors import CentreError
 from .hosts import Host, Hosts
+from .proxweb import (PROX_ACK_KEY, PROX_ACK_PATH, PROXIMITY_KEY, ProximityAck, ProximityViews,
+                      acknowledge, no_ack, no_views, views)
 from .ratelog import Throttle
 from .sms import GhostCall
 from .tagweb import TAG_PATHS
@@ -171,7 +173,8 @@ async def state(request: web.Request) -> web.Response:
                        "location": None if g.fix is None else
                        {"lat": g.fix.lat, "lon": g.fix.lon, "accuracy_m": g.fix.accuracy_m}})
     return web.json_response({"incidents": centre.incidents(include_resolved=True),
-                              "warnings": ghosts + centre.warnings(), "time": time.time()})
+                              "warnings": ghosts + centre.warnings(),
+                              "proximity": views(request.app), "time": time.time()})
 
 
 async def resolve(request: web.Request) -> web.Response:
@@ -184,6 +187,10 @@ async def resolve(request: web.Request) -> web.Response:
     if not changed:
         raise web.HTTPNotFound(text="no such open incident")
     return web.json_response({"incident": ref, "status": "resolved"})
+
+
+async def proximity_ack(request: web.Request) -> web.Response:
+    return acknowledge(request.app, await _json(request))
 
 
 def _operator_html() -> str:
@@ -259,16 +266,23 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
 
 
-def make_operator_app(centre: Centre, ghost_calls: GhostCalls = tuple) -> web.Application:
+def make_operator_app(centre: Centre, ghost_calls: GhostCalls = tuple, *,
+                      proximity: ProximityViews = no_views,
+                      on_proximity_ack: ProximityAck = no_ack) -> web.Application:
     """The operator's page and its state endpoint. It shows case files: serve it on the
-    centre's own console (loopback) only, never next to the public API."""
+    centre's own console (loopback) only, never next to the public API. `proximity` gives
+    the proximity views for the state (centre/proxweb.py), `on_proximity_ack(case_ref,
+    tag_id, zone)` records an operator's acknowledgement and says whether the view exists."""
     app = web.Application(middlewares=[_same_origin], client_max_size=4 * 1024)
     app[CENTRE_KEY] = centre
     app[GHOSTS_KEY] = ghost_calls
+    app[PROXIMITY_KEY] = proximity
+    app[PROX_ACK_KEY] = on_proximity_ack
     app[CSRF_KEY] = secrets.token_urlsafe(24)  # for this run of the centre
     app[CSP_KEY] = _csp(_operator_html())
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", page)
     app.router.add_get("/api/state", state)
     app.router.add_post("/api/incidents/{incident}/resolve", resolve)
+    app.router.add_post(PROX_ACK_PATH, proximity_ack)
     return app

@@ -28,6 +28,13 @@ GESTURE_REMOTE = const(4)
 OP_ACK = const(1)
 OP_TEST = const(2)
 OP_TIME = const(3)
+OP_WARN = const(4)
+
+# Haptic patterns (a WARN command's value): each its own vibration (haptic.py plays them).
+PATTERN_PROXIMITY = const(1)
+PATTERN_LOW_BATTERY = const(2)
+PATTERN_LINK_LOST = const(3)
+PATTERN_TEST = const(4)
 
 BATTERY_UNKNOWN = const(255)
 AGE_UNKNOWN = const(0xFFFFFFFF)
@@ -47,7 +54,7 @@ COMMAND_LEN = const(18)
 NONCE_LEN = const(8)
 
 # Commands whose tag also covers the button's current challenge nonce (replay protection).
-_NONCE_OPS = (OP_TEST, OP_TIME)
+_NONCE_OPS = (OP_TEST, OP_TIME, OP_WARN)
 
 _BLOCK = const(64)
 
@@ -122,9 +129,10 @@ class FrameEncoder:
 class CommandVerifier:
     """Checks commands the host writes to the control characteristic.
 
-    ACK is bound to the sequence number it acknowledges, so replaying it is harmless. TEST and
-    TIME also cover the challenge nonce the button exposes, renewed on every connection and after
-    every accepted TEST or TIME, so a recorded command cannot be played again.
+    ACK is bound to the sequence number it acknowledges, so replaying it is harmless. TEST, TIME
+    and WARN also cover the challenge nonce the button exposes, renewed on every connection and
+    after every accepted one of them, so a recorded command cannot be played again. A WARN for a
+    pattern the button does not know fails like any other check.
     """
 
     def __init__(self, key, button_id):
@@ -139,8 +147,10 @@ class CommandVerifier:
         if cmd[0] != VERSION:
             raise ValueError("version")
         op, seq, value = struct.unpack_from(COMMAND_FORMAT, cmd, 0)[1:]
-        if op not in (OP_ACK, OP_TEST, OP_TIME):
+        if op not in (OP_ACK, OP_TEST, OP_TIME, OP_WARN):
             raise ValueError("op")
+        if op == OP_WARN and not PATTERN_PROXIMITY <= value <= PATTERN_TEST:
+            raise ValueError("pattern")
         msg = self._msg
         msg[0:4] = self._prefix
         msg[4:4 + COMMAND_BODY_LEN] = cmd[:COMMAND_BODY_LEN]

@@ -1,11 +1,12 @@
 """The button's BLE peripheral: admits only a central that proves the button key, delivers
-queued events by indication until the host acknowledges each, takes commands, sends
-heartbeats, and advertises idle or in encrypted bursts (docs/protocol.md).
+queued events by indication until the host acknowledges each, takes commands (a WARN plays its
+haptic pattern, haptic.py), sends heartbeats, and advertises idle or in encrypted bursts
+(advert.py; docs/protocol.md).
 
 Admission rests on the key alone: a central is admitted when it writes a tagged command that
-answers the current challenge (TEST or TIME). An encrypted or bonded link proves nothing (any
-phone can pair "Just Works", and NimBLE then calls the link bonded), so a central that has not
-proved the key within the admission window is dropped, and it never stops adverts or bursts.
+answers the current challenge (TEST, TIME or WARN). An encrypted or bonded link proves nothing
+(any phone can pair "Just Works", and NimBLE then calls the link bonded), so a central that has
+not proved the key within the admission window is dropped, and it never stops adverts or bursts.
 
 The radio object is passed in. The IRQ handler is registered before the stack starts (NimBLE
 asks it for the button's own IRK then) and is guarded: a fault in it is counted, never let
@@ -19,10 +20,10 @@ from micropython import const
 
 import config
 import gatt
-from advert import BURST_MS, BURST_PERIOD_MS, Advertiser
+from advert import Advertiser
 from bonds import Bonds
-from frame import (GESTURE_REMOTE, KIND_ALARM, KIND_LOW_BATTERY, KIND_TEST,
-                   NONCE_LEN, OP_ACK, OP_TEST, OP_TIME, CommandVerifier)
+from frame import GESTURE_REMOTE, KIND_TEST, NONCE_LEN, OP_ACK, OP_TEST, OP_TIME, CommandVerifier
+from haptic import Haptic
 from version import VERSION
 
 _IRQ_CENTRAL_CONNECT = const(1)
@@ -41,11 +42,9 @@ _ADMISSION_MS = const(3000)  # an unproven central is dropped after this
 _ADMISSION_SINGLE_MS = const(1500)
 _MIN_MTU = const(37)  # a 34-byte frame plus the 3-byte ATT header
 _INBOX_MAX = const(4)
-_ADV_RETRY_MS = const(500)  # adverts refused (controller busy): try again this soon
 # Adverts refused this long in a row: the radio is dead; run() stops proving life, so the
 # watchdog resets the board (a reboot restarts the controller).
 _RADIO_DEAD_MS = const(60000)
-_BURST_KINDS = (KIND_ALARM, KIND_TEST, KIND_LOW_BATTERY)
 # A new private address every 5 to 15 minutes, at random, as Android does: an address that
 # stays for 30 minutes is what tracker-detection apps flag, and a fixed period links the next
 # address to the last by its timing.
@@ -74,6 +73,7 @@ class Peripheral:
         self._heartbeat_ms = cfg["heartbeat_s"] * 1000
         self.bonds = Bonds(button.store)
         self._adv = Advertiser(ble, key, board)
+        self.haptic = Haptic(board)
         self._key = key
         self._admission_ms = _ADMISSION_SINGLE_MS \
             if getattr(board, "MAX_CONNECTIONS", 4) == 1 else _ADMISSION_MS
@@ -86,9 +86,6 @@ class Peripheral:
         self._inflight = 0
         self._sent_ms = 0
         self._next_heartbeat_ms = 0
-        self._burst_until_ms = 0
-        self._next_burst_ms = 0
-        self._burst_seq = 0  # the last event burst
         self.commands_accepted = 0  # a host that sent one has subscribed (power.py)
         self.irq_faults = 0  # exceptions caught in the IRQ handler
         self.power = None  # the boot's power policy (power.Power), set by app.py
@@ -195,8 +192,8 @@ class Peripheral:
         if self._privacy and self._board.ticks_diff(now, self._rotate_ms) >= 0 and \
                 self._host() is None and not self._adv.bursting:
             self._restart()
-        self._advertise(now)
-        return self._next_deadline(now)
+        self._adv.turn(now, self._button, any(c.admitted for c in self._conns.values()))
+        return self._next_deadline(now, self.haptic.turn(now))
 
     def _restart(self):
         """A new private address, by a stack restart: NimBLE makes one when it starts, and
@@ -241,8 +238,10 @@ class Peripheral:
                 continue
             if op == OP_TEST:
                 self._button.raise_event(KIND_TEST, GESTURE_REMOTE, now)
-            else:
+            elif op == OP_TIME:
                 self._button.set_time(value)
+            else:  # WARN: played where there is a motor; the host is told nothing either way
+                self.haptic.play(value, now)
             self._renew_nonce()
             self._proven(conn)
 
@@ -332,49 +331,17 @@ class Peripheral:
         """The radio off: deep sleep needs the controller disabled."""
         self._ble.active(False)
 
-    def _burstable(self):
-        """Slot of the next pending event worth a burst: the one numbered after the last one
-        burst, or the first again (they take turns)."""
-        q = self._button.queue
-        first = after = -1
-        for i in range(q.capacity):
-            if q.kind[i] in _BURST_KINDS:
-                seq = q.seq[i]
-                if first < 0 or seq < q.seq[first]:
-                    first = i
-                if seq > self._burst_seq and (after < 0 or seq < q.seq[after]):
-                    after = i
-        return after if after >= 0 else first
-
-    def _advertise(self, now):
-        if any(c.admitted for c in self._conns.values()):
-            self._adv.stop()  # the host is here: nothing to announce
-            return
-        diff = self._board.ticks_diff
-        slot = self._burstable()
-        if slot >= 0 and diff(now, self._next_burst_ms) >= 0:
-            seq, frame = self._button.frame_at(slot)
-            if self._adv.burst(seq, frame):  # else the controller was busy: soon again
-                self._burst_until_ms = self._board.ticks_add(now, BURST_MS)
-                self._next_burst_ms = self._board.ticks_add(now, BURST_PERIOD_MS)
-                self._burst_seq = seq
-        elif slot < 0 or diff(now, self._burst_until_ms) >= 0:
-            self._adv.idle()
-
-    def _next_deadline(self, now):
+    def _next_deadline(self, now, haptic_ms):
         diff = self._board.ticks_diff
         deadlines = [diff(self._next_heartbeat_ms, now)]
+        for wait in (haptic_ms, self._adv.wait_ms(now, self._button, self._host() is not None)):
+            if wait >= 0:
+                deadlines.append(wait)
         if self._inflight:
             deadlines.append(self._ack_timeout_ms - diff(now, self._sent_ms))
         for c in self._conns.values():
             if not c.admitted:
                 deadlines.append(self._admission_ms - diff(now, c.since_ms))
-        if self._adv.refused_ms >= 0:
-            deadlines.append(_ADV_RETRY_MS)
         if self._privacy:
             deadlines.append(diff(self._rotate_ms, now))
-        if self._adv.bursting:
-            deadlines.append(diff(self._burst_until_ms, now))
-        elif self._burstable() >= 0 and not self._host():
-            deadlines.append(diff(self._next_burst_ms, now))
         return max(1, min(deadlines))

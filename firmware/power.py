@@ -89,7 +89,7 @@ class Power:
     def due_ms(self, per, button, now):
         """ms until the button may sleep (0: now), or -1 in connected mode.
 
-        per: the radio (commands_accepted, heartbeat(now)); button: the button core
+        per: the radio (commands_accepted, heartbeat(now), haptic); button: the button core
         (queue, busy(now)). Activity pushes the sleep back by the linger time."""
         if not self.enabled:
             return -1
@@ -97,8 +97,9 @@ class Power:
         if per.commands_accepted != self._accepted:
             self._accepted = per.commands_accepted
             self._active_ms = now
-        if button.queue.holds() or button.busy(now):
-            self._active_ms = now  # never asleep on an alarm, a test, a press or a gesture
+        if button.queue.holds() or button.busy(now) or per.haptic.playing:
+            # Never asleep on an alarm, a test, a press, a gesture or a warning's vibration.
+            self._active_ms = now
             return _LINGER_MS
         if self.owed:
             if per.commands_accepted and per.heartbeat(now):

@@ -39,6 +39,16 @@ def _is_port(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536
 
 
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_argv(v: Any) -> bool:
+    # No shell ever sees it, so any characters may stand in an argument but a NUL.
+    return isinstance(v, list) and bool(v) and len(v) <= 64 and all(
+        isinstance(a, str) and a and "\0" not in a for a in v)
+
+
 def _one_of(*names: str) -> Check:
     return lambda v: v in names
 
@@ -98,6 +108,18 @@ SECTIONS: dict[str, dict[str, Field]] = {
     "tracking": {
         "interval_s": Field("seconds, 1 to 600", _is_num(1, 600), 10.0),
         "window_s": Field("seconds, 0 to 86400", _is_num(0, 86400), 7200.0),
+    },
+    # The centre's proximity warnings, over the first https channel's URL, token and CA.
+    "proximity": {
+        "report_position": Field("true or false", _is_bool, True),
+        "poll_wait_s": Field("seconds, 1 to 25", _is_num(1, 25), 25),
+    },
+    # How the victim is warned (also the host's own warnings: low battery, link lost, test).
+    "warnings": {
+        "hook": Field("the notification program and its arguments as a list of strings,"
+                      " like [\"/usr/local/bin/notify\", \"--quiet\"]", _is_argv),
+        "hook_timeout_s": Field("seconds, 1 to 120", _is_num(1, 120), 10.0),
+        "link_lost_after_s": Field("seconds, 10 to 86400", _is_num(10, 86400), 120.0),
     },
 }
 CHANNELS: dict[str, dict[str, Field]] = {
@@ -173,6 +195,10 @@ class HostConfig:
     # None: the platform's default adapter; "hciN" names a BlueZ adapter; "sim:HOST:PORT" the
     # radio of `msa sim board --radio` (practice and tests only).
     adapter: str | None = None
+    # [proximity] with the centre's url, token and ca_file added; None: not configured.
+    proximity: dict[str, Any] | None = None
+    # [warnings] (its defaults when only [proximity] is given); None: neither is configured.
+    warnings: dict[str, Any] | None = None
 
 
 def read_secret(key: str, file: str, base: Path, path: str, hex_lengths: tuple[int, ...] = ()
@@ -250,13 +276,31 @@ def parse(data: Mapping[str, Any], path: str = "", base: Path | None = None) -> 
             if c["ca_file"]:
                 c["ca_file"] = str((base / c["ca_file"]).expanduser())
         channels.append(c)
+    proximity = warnings = None
+    if "proximity" in data:
+        proximity = _section(data["proximity"], SECTIONS["proximity"], "proximity", path)
+        https = [c for c in channels if c["type"] == "https"]
+        if not https:
+            raise ConfigError("proximity", "needs an https [[channel]]: the centre's warnings"
+                              " come over it, with its url, token and CA", path)
+        proximity.update(url=https[0]["url"], token=https[0]["token"],
+                         ca_file=https[0]["ca_file"])
+    if "warnings" in data or proximity is not None:
+        warnings = _section(data.get("warnings", {}), SECTIONS["warnings"], "warnings", path)
+        if warnings["hook"] is not None:
+            # Run by its path, never looked up in PATH: relative to the configuration file.
+            program = (base / warnings["hook"][0]).expanduser()
+            if not os.access(program, os.X_OK) or not program.is_file():
+                raise ConfigError("warnings.hook", f"{program} is not an executable file",
+                                  path)
+            warnings["hook"] = [str(program), *warnings["hook"][1:]]
     return HostConfig(path=path, state_dir=(base / host["state_dir"]).expanduser(),
                       buttons=tuple(buttons), location=location, channels=tuple(channels),
                       dispatch=_section(data.get("dispatch", {}), SECTIONS["dispatch"],
                                         "dispatch", path),
                       tracking=_section(data.get("tracking", {}), SECTIONS["tracking"],
                                         "tracking", path),
-                      adapter=host["adapter"])
+                      adapter=host["adapter"], proximity=proximity, warnings=warnings)
 
 
 def load(path: Path | str) -> HostConfig:

@@ -22,8 +22,8 @@ from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 
 from .errors import HostError, LinkError
 from .events import ButtonEvent, Via
-from msa.wire.protocol import (FRAME_LEN, NONCE_LEN, ButtonKeys, Op, burst_from_advert,
-                               encode_command)
+from msa.wire.protocol import (FRAME_LEN, NONCE_LEN, ButtonKeys, Op, Pattern,
+                               burst_from_advert, encode_command)
 from .receiver import Receiver
 
 log = logging.getLogger("msa.host.link")
@@ -32,6 +32,7 @@ log = logging.getLogger("msa.host.link")
 BATTERY_LEVEL_CHAR = "00002a19-0000-1000-8000-00805f9b34fb"
 
 ACK_TIMEOUT_S = 5.0
+CHALLENGE_PAUSES_S = (0.02, 0.05, 0.1, 0.2, 0.0)  # re-reads of a challenge not yet back
 MIN_MTU = FRAME_LEN + 3  # a whole frame in one indication (the ATT header is 3 bytes)
 
 EventSink = Callable[[ButtonEvent], Awaitable[None]]
@@ -205,7 +206,13 @@ class ButtonLink:
             raise LinkError(self.target.button_id, "not connected")
         nonce = b""
         if op is not Op.ACK:
-            nonce = bytes(await client.read_gatt_char(self.target.keys.gatt.control))
+            # Just after another command (an ACK) the characteristic still holds that
+            # command until the button's loop writes its challenge back: read again shortly.
+            for pause_s in CHALLENGE_PAUSES_S:
+                nonce = bytes(await client.read_gatt_char(self.target.keys.gatt.control))
+                if len(nonce) == NONCE_LEN:
+                    break
+                await asyncio.sleep(pause_s)
             if len(nonce) != NONCE_LEN:
                 raise LinkError(self.target.button_id, f"challenge of {len(nonce)} bytes")
         cmd = encode_command(self.target.keys, self.target.button_id, op, seq, value, nonce)
@@ -214,6 +221,17 @@ class ButtonLink:
     async def request_test(self) -> None:
         """Asks the button for a TEST alarm through its own event path."""
         await self._command(Op.TEST)
+
+    async def warn(self, pattern: Pattern) -> None:
+        """Asks the button to vibrate `pattern` (docs/protocol.md, WARN). Returns once the
+        button's stack took the write; the button never says whether it vibrated (a board
+        without a motor verifies the WARN and plays nothing). LinkError when not connected or
+        when the write fails."""
+        pattern = Pattern(pattern)  # ValueError for a number outside the table
+        try:
+            await self._command(Op.WARN, value=int(pattern))
+        except (BleakError, OSError, asyncio.TimeoutError) as exc:
+            raise LinkError(self.target.button_id, f"warning not sent: {exc}") from exc
 
     async def _process(self) -> None:
         while True:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import crashpoint
 from .config import HostConfig
@@ -18,9 +18,13 @@ from .errors import HostError
 from .events import ButtonEvent
 from .link import Backends, ButtonLink, ButtonTarget
 from .outbox import Outbox
+from .warn import Delivery, Hook, Warner
 from msa.wire.protocol import ButtonKeys
 from .receiver import Receiver
 from .sequence import SequenceGuard
+
+if TYPE_CHECKING:  # imported when configured: aiohttp is a heavy import
+    from .proximity import ProximityClient, ProximitySettings
 
 log = logging.getLogger("msa.host.service")
 
@@ -88,13 +92,22 @@ def policy_of(config: HostConfig) -> Policy:
                   track_window_s=config.tracking["window_s"])
 
 
+def proximity_settings(config: HostConfig) -> ProximitySettings:
+    from .proximity import ProximitySettings
+    p = config.proximity
+    assert p is not None
+    return ProximitySettings(base_url=p["url"], token=p["token"], ca_file=p["ca_file"],
+                             report_position=p["report_position"], wait_s=p["poll_wait_s"])
+
+
 class HostService:
     """Everything one host runs. `await run()` until `await stop()`."""
 
     def __init__(self, config: HostConfig, *, location: LocationSource | None = None,
                  channels: list[Channel] | None = None, backends: Backends | None = None,
                  clock: Clock | None = None, observer: Observer | None = None,
-                 on_event: Callable[[ButtonEvent], None] | None = None) -> None:
+                 on_event: Callable[[ButtonEvent], None] | None = None,
+                 on_warning: Callable[[Delivery], None] | None = None) -> None:
         # Owner only: the outbox holds positions and the receiver state the counters.
         config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(config.state_dir, 0o700)
@@ -111,11 +124,25 @@ class HostService:
         self.links = [ButtonLink(ButtonTarget(b.button_id, b.address, keys[b.button_id]),
                                  self.receiver, self._sink, backends=backends)
                       for b in config.buttons]
+        self.warner: Warner | None = None
+        self.proximity: ProximityClient | None = None
+        if config.warnings is not None:
+            w = config.warnings
+            self.warner = Warner(self.links, Hook(w["hook"], w["hook_timeout_s"]),
+                                 link_lost_after_s=w["link_lost_after_s"],
+                                 on_delivery=on_warning)
+        if config.proximity is not None and self.warner is not None:
+            from .proximity import ProximityClient
+            self.proximity = ProximityClient(proximity_settings(config), self.warner,
+                                             config.state_dir, location=self.location,
+                                             clock=clock)
         self._stopped = asyncio.Event()
 
     async def _sink(self, event: ButtonEvent) -> None:
         message = await self.dispatcher.submit(event)  # durable before the link acknowledges
         crashpoint.reached(crashpoint.COMMITTED, message.kind.value)
+        if self.warner is not None:
+            self.warner.on_event(event)  # aside: the link acknowledges without waiting
         if self._on_event is not None:
             self._on_event(event)
 
@@ -124,9 +151,17 @@ class HostService:
         tasks = [asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
                  *(asyncio.create_task(link.run(), name=f"link-{link.target.button_id:08x}")
                    for link in self.links)]
+        if self.warner is not None:
+            tasks.append(asyncio.create_task(self.warner.run(), name="warner"))
+        if self.proximity is not None:
+            tasks.append(asyncio.create_task(self.proximity.run(), name="proximity"))
         try:
             await self._stopped.wait()
         finally:
+            if self.proximity is not None:
+                await self.proximity.stop()
+            if self.warner is not None:
+                await self.warner.stop()
             for link in self.links:
                 await link.stop()
             await self.dispatcher.stop()
@@ -134,6 +169,8 @@ class HostService:
             for channel in self.channels:
                 await channel.close()
             await self.location.stop()
+            if self.proximity is not None:
+                await self.proximity.close()
             self.outbox.close()
             self.guard.close()
 

@@ -39,3 +39,23 @@ class MeasurementError(SimError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(what)
+
+
+class ScenarioError(SimError):
+    """A proximity scenario file cannot be used: `path` is the file, `field` the part at fault
+    (e.g. "tags[0].gps.sigma_m"), `detail` what is wrong with it."""
+
+    def __init__(self, path: str, field: str, detail: str) -> None:
+        self.path = path
+        self.field = field
+        self.detail = detail
+        super().__init__(f"scenario {path}: {field}: {detail}")
+
+
+class TagStreamError(SimError):
+    """`msa sim tag` could not deliver a report: `sent` reports were accepted before it."""
+
+    def __init__(self, what: str, sent: int) -> None:
+        self.what = what
+        self.sent = sent
+        super().__init__(f"{what} ({sent} report{'' if sent == 1 else 's'} sent before)")

@@ -104,6 +104,9 @@ class VirtualBoard:
         self._slept = asyncio.Event()  # set at each change of `asleep`
         self.wdt = Watchdog(self._hard_reset)  # machine.WDT and the RTC memory, outside the process
         self.faults = Faults()  # for the USB sessions from the next one on (start_console)
+        # The vibration motor's transitions, (board ticks_ms, level), as board/sim.py sends them.
+        self.motor: list[tuple[int, int]] = []
+        self._motor_moved = asyncio.Event()
 
     def install(self) -> None:
         """Copies the firmware and the sim board onto the flash, as `msa flash` would."""
@@ -147,6 +150,7 @@ class VirtualBoard:
             await self._takedown()
             self.bridge = bridge
             self.peripheral = Peripheral(self.air, bridge, self.address)
+            bridge.on("motor", self._on_motor)
             self.boots += 1
             self.booted.set()
             try:  # where the finger is now: it may have moved since the process started
@@ -223,6 +227,17 @@ class VirtualBoard:
             self._slept.set()
         self.wakes.append("button" if pressed else "timer")
         await self.start(wake=(WAKE_BUTTON if pressed else WAKE_TIMER, monotonic_ms()))
+
+    def _on_motor(self, msg: dict[str, Any]) -> None:
+        self.motor.append((int(msg["ms"]), int(msg["level"])))
+        self._motor_moved.set()
+
+    async def wait_motor(self, count: int) -> list[tuple[int, int]]:
+        """The motor's transitions once there are at least `count` of them."""
+        while len(self.motor) < count:
+            self._motor_moved.clear()
+            await self._motor_moved.wait()
+        return list(self.motor)
 
     async def wait_asleep(self, count: int = 1) -> None:
         """Returns once the board is asleep after its `count`th deep sleep (or a later one)."""

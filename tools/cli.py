@@ -327,6 +327,10 @@ from .cli_bench import bench  # noqa: E402  (issue 6)
 cli.add_command(bench)
 from .cli_crash import sim_crash  # noqa: E402  (issue 13: the crash run)
 sim.add_command(sim_crash)
+from .cli_sim_tag import sim_tag  # noqa: E402  (issue 14: a perpetrator tag over OsmAnd)
+sim.add_command(sim_tag)
+from .cli_sim_prox import sim_proximity  # noqa: E402  (issue 14: the scenario replay)
+sim.add_command(sim_proximity)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -12,7 +12,7 @@ import click
               help="Print the table in Markdown (as in docs/performance.md).")
 @click.option("--only", "only", multiple=True, metavar="SECTION",
               help="Run only this section (repeatable): latency, dc09, sms, tracking, ingest,"
-                   " hostile, firmware, battery, host.")
+                   " hostile, firmware, battery, host, proximity.")
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
               help="Shrink (or grow) the press, frame and run counts; 1 is the real benchmark.")
 @click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 20),

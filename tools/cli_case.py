@@ -1,4 +1,5 @@
-"""The centre's case commands (msa case add, show, issue, revoke, tag-add, tag-retire): the case
+"""The centre's case commands (msa case add, show, issue, revoke, tag-add, tag-retire; the
+proximity ones are in tools/cli_zone.py): the case
 file a button is provisioned for, kept in the reference centre's registry (never on the button),
 the credentials of the case's host (an API token and a DC-09 account and key, good for the
 case's buttons only) and the suspect's GPS tags (each its own secret), every secret shown once at
@@ -112,6 +113,9 @@ def case_show(registry_path: Path, case_ref: str) -> None:
         click.echo(f"  tag {t.tag_id}: every {t.interval_s} s, "
                    + ("retired" if t.retired else "in service") + ", issued"
                    f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t.issued_at))}")
+    from .cli_zone import proximity_lines
+    for line in proximity_lines(registry_path, case_ref):
+        click.echo(line)
 
 
 def _hosts(registry: Registry) -> Hosts:
@@ -292,3 +296,8 @@ def case_tag_retire(registry_path: Path, tag_id: str) -> None:
     if not retired:
         raise ToolError(f"tag {tag_id}: none in service", "see msa case show")
     click.echo(f"tag {tag_id}: retired")
+
+
+from .cli_zone import COMMANDS as _ZONE_COMMANDS  # noqa: E402  (issue 14: radii and zones)
+for _command in _ZONE_COMMANDS:
+    case.add_command(_command)

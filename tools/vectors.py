@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from msa.wire.protocol import (BODY_LEN, ButtonKeys, CentreKey, Gesture, Kind, Op, centre_frame,
-                               centre_tag, encode_command, encode_frame, frame_tag, seal_burst)
+from msa.wire.protocol import (BODY_LEN, ButtonKeys, CentreKey, Gesture, Kind, Op, Pattern,
+                               centre_frame, centre_tag, encode_command, encode_frame, frame_tag,
+                               seal_burst)
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(32, 64))
@@ -110,6 +111,9 @@ def generate() -> dict[str, Any]:
         {"name": "time", "op": int(Op.TIME), "seq": 0, "value": 1795000000,
          "nonce": NONCE.hex(),
          "hex": encode_command(keys, BUTTON_ID, Op.TIME, 0, 1795000000, NONCE).hex()},
+        {"name": "warn-proximity", "op": int(Op.WARN), "seq": 0,
+         "value": int(Pattern.PROXIMITY), "nonce": NONCE.hex(),
+         "hex": encode_command(keys, BUTTON_ID, Op.WARN, 0, Pattern.PROXIMITY, NONCE).hex()},
     ]
     bursts = [{"name": "burst-" + f["name"], "frame": f["hex"],
                "hex": seal_burst(keys, bytes.fromhex(f["hex"])).hex()}

@@ -49,6 +49,17 @@ class Op(enum.IntEnum):
     ACK = 1
     TEST = 2
     TIME = 3
+    WARN = 4
+
+
+class Pattern(enum.IntEnum):
+    """What a WARN command's value asks the button to vibrate: each its own signal, so the same
+    vibration never means two things (docs/protocol.md, Haptic patterns)."""
+
+    PROXIMITY = 1
+    LOW_BATTERY = 2
+    LINK_LOST = 3
+    TEST = 4
 
 
 FRAME_FIELDS: tuple[tuple[str, str], ...] = (
@@ -84,7 +95,7 @@ BURST_COMPANY_ID = 0xFFFF
 _IV_LEN = 4
 BURST_HOST_TAG_LEN = 6  # a burst has room for 48 bits of the host tag (docs/protocol.md)
 # Commands whose tag also covers the button's challenge nonce.
-NONCE_OPS = frozenset({Op.TEST, Op.TIME})
+NONCE_OPS = frozenset({Op.TEST, Op.TIME, Op.WARN})
 
 
 def _hmac(key: bytes, *parts: bytes) -> bytes:
@@ -253,7 +264,8 @@ def centre_frame(frame: bytes) -> bytes:
 
 def encode_command(keys: ButtonKeys, button_id: int, op: Op, seq: int, value: int = 0,
                    nonce: bytes = b"") -> bytes:
-    """A command for the control characteristic. TEST and TIME need the button's nonce."""
+    """A command for the control characteristic. TEST, TIME and WARN need the button's
+    nonce."""
     if (op in NONCE_OPS) != bool(nonce) or (nonce and len(nonce) != NONCE_LEN):
         raise ValueError(f"{op.name} takes {'an 8-byte' if op in NONCE_OPS else 'no'} nonce")
     body = COMMAND_BODY.pack(VERSION, op, seq, value)

@@ -7,6 +7,7 @@ import power
 import store
 from cutfs import CutFs
 from frame import KIND_ALARM, KIND_BOOT, KIND_LOW_BATTERY, KIND_TEST
+from haptic import Haptic
 from sim import SimBoard
 
 KEY = "33" * 32
@@ -14,10 +15,11 @@ CENTRE_KEY = "c3" * 32
 
 
 class _Radio:
-    """What Power asks of the radio: accepted commands and the heartbeat."""
+    """What Power asks of the radio: accepted commands, the heartbeat and the motor."""
 
     def __init__(self):
         self.commands_accepted = 0
+        self.haptic = Haptic(SimBoard())  # idle unless a test plays a pattern
         self.host = False  # an admitted central that takes notifications
         self.beats = 0
 
