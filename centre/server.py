@@ -212,6 +212,7 @@ class RunningCentre:
         if self.dc09 is not None:
             await self.dc09.close()
             self.dc09 = None
+        self.watch.close()  # parked long polls end first: the servers wait for their handlers
         for runner, server in reversed(self._runners):
             await self._close(runner, server)
         self._runners.clear()
@@ -228,6 +229,8 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
     if config.ghost_ttl_s <= 0 or config.max_ghosts < 1:
         raise CentreConfigError("ghost calls", "the time shown must be positive and at least"
                                 " one kept")
+    if not config.retention_s > 0:
+        raise CentreConfigError("retention", "victim positions must be kept a while (> 0 s)")
     raise_open_files()
     private_folder(config.state_dir)
     registry = Registry(config.state_dir / "registry.db")

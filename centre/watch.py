@@ -44,6 +44,7 @@ class ProximityWatch:
         self._pruned_at = 0.0
         self._alerts: dict[int, tuple[str, str, str, float]] = {}  # open alert id -> pair, at
         self._delivered: set[int] = set()
+        self._closing = False  # the centre is stopping: long polls answer at once
         self.changes = 0  # how many changes were recorded (the bench reads it)
 
     def rules(self, case_ref: str) -> CaseRules:
@@ -79,6 +80,7 @@ class ProximityWatch:
                 for key, (case, tag, zone, _at) in list(self._alerts.items()):
                     if (case, tag, zone) == (change.case_ref, change.tag_id, change.zone):
                         del self._alerts[key]
+                        self._delivered.discard(key)
 
     def _wake(self, case_ref: str) -> None:
         event = self._woken.pop(case_ref, None)
@@ -124,12 +126,19 @@ class ProximityWatch:
             event = self._woken.setdefault(case_ref, asyncio.Event())
             found = self.warnings(case_ref, after)
             left = deadline - time.monotonic()
-            if found or left <= 0:
+            if found or left <= 0 or self._closing:
                 return found
             try:
                 await asyncio.wait_for(event.wait(), left)
             except TimeoutError:
                 pass
+
+    def close(self) -> None:
+        """The centre is stopping: every long poll answers now with what there is, rather
+        than holding the server's shutdown for up to its wait (a host just polls again)."""
+        self._closing = True
+        for event in self._woken.values():
+            event.set()
 
     def ack(self, case_ref: str, warning_id: int, at: float, delivery: dict[str, str]) -> bool:
         """The host's report of a warning's delivery, into the case record; False when the id

@@ -72,7 +72,7 @@ class ProximitySettings:
     report_every_s: float = contract.REPORT_EVERY_S  # until the centre says otherwise
     request_timeout_s: float = 10.0
     retry_first_s: float = 1.0
-    retry_max_s: float = 300.0
+    retry_max_s: float = 30.0  # as the dispatcher: a warning waits at most this after a fault
     no_zone_retry_s: float = 3600.0  # after a 409, ask again hourly
 
     def backoff_s(self, failures: int) -> float:

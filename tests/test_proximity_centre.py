@@ -238,3 +238,24 @@ def test_the_real_host_client_against_the_real_centre(prox: Prox, tmp_path: Path
     assert json.loads(out.read_text())["kind"] == "proximity"
     delivered = [e for e in prox.events() if e["kind"] == "delivered to the victim"]
     assert delivered[0]["detail"] == {"haptic": "not connected", "hook": "ok"}
+
+
+def test_the_watch_prunes_victim_positions_past_the_retention(tmp_path: Path) -> None:
+    from msa.centre.proxstore import ProximityStore
+    from msa.centre.registry import Registry
+    from msa.centre.watch import PRUNE_EVERY_S, ProximityWatch
+    from msa.wire.proximity import VictimFix
+
+    registry = Registry(tmp_path / "registry.db")
+    registry.put_case(Case("C-R", "V"))
+    store = ProximityStore(registry, retention_s=3600.0)
+    watch = ProximityWatch(store)
+    t0 = 1_900_000_000.0
+    try:
+        for t in (t0, t0 + 1800.0, t0 + 3600.0 + PRUNE_EVERY_S):
+            watch.on_victim("C-R", VictimFix(LAT, LON, 5.0, t), t)
+        kept = [p["received_at"] for p in store.victim_positions("C-R")]
+        assert kept == [t0 + 1800.0, t0 + 3600.0 + PRUNE_EVERY_S]
+    finally:
+        store.close()
+        registry.close()

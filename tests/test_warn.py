@@ -2,7 +2,8 @@
 every connected button, failures said in the contract's words, the buttons' low battery and test
 alarm, and a button out of reach; the [proximity]/[warnings] configuration and its wiring.
 Links are ButtonLink-shaped objects (tests/test_proximity_host.py's FakeLink): the button's own
-WARN path is the firmware's tests'."""
+WARN path is the firmware's tests' and, over Bumble to the firmware in MicroPython, tests/sim's
+(test_haptic_e2e.py; test_proximity_service.py from a tag's fix to the motor)."""
 from __future__ import annotations
 
 import asyncio

@@ -274,8 +274,11 @@ def _address(text: str, option: str) -> tuple[str, int]:
 @click.option("--ghost-calls-kept", default=100, show_default=True,
               type=click.IntRange(1, 100_000),
               help="Ghost calls from unknown numbers kept at most (the oldest go first).")
+@click.option("--victim-retention-h", default=24.0, show_default=True,
+              type=click.FloatRange(0.1, 24 * 365), metavar="HOURS",
+              help="How long victims' positions outside an alert are kept (docs/proximity.md).")
 def centre_run(state_dir: Path, listen: str, operator_port: int, dc09_listen: str | None,
-               ghost_call_ttl: float, ghost_calls_kept: int) -> None:
+               ghost_call_ttl: float, ghost_calls_kept: int, victim_retention_h: float) -> None:
     """Run the reference dispatch centre: API for hosts, operator's page, until Ctrl-C.
     Every listener's address is printed at start. Each host authenticates with the
     credentials `msa case issue` gave it, good for its own case's buttons only.
@@ -296,7 +299,8 @@ def centre_run(state_dir: Path, listen: str, operator_port: int, dc09_listen: st
     async def serve() -> None:
         running = await start_centre(CentreConfig(
             state_dir, api_host, api_port, operator_port, dc09_port=dc09_port,
-            dc09_host=dc09_host, ghost_ttl_s=ghost_call_ttl, max_ghosts=ghost_calls_kept))
+            dc09_host=dc09_host, ghost_ttl_s=ghost_call_ttl, max_ghosts=ghost_calls_kept,
+            retention_s=victim_retention_h * 3600))
         for line in running.listeners:
             click.echo(f"listening: {line}")
         click.echo(f"dispatch API: {running.api_url} (CA: {running.tls.ca_cert}; each host"
