@@ -225,14 +225,17 @@ class Peripheral:
             self._renew_nonce()
         while self._inbox:
             conn, cmd = self._inbox.pop(0)
-            # A central's write replaced the readable value: put the challenge back.
-            self._ble.gatts_write(self.h.control, self._nonce)
+            # A central's write replaced the readable value. The challenge goes back only once
+            # the command is judged: the one that stands, or the renewed one. Never the old one
+            # just before it is renewed, which a host reading then would answer in vain.
             try:
                 op, seq, value = self._verifier.verify(cmd, self._nonce)
             except ValueError:
+                self._ble.gatts_write(self.h.control, self._nonce)
                 continue  # ignored: the button never says why
             self.commands_accepted += 1
             if op == OP_ACK:  # answers no challenge: a replayed ACK proves nothing
+                self._ble.gatts_write(self.h.control, self._nonce)
                 if self._button.ack(seq) and seq == self._inflight:
                     self._inflight = 0
                 continue

@@ -206,8 +206,8 @@ class ButtonLink:
             raise LinkError(self.target.button_id, "not connected")
         nonce = b""
         if op is not Op.ACK:
-            # Just after another command (an ACK) the characteristic still holds that
-            # command until the button's loop writes its challenge back: read again shortly.
+            # Just after another command the characteristic holds that command until the
+            # button has judged it and written its challenge back: read again shortly.
             for pause_s in CHALLENGE_PAUSES_S:
                 nonce = bytes(await client.read_gatt_char(self.target.keys.gatt.control))
                 if len(nonce) == NONCE_LEN:

@@ -80,7 +80,8 @@ class Replay:
     events: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # case records
 
 
-def _shape(scenario: Scenario, zone: Zone) -> Shape:
+def zone_shape(scenario: Scenario, zone: Zone) -> Shape:
+    """A scenario's fixed zone as the centre's rules take it (latitudes and longitudes)."""
     plane = scenario.plane
     if zone.circle is not None:
         east, north, radius = zone.circle
@@ -126,7 +127,7 @@ class Driver:
             registry.put_case(Case(ref, f"victim {v.case}", suspect="the tagged offender"))
             store.set_rules(ref, v.alert_radius_m, v.prealert_radius_m, v.moving_zone)
             for zone in v.zones:
-                store.add_zone(ref, zone.name, _shape(self.scenario, zone))
+                store.add_zone(ref, zone.name, zone_shape(self.scenario, zone))
         for t in self.scenario.tags:
             issued = running.tags.issue(self._ref(t.cases[0]), t.interval_s, now=self.clock())
             self.secrets[t.name] = issued.secret

@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from .proximity import Replay
+from .scenario import Scenario
 
 CLEAR_MARGIN_M = 100.0  # the rules' (centre/proximity.py): an episode ends beyond R + this
 
@@ -36,9 +37,8 @@ class Verdict:
         return not self.problems
 
 
-def _drift(replay: Replay) -> bool:
-    """Every party holds one position for the whole file."""
-    sc = replay.scenario
+def still(sc: Scenario) -> bool:
+    """Every party holds one position for the whole file: a drift scenario."""
     tracks = [v.track for v in sc.victims] + [t.track for t in sc.tags]
     return all(len({(e, n) for _t, e, n in track}) == 1 for track in tracks)
 
@@ -46,7 +46,7 @@ def _drift(replay: Replay) -> bool:
 def judge(replay: Replay) -> Verdict:
     sc = replay.scenario
     ex = sc.expect
-    v = Verdict(sc.path.stem, sc.title, "", "", drift=_drift(replay),
+    v = Verdict(sc.path.stem, sc.title, "", "", drift=still(sc),
                 regular=all(t.interval_s == 10 and not (t.silent or t.delayed or t.buffered)
                             for t in sc.tags))
     expected, got = [], []

@@ -21,5 +21,7 @@ def test_proximity_section_at_a_tiny_scale(tmp_path: Path) -> None:
     assert figures["detection over the scenario set"].value == 100.0
     # The first file is an approach, not a drift scenario: no pair-days to count over.
     assert figures["false alerts on the drift scenarios"].value is None
+    resampled = figures["false alerts, drift scenarios with new noise"]
+    assert resampled.value == 0.0 and "none: the rate is below" in resampled.note
     rate = figures["centre throughput, 300 pairs"]
     assert rate.value is not None and rate.value > 0 and rate.target == 5000

@@ -79,8 +79,10 @@ TARGETS: tuple[Target, ...] = (
     Target("wire/msa1.py", ("tests/test_sms.py", "tests/test_mutants_wire.py")),
     # Issue 14: the proximity rules, their distances, and the host-centre contract.
     Target("centre/proximity.py", ("tests/test_proximity_rules.py",
-                                   "tests/test_proximity_centre.py")),
-    Target("centre/geo.py", ("tests/test_proximity_rules.py",)),
+                                   "tests/test_proximity_centre.py",
+                                   "tests/test_proximity_mutants.py")),
+    Target("centre/geo.py", ("tests/test_proximity_rules.py",
+                             "tests/test_proximity_mutants.py")),
     Target("wire/proximity.py", ("tests/test_wire_proximity.py",
                                  "tests/test_proximity_centre.py")),
 )
