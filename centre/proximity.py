@@ -106,7 +106,13 @@ class Track:
             return False
         if velocity is None:
             return True
-        residual = math.hypot(east - velocity[0] * dt, north - velocity[1] * dt)
+        # Anywhere from here to where the velocity would carry it: it may have braked (a car
+        # stops far harder than it speeds up), then within what it can accelerate aside.
+        ahead_e, ahead_n = velocity[0] * dt, velocity[1] * dt
+        reach2 = ahead_e * ahead_e + ahead_n * ahead_n
+        t = 0.0 if reach2 == 0 else max(0.0, min(1.0, (east * ahead_e + north * ahead_n)
+                                                 / reach2))
+        residual = math.hypot(east - t * ahead_e, north - t * ahead_n)
         return residual <= 0.5 * self.p.max_accel_mps2 * dt * dt + slack
 
     def _accept(self, fix: Fix) -> None:

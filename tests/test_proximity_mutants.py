@@ -64,12 +64,16 @@ def test_unknown_accuracy_counts_as_50_m_in_the_jump_slack() -> None:
 
 
 def test_the_path_is_predicted_from_the_velocity_east_and_north() -> None:
-    # 10 m/s east and 5 m/s north: the next fix 10 s on is expected 100 m east, 50 m north of
-    # the last; the allowance (178.3 m) is around that point, not around the last fix.
-    for de, dn, verdict in [(100.0 + 170.0, 50.0, None),  # 170 m beyond the prediction
-                            (100.0 - 185.0, 50.0, JUMP),  # 185 m short of it
-                            (100.0, 50.0 + 170.0, None),
-                            (100.0, 50.0 - 185.0, JUMP)]:
+    # 10 m/s east and 5 m/s north: 10 s on, the tag is anywhere from the last fix (it braked)
+    # to 100 m east, 50 m north of it (it kept going); the allowance (178.3 m) is around that
+    # stretch, not around the last fix alone.
+    ue, un = 100.0 / math.hypot(100.0, 50.0), 50.0 / math.hypot(100.0, 50.0)
+    for de, dn, verdict in [(100.0 + 170.0 * ue, 50.0 + 170.0 * un, None),  # beyond the end
+                            (-185.0 * ue, -185.0 * un, JUMP),  # behind where it was
+                            (-170.0 * ue, -170.0 * un, None),
+                            (50.0 - 170.0 * un, 25.0 + 170.0 * ue, None),  # aside, midway
+                            (50.0 + 185.0 * un, 25.0 - 185.0 * ue, JUMP),
+                            (0.0, 0.0, None)]:  # stopped dead: braking is no jump
         track = Track(Params())
         track.judge(fix(0.0, T0))
         assert track.judge(fix(100.0, T0 + 10, north_m=50.0)) is None
@@ -99,13 +103,14 @@ def test_a_velocity_is_taken_only_from_fixes_within_120_s() -> None:
 
 
 def test_a_velocity_over_one_second_counts() -> None:
-    # Fixes 1 s apart, 10 m: 10 m/s; the next second a fix 20 m behind the last is 40 m off
-    # the path (allowance 1.5 + 28.3 m): a jump.
-    track = Track(Params())
-    track.judge(fix(0.0, T0))
-    track.judge(fix(10.0, T0 + 1))
-    assert track.velocity is not None and track.velocity[0] == pytest.approx(10.0, abs=0.05)
-    assert track.judge(fix(-10.0, T0 + 2)) == JUMP
+    # Fixes 1 s apart, 10 m: 10 m/s; the next second a fix 40 m behind the last is 40 m off
+    # the stretch it can be on (allowance 1.5 + 28.3 m): a jump; 25 m behind is not.
+    for behind, verdict in [(40.0, JUMP), (25.0, None)]:
+        track = Track(Params())
+        track.judge(fix(0.0, T0))
+        track.judge(fix(10.0, T0 + 1))
+        assert track.velocity is not None and track.velocity[0] == pytest.approx(10.0, abs=0.05)
+        assert track.judge(fix(10.0 - behind, T0 + 2)) == verdict
 
 
 def test_an_old_or_repeated_fix_is_old_and_changes_nothing() -> None:
@@ -832,3 +837,14 @@ def test_antipodal_points_do_not_break_the_haversine() -> None:
     # h rounds a hair above 1 here (82°N 0° and 82°S 180°: 1 + 2⁻⁵²): half the circumference,
     # not a math domain error.
     assert spherical_m(82.0, 0.0, -82.0, 180.0) == pytest.approx(6_371_008.8 * math.pi)
+
+
+def test_a_fast_tag_northwards_is_judged_along_its_own_way() -> None:
+    # 30 m/s due north: 300 m further on is where it should be (no jump); 540 m on (54 m/s,
+    # under the speed limit) is 240 m past anywhere it could have got to without accelerating
+    # at 4.8 m/s^2 (allowance 150 + 28.3 m): a jump.
+    for ahead, verdict in [(300.0, None), (540.0, JUMP)]:
+        track = Track(Params())
+        track.judge(fix(0.0, T0))
+        assert track.judge(fix(0.0, T0 + 10, north_m=300.0)) is None
+        assert track.judge(fix(0.0, T0 + 20, north_m=300.0 + ahead)) == verdict
