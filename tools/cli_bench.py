@@ -24,7 +24,7 @@ def bench(as_json: bool, as_markdown: bool, only: tuple[str, ...], scale: float,
     """Measure latency, SMS fallback, tracking cadence, centre ingest, hostile input,
     firmware footprint, battery life and host footprint; print each figure beside its
     target and its floor.
-    Takes about 7 minutes at --scale 1 on a 2-core machine (docs/performance.md).
+    Takes about 13 minutes at --scale 1 on a 2-core machine (docs/performance.md).
 
     Example: msa bench --only latency --only sms --scale 0.2
     """
