@@ -32,3 +32,13 @@ class CentreConfigError(CentreError):
         self.key = key
         self.detail = detail
         super().__init__(f"{key}: {detail}")
+
+
+class AuditError(CentreError):
+    """The audit log at `path` could not be read or written, or refused an entry; `detail`
+    says which and why (nothing was written when an append is refused)."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"audit log {path}: {detail}")

@@ -1,0 +1,249 @@
+"""The centre's audit trail: an append-only, hash-chained log of who did what, to which case
+file or account, from where and when, in its own SQLite database (audit.db, 0600).
+
+Each entry's hash is SHA-256 over a canonical JSON array of (format tag, seq, at, actor,
+action, subject, source, detail, prev_hash), and each entry carries the hash of the one
+before (the first: 32 zero bytes). A `head` row (entry count and last hash) is updated in the
+same transaction as every append. verify() then detects, by anyone who edits the database
+without rewriting everything after the edit: an edited field, a deleted, inserted or
+reordered entry, and a deleted last entry (the head still counts it).
+
+What it cannot detect: the hashes take no key, so someone with write access who deletes or
+edits entries AND recomputes every later hash and the head leaves a log that verifies. Only an
+external anchor catches that: export head() (count, hash) somewhere the centre cannot rewrite
+(a signed bundle, a supervisor's daily report, another machine) and compare later.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msa.common.sqlite import open_wal
+
+from .errors import AuditError
+
+_FORMAT = "msa-audit-1"  # in every hash: a later encoding cannot be mistaken for this one
+GENESIS = bytes(32)
+FIELD_MAX = 200  # characters in actor, action, subject and source
+DETAIL_MAX = 65_536  # characters of canonical JSON detail
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, at REAL NOT NULL,"
+    " actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, source TEXT NOT NULL,"
+    " detail TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " count INTEGER NOT NULL, hash BLOB NOT NULL)",
+)
+_COLUMNS = "seq, at, actor, action, subject, source, detail, prev_hash, hash"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit entry as stored; `detail` is the parsed form of `detail_json`."""
+
+    seq: int
+    at: float
+    actor: str
+    action: str
+    subject: str
+    source: str
+    detail_json: str
+    prev_hash: bytes
+    hash: bytes
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return dict(json.loads(self.detail_json))
+
+
+@dataclass(frozen=True)
+class Verification:
+    """verify()'s finding: ok, the entries held, the first seq wrong (or missing) and why."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None
+    reason: str
+
+
+def canonical_detail(detail: dict[str, Any] | None) -> str:
+    """The one JSON text for `detail` (sorted keys, no spaces, ASCII); ValueError if it holds
+    anything but JSON's own types (str keys, finite numbers) or is too long."""
+    if detail is None:
+        detail = {}
+    if not isinstance(detail, dict):
+        raise ValueError(f"detail must be a dict, not {type(detail).__name__}")
+    _check_json(detail, "detail")
+    text = json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+    if len(text) > DETAIL_MAX:
+        raise ValueError(f"detail is {len(text)} characters of JSON, at most {DETAIL_MAX}")
+    return text
+
+
+def _check_json(value: object, where: str) -> None:
+    # json.dumps would turn int keys and tuples into something else: the stored detail would
+    # not be what the caller logged, so refuse instead.
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value}: only finite numbers")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has key {key!r}: keys must be strings")
+            _check_json(item, f"{where}[{key!r}]")
+        return
+    raise ValueError(f"{where} is a {type(value).__name__}: not a JSON type")
+
+
+def entry_hash(seq: int, at: float, actor: str, action: str, subject: str, source: str,
+               detail_json: str, prev_hash: bytes) -> bytes:
+    """SHA-256 over a JSON array, so no field can bleed into the next (`at` as Python's
+    shortest round-trip repr, `prev_hash` as hex)."""
+    text = json.dumps([_FORMAT, seq, at, actor, action, subject, source, detail_json,
+                       prev_hash.hex()], separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).digest()
+
+
+def _check_field(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(value) > FIELD_MAX:
+        raise ValueError(f"{name} is {len(value)} characters, at most {FIELD_MAX}")
+    if not value.isprintable():
+        raise ValueError(f"{name} {value!r} holds unprintable characters")
+
+
+class AuditLog:
+    """The audit log in the SQLite file at `path`. Several AuditLogs (in several processes) may
+    append to one file: each append takes SQLite's write lock first, so the chain cannot fork."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        try:
+            self._db = open_wal(self.path, _SCHEMA, synchronous="FULL")
+        except (sqlite3.Error, OSError) as exc:
+            raise AuditError(self.path, str(exc)) from exc
+
+    def _exec(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._db.execute(sql, tuple(args)).fetchall())
+        except sqlite3.Error as exc:
+            raise AuditError(self.path, str(exc)) from exc
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[None]:
+        self._exec(begin)
+        try:
+            yield
+        except BaseException:
+            self._exec("ROLLBACK")
+            raise
+        self._exec("COMMIT")
+
+    def append(self, actor: str, action: str, subject: str, source: str,
+               detail: dict[str, Any] | None = None, at: float | None = None) -> Entry:
+        """Records that `actor` did `action` to `subject` from `source` (an IP address or
+        "cli") at `at` (now if None), committed to disk before it returns. AuditError for bad
+        input, or when the last entry and the head disagree (run verify()): nothing written."""
+        try:
+            for name, value in (("actor", actor), ("action", action), ("subject", subject),
+                                ("source", source)):
+                _check_field(name, value)
+            detail_json = canonical_detail(detail)
+            when = time.time() if at is None else at
+            if isinstance(when, bool) or not isinstance(when, (int, float)) \
+                    or not math.isfinite(when):
+                raise ValueError(f"at must be a finite number of seconds, not {when!r}")
+        except ValueError as exc:
+            raise AuditError(self.path, f"entry refused: {exc}") from exc
+        when = float(when) + 0.0  # SQLite gives back -0.0 as 0.0: hash what it will return
+        with self._transaction("BEGIN IMMEDIATE"):
+            count, prev = self.head()
+            last = self._exec("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
+            if (count, prev) != ((last[0][0], last[0][1]) if last else (0, GENESIS)):
+                raise AuditError(self.path, "the last entry and the head disagree: the log"
+                                 " was tampered with; run verify() before appending")
+            seq = count + 1
+            digest = entry_hash(seq, when, actor, action, subject, source, detail_json, prev)
+            self._exec(f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (seq, when, actor, action, subject, source, detail_json, prev, digest))
+            self._exec("INSERT INTO head (id, count, hash) VALUES (1, ?, ?) ON CONFLICT(id)"
+                       " DO UPDATE SET count = excluded.count, hash = excluded.hash",
+                       (seq, digest))
+        return Entry(seq, when, actor, action, subject, source, detail_json, prev, digest)
+
+    def head(self) -> tuple[int, bytes]:
+        """(entry count, last entry's hash): export it to anchor the log outside the centre."""
+        rows = self._exec("SELECT count, hash FROM head WHERE id = 1") or [(0, GENESIS)]
+        count, digest = rows[0]
+        if not (isinstance(count, int) and isinstance(digest, bytes)):
+            raise AuditError(self.path, "the head row holds the wrong types: run verify()")
+        return count, digest
+
+    def entries(self, since_seq: int = 0) -> list[Entry]:
+        """The entries after `since_seq`, oldest first, as stored (verify() says if they are
+        genuine)."""
+        rows = self._exec(f"SELECT {_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq",
+                          (since_seq,))
+        return [Entry(*row) for row in rows]
+
+    def verify(self) -> Verification:
+        """Recomputes every entry's hash and link, checks the seqs run 1, 2, ... without a gap
+        and that the head counts and ends where the entries do: one snapshot, read while
+        appends from other processes go on."""
+        with self._transaction("BEGIN"):
+            rows = self._exec(f"SELECT {_COLUMNS} FROM entries ORDER BY seq")
+            heads = self._exec("SELECT count, hash FROM head")
+        prev = GENESIS
+        for expected, row in enumerate(rows, start=1):
+            bad = _check_row(expected, row, prev)
+            if bad:
+                return Verification(False, len(rows), expected, bad)
+            prev = row[8]
+        n = len(rows)
+        if not heads:
+            return Verification(not n, n, 1 if n else None, "the head row is missing" if n
+                                else "empty log")
+        count, last = heads[0]
+        if count != n:
+            first = min(count, n) + 1 if isinstance(count, int) else 1
+            return Verification(False, n, first, f"the head counts {count!r} entries, the log"
+                                f" holds {n}: entries at the end were deleted or added")
+        if last != prev:
+            return Verification(False, n, n or 1, "the head's hash is not the last entry's")
+        return Verification(True, n, None, f"{n} entries, chain and head intact")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _check_row(expected: int, row: tuple[Any, ...], prev: bytes) -> str:
+    """Why the stored row at position `expected` is not genuine, or "" if it is."""
+    seq, at, actor, action, subject, source, detail_json, prev_hash, digest = row
+    if seq != expected:
+        return f"expected seq {expected}, found {seq!r}: an entry was deleted or moved"
+    if not (isinstance(at, float) and all(isinstance(v, str) for v in row[2:7])
+            and isinstance(prev_hash, bytes) and isinstance(digest, bytes)):
+        return "a field holds the wrong type"
+    if prev_hash != prev:
+        return "prev_hash is not the previous entry's hash: the chain is broken here"
+    if entry_hash(seq, at, actor, action, subject, source, detail_json, prev) != digest:
+        return "the hash does not match the entry: a field was altered"
+    return ""
