@@ -106,12 +106,8 @@ class Hosts(Database):
         return self._revoke("case_ref = ?", case_ref)
 
     def _revoke(self, where: str, value: str) -> int:
-        try:
-            return self._db.execute(f"UPDATE hosts SET revoked_at = ?, dc09_key = X''"
-                                    f" WHERE {where} AND revoked_at IS NULL",
-                                    (time.time(), value)).rowcount
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
+        return self._write(f"UPDATE hosts SET revoked_at = ?, dc09_key = X'' WHERE {where}"
+                           " AND revoked_at IS NULL", (time.time(), value))
 
     _COLUMNS = "name, case_ref, dc09_account, issued_at"
 

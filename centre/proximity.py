@@ -350,8 +350,10 @@ class Engine:
             return sorted(k for k, at in raised.items()
                           if k in (VICTIM_HELD, VICTIM_STALE) or now - at <= flag_shown_s)
 
-        keys = [k for k, pair in self.pairs.items() if pair.level != CLEAR or shown(*k[:2])]
-        calm = [k for k, pair in self.pairs.items() if pair.level == CLEAR and not shown(*k[:2])]
+        keys: list[tuple[str, str, str]] = []
+        calm: list[tuple[str, str, str]] = []
+        for k, pair in self.pairs.items():
+            (keys if pair.level != CLEAR or shown(*k[:2]) else calm).append(k)
         calm.sort(key=lambda k: math.inf if self.pairs[k].near_m is None
                   else float(self.pairs[k].near_m or 0.0))
         out: list[dict[str, object]] = []

@@ -10,7 +10,6 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from msa.common.sqlite import open_wal
 
 from .errors import RegistryError
 from .geo import Circle, Polygon, Shape
@@ -93,24 +92,9 @@ class ProximityStore(Database):
     (a victim position lost to a power cut is replaced by the next, 10 to 30 s later)."""
 
     def __init__(self, registry: Registry, retention_s: float = RETENTION_S) -> None:
-        super().__init__(registry.path, _SCHEMA)
+        super().__init__(registry.path, _SCHEMA, positions=True)
         self.registry = registry
         self.retention_s = retention_s
-        try:
-            self._fast = open_wal(self.path, (), synchronous="NORMAL")
-        except (sqlite3.Error, OSError) as exc:
-            raise RegistryError(self.path, str(exc)) from exc
-
-    def close(self) -> None:
-        self._fast.close()
-        super().close()
-
-    def _write(self, sql: str, args: tuple[object, ...], fast: bool = False) -> int:
-        try:
-            cursor = (self._fast if fast else self._db).execute(sql, args)
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
-        return int(cursor.lastrowid or 0) if sql.startswith("INSERT") else cursor.rowcount
 
     # --- the case file: radii, zones, links (msa case) ---
     def set_rules(self, case_ref: str, alert_radius_m: float, prealert_radius_m: float | None,

@@ -14,7 +14,6 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
-from msa.common.sqlite import open_wal
 from msa.wire.tag import LOW_BATTERY_PCT, TagReport
 
 from .errors import RegistryError
@@ -60,20 +59,11 @@ class Tags(Database):
     """The tags and their positions, in the registry's database (a connection of its own)."""
 
     def __init__(self, registry: Registry, low_battery_pct: float = LOW_BATTERY_PCT) -> None:
-        super().__init__(registry.path, SCHEMA)
+        # Positions without an fsync each (Database, `positions`): 5,000 a second need it,
+        # and a tag reports again within its interval.
+        super().__init__(registry.path, SCHEMA, positions=True)
         self.registry = registry
         self.low_battery_pct = low_battery_pct
-        # Positions are written without an fsync each (synchronous=NORMAL: a crash of the
-        # process loses none, a power cut the last second's): 5,000 a second need it, and a
-        # tag reports again within its interval.
-        try:
-            self._fast = open_wal(self.path, (), synchronous="NORMAL")
-        except (sqlite3.Error, OSError) as exc:
-            raise RegistryError(self.path, str(exc)) from exc
-
-    def close(self) -> None:
-        self._fast.close()
-        super().close()
 
     def issue(self, case_ref: str, interval_s: int, now: float | None = None) -> IssuedTag:
         """A new tag for the suspect of `case_ref`, expected to report every `interval_s`;
@@ -105,12 +95,8 @@ class Tags(Database):
     def retire(self, tag_id: str) -> bool:
         """Takes a tag out of service: its secret stops working at once and it is no longer
         supervised. False if no tag of that id was in service."""
-        try:
-            return self._db.execute("UPDATE tags SET retired_at = ? WHERE tag_id = ?"
-                                    " AND retired_at IS NULL", (time.time(), tag_id)
-                                    ).rowcount > 0
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
+        return self._write("UPDATE tags SET retired_at = ? WHERE tag_id = ? AND retired_at IS"
+                           " NULL", (time.time(), tag_id)) > 0
 
     _COLUMNS = "tag_id, case_ref, interval_s, issued_at, retired_at"
 
@@ -135,13 +121,10 @@ class Tags(Database):
 
     def record(self, tag: Tag, report: TagReport, received_at: float) -> None:
         """Stores one checked report of a tag in service (committed before it returns)."""
-        try:
-            self._fast.execute("INSERT INTO tag_positions (tag_id, received_at, fix_time, lat,"
-                             " lon, accuracy_m, battery_pct, tamper) VALUES (?,?,?,?,?,?,?,?)",
-                             (tag.tag_id, received_at, report.time, report.lat, report.lon,
-                              report.accuracy_m, report.battery_pct, int(report.tamper)))
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
+        self._write("INSERT INTO tag_positions (tag_id, received_at, fix_time, lat, lon,"
+                    " accuracy_m, battery_pct, tamper) VALUES (?,?,?,?,?,?,?,?)",
+                    (tag.tag_id, received_at, report.time, report.lat, report.lon,
+                     report.accuracy_m, report.battery_pct, int(report.tamper)), fast=True)
 
     def positions(self, tag_id: str) -> list[dict[str, object]]:
         """A tag's stored reports, oldest first."""

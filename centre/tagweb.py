@@ -6,18 +6,16 @@ leaves exactly TAG_PATHS to these handlers. An unknown, wrong or retired secret 
 same 401; malformed input 400; nothing is stored for either (docs/proximity.md)."""
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 from urllib.parse import parse_qsl
 from collections.abc import Callable
-from typing import Any, NoReturn
 
 from aiohttp import web
 
 from msa.wire.tag import TAG_SECRET, TagError, TagReport, read_osmand, read_tag_json
 
+from .bodies import read_small, strict_json
 from .errors import CentreError
 from .ratelog import Throttle
 from .tags import Tag, Tags
@@ -34,26 +32,12 @@ TAG_OSMAND_PATH = TAG_PREFIX + "osmand"
 TAG_JSON_PATH = TAG_PREFIX + "positions"
 # Exactly these paths skip the hosts' token check (no prefix match: no path tricks).
 TAG_PATHS = frozenset({TAG_OSMAND_PATH, TAG_JSON_PATH})
-BODY_TIMEOUT_S = 10.0
 MAX_TAG_BODY = 4096  # an OsmAnd form or a JSON position is a few hundred bytes
 
 
 def _refused() -> web.HTTPException:
     # One answer for an unknown, a wrong and a retired secret: a prober learns nothing.
     return web.HTTPUnauthorized(text="unknown tag", headers={"WWW-Authenticate": "Bearer"})
-
-
-async def _body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_TAG_BODY:
-        raise web.HTTPRequestEntityTooLarge(MAX_TAG_BODY, request.content_length)
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            raw = await request.content.read(MAX_TAG_BODY + 1)
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(text="the body did not arrive in time") from None
-    if len(raw) > MAX_TAG_BODY:
-        raise web.HTTPRequestEntityTooLarge(MAX_TAG_BODY, len(raw))
-    return raw
 
 
 def _store(request: web.Request, tag: Tag, report: TagReport, now: float) -> None:
@@ -83,7 +67,7 @@ async def osmand(request: web.Request) -> web.Response:
     now = request.app[CLOCK_KEY]()
     pairs: list[tuple[str, str]] = list(request.query.items())
     if request.method == "POST":
-        raw = await _body(request)
+        raw = await read_small(request, MAX_TAG_BODY)
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
@@ -104,10 +88,6 @@ async def osmand(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 async def json_position(request: web.Request) -> web.Response:
     """The centre's own form: the tag's secret as a bearer token, one position as JSON."""
     now = request.app[CLOCK_KEY]()
@@ -115,11 +95,7 @@ async def json_position(request: web.Request) -> web.Response:
     if scheme.lower() != "bearer" or not TAG_SECRET.fullmatch(given):
         raise _refused()
     tag = _lookup(request, given)
-    raw = await _body(request)
-    try:
-        body: Any = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise web.HTTPBadRequest(text="body is not JSON") from None
+    body = strict_json(await read_small(request, MAX_TAG_BODY))
     try:
         report = read_tag_json(body, now)
     except TagError as exc:

@@ -4,43 +4,25 @@ the long poll for warnings, and the acknowledgement of their delivery. The bodie
 contract's (msa.wire.proximity); docs/proximity.md gives the rules."""
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-from typing import Any, NoReturn
+from typing import Any
 
 from aiohttp import web
 
 from msa.wire.proximity import (ACK_PATH, MAX_WAIT_S, POSITION_PATH, WARNINGS_PATH,
                                 ProximityError, read_ack, read_position, warnings_body)
 
+from .bodies import read_small, strict_json
 from .watch import NoMovingZone, ProximityWatch
 from .web import HOST_KEY
 
 WATCH_KEY: web.AppKey[ProximityWatch] = web.AppKey("watch", ProximityWatch)
 MAX_BODY = 4096
-BODY_TIMEOUT_S = 10.0
 _ID = re.compile(r"[0-9]{1,15}", re.ASCII)
 
 
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 async def _body(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(MAX_BODY, request.content_length)
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            raw = await request.content.read(MAX_BODY + 1)
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(text="the body did not arrive in time") from None
-    if len(raw) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(MAX_BODY, len(raw))
-    try:
-        return json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise web.HTTPBadRequest(text="body is not JSON") from None
+    return strict_json(await read_small(request, MAX_BODY))
 
 
 def _number(request: web.Request, name: str, high: int) -> int:

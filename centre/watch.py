@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from msa.wire.proximity import REPORT_EVERY_S, REPORT_FAST_S, VictimFix, Warning
 from msa.wire.tag import TagReport
@@ -19,6 +20,27 @@ from .tags import Tag
 RULES_TTL_S = 10.0  # a zone, radius or link changed with `msa case` counts within this long
 PRUNE_EVERY_S = 60.0
 UNDELIVERED_AFTER_S = 30.0  # an alert no host has acknowledged by then is flagged
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Cache(Generic[K, V]):
+    """What the registry said, kept RULES_TTL_S (the rules read it on every position)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K, load: Callable[[K], V]) -> V:
+        now = time.monotonic()
+        kept = self._kept.get(key)
+        if kept is None or now - kept[0] > RULES_TTL_S:
+            kept = self._kept[key] = (now, load(key))
+        return kept[1]
+
+    def clear(self) -> None:
+        self._kept.clear()
 
 
 class NoMovingZone(CentreError):
@@ -37,9 +59,9 @@ class ProximityWatch:
         self.store = store
         self.clock = clock
         self.engine = Engine(params)
-        self._rules: dict[str, tuple[float, CaseRules]] = {}
-        self._links: dict[tuple[str, str], tuple[float, list[str]]] = {}  # cases of a tag,
-        self._tags: dict[str, tuple[float, list[str]]] = {}  # tags of a case: both cached
+        self._rules: _Cache[str, CaseRules] = _Cache()
+        self._links: _Cache[tuple[str, str], list[str]] = _Cache()  # the cases of a tag
+        self._tags: _Cache[str, list[str]] = _Cache()  # the tags of a case
         self._woken: dict[str, asyncio.Event] = {}
         self._pruned_at = 0.0
         self._alerts: dict[int, tuple[str, str, str, float]] = {}  # open alert id -> pair, at
@@ -48,26 +70,14 @@ class ProximityWatch:
         self.changes = 0  # how many changes were recorded (the bench reads it)
 
     def rules(self, case_ref: str) -> CaseRules:
-        now = time.monotonic()
-        cached = self._rules.get(case_ref)
-        if cached is None or now - cached[0] > RULES_TTL_S:
-            cached = self._rules[case_ref] = (now, self.store.rules(case_ref))
-        return cached[1]
+        return self._rules.get(case_ref, self.store.rules)
 
     def _cases_of(self, tag: Tag) -> list[str]:
-        now = time.monotonic()
-        cached = self._links.get((tag.tag_id, tag.case_ref))
-        if cached is None or now - cached[0] > RULES_TTL_S:
-            cached = self._links[(tag.tag_id, tag.case_ref)] = (
-                now, self.store.cases_of(tag.tag_id, tag.case_ref))
-        return cached[1]
+        return self._links.get((tag.tag_id, tag.case_ref),
+                               lambda key: self.store.cases_of(*key))
 
     def _tags_of(self, case_ref: str) -> list[str]:
-        now = time.monotonic()
-        cached = self._tags.get(case_ref)
-        if cached is None or now - cached[0] > RULES_TTL_S:
-            cached = self._tags[case_ref] = (now, self.store.tags_of(case_ref))
-        return cached[1]
+        return self._tags.get(case_ref, self.store.tags_of)
 
     def _record(self, changes: list[Change]) -> None:
         for change in changes:

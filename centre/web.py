@@ -11,13 +11,12 @@ import base64
 import hashlib
 import hmac
 import importlib.resources
-import json
 import logging
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +24,7 @@ from msa.wire.api import read_body
 from msa.wire.errors import ApiError
 from msa.wire.message import INCIDENT_KINDS, MessageKind
 
+from .bodies import BODY_TIMEOUT_S, strict_json
 from .core import Centre, Inbound, Ingested, Verdict
 from .errors import CentreError
 from .hosts import Host, Hosts
@@ -48,7 +48,6 @@ CSP_KEY: web.AppKey[str] = web.AppKey("csp", str)
 _EVENT_KINDS = frozenset({MessageKind.LOW_BATTERY, MessageKind.HEARTBEAT, MessageKind.BOOT})
 MIN_TOKEN_LEN = 16  # characters: a bearer token shorter than this is guessable, not a secret
 _TOKEN = re.compile(r"[!-~]{%d,512}" % MIN_TOKEN_LEN, re.ASCII)  # printable ASCII, no space
-BODY_TIMEOUT_S = 10.0  # a request body that takes longer is a slow client holding a slot
 # The operator's page: the header its script sends with every state change, carrying the token
 # served in the page itself (another site can neither read the page nor set the header).
 CSRF_HEADER = "X-MSA-CSRF"
@@ -117,21 +116,14 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
                                          ) from None
 
 
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 async def _json(request: web.Request) -> Any:
+    # aiohttp's client_max_size (64 KiB) bounds the size; the deadline is ours.
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
             raw = await request.read()
     except TimeoutError:
         raise web.HTTPRequestTimeout(text="the body did not arrive in time") from None
-    try:
-        # Strict JSON: NaN and Infinity are not numbers a message may carry.
-        return json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
-        raise _bad("body is not JSON") from None
+    return strict_json(raw)
 
 
 async def create_alarm(request: web.Request) -> web.Response:

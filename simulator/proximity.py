@@ -115,6 +115,7 @@ class Driver:
         self.running: RunningCentre | None = None
         self.cases: dict[str, _Case] = {}
         self.secrets: dict[str, str] = {}
+        self.names: dict[str, str] = {}  # tag id -> the scenario's name for it
         self._session: aiohttp.ClientSession | None = None
         self._deliveries: dict[int, Delivery] = {}
 
@@ -131,6 +132,7 @@ class Driver:
         for t in self.scenario.tags:
             issued = running.tags.issue(self._ref(t.cases[0]), t.interval_s, now=self.clock())
             self.secrets[t.name] = issued.secret
+            self.names[issued.tag.tag_id] = t.name
             for other in t.cases[1:]:
                 store.link(issued.tag.tag_id, self._ref(other))
         for v in self.scenario.victims:
@@ -197,17 +199,9 @@ class Driver:
             for ident, tag_id, zone, _at, _d in new:
                 delivery = self._deliveries.get(ident)
                 self.replay.alerts.append(Alert(
-                    c.case, self._tag_name(tag_id), zone, t_s, ident, took,
+                    c.case, self.names.get(tag_id, tag_id), zone, t_s, ident, took,
                     None if delivery is None else delivery.haptic,
                     None if delivery is None else delivery.hook))
-
-    def _tag_name(self, tag_id: str) -> str:
-        assert self.running is not None
-        for name, secret in self.secrets.items():
-            found = self.running.tags.by_secret(secret)
-            if found is not None and found.tag_id == tag_id:
-                return name
-        return tag_id
 
     def _sample_operator(self) -> None:
         assert self.running is not None
