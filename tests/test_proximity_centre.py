@@ -259,3 +259,45 @@ def test_the_watch_prunes_victim_positions_past_the_retention(tmp_path: Path) ->
     finally:
         store.close()
         registry.close()
+
+
+def test_an_open_alert_keeps_her_positions_and_is_flagged_until_delivered(
+        tmp_path: Path) -> None:
+    from msa.centre.proxstore import ProximityStore
+    from msa.centre.registry import Registry
+    from msa.centre.tags import Tags
+    from msa.centre.watch import UNDELIVERED_AFTER_S, ProximityWatch
+    from msa.wire.proximity import VictimFix
+    from msa.wire.tag import TagReport
+
+    registry = Registry(tmp_path / "registry.db")
+    registry.put_case(Case("C-A", "V", suspect="S"))
+    tags = Tags(registry)
+    store = ProximityStore(registry, retention_s=3600.0)
+    t0 = 1_900_000_000.0
+    now = [t0]
+    watch = ProximityWatch(store, clock=lambda: now[0])
+    try:
+        tag = tags.issue("C-A", 10, now=t0).tag
+        watch.on_victim("C-A", VictimFix(LAT, LON, 5.0, t0), t0)
+        lat, lon = at(50.0)
+        watch.on_tag(tag, TagReport(lat, lon, 5.0, t0 + 1), t0 + 1)
+        [warning] = watch.warnings("C-A", 0)
+
+        def flags() -> object:
+            return [v["flags"] for v in watch.views() if v["zone"] == "victim"][0]
+
+        now[0] = t0 + 1 + UNDELIVERED_AFTER_S - 1
+        assert "victim not yet warned" not in str(flags())
+        now[0] = t0 + 2 + UNDELIVERED_AFTER_S
+        assert flags() == ["victim not yet warned"]
+        assert watch.ack("C-A", warning.id, now[0], {"haptic": "ok", "hook": "none"})
+        assert flags() == []
+        # A day later, the alert still open: her positions are its evidence and stay.
+        later = t0 + 90_000.0
+        watch.on_victim("C-A", VictimFix(LAT, LON, 5.0, later), later)
+        assert len(store.victim_positions("C-A")) == 2
+    finally:
+        tags.close()
+        store.close()
+        registry.close()
