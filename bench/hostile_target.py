@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import json
 import socket
+import secrets
 import ssl
 import threading
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from msa.centre.authweb import COOKIE, Workplace
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, RunningCentre, start_centre
 from msa.wire import dc09
@@ -24,6 +26,16 @@ from msa.wire.message import Fix, FixQuality, Message, MessageKind
 T = TypeVar("T")
 BID = 0x0B0E0C01
 HOST_PHONE = "+32470000042"
+
+
+def _operator_session(work: Workplace) -> dict[str, str]:
+    """An operator's session cookie (the operator page is behind a login)."""
+    password = secrets.token_urlsafe(16)
+    work.accounts.add("bench-observer", "operator", password)
+    account = work.accounts.get("bench-observer")
+    assert account is not None
+    token, _session = work.sessions.open(account, "bench")
+    return {"Cookie": f"{COOKIE}={token}"}
 
 
 class Target:
@@ -93,10 +105,17 @@ class Target:
         db = self.running.centre._db
         return self.do(lambda: {str(k) for (k,) in db.execute("SELECT key FROM messages")})
 
+    def operator_headers(self) -> dict[str, str]:
+        """The cookie of an operator's session (made once, through the centre's own
+        accounts, on the centre's loop): the page is behind a login."""
+        if not getattr(self, "_operator", None):
+            self._operator = self.do(lambda: _operator_session(self.running.work))
+        return dict(self._operator)
+
     def state_is_strict_json(self) -> bool:
         conn = http.client.HTTPConnection("127.0.0.1", self.running.operator_port, timeout=30)
         try:
-            conn.request("GET", "/api/state")
+            conn.request("GET", "/api/state", headers=self.operator_headers())
             text = conn.getresponse().read().decode()
             json.loads(text, parse_constant=_refuse)
             return True

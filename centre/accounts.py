@@ -1,5 +1,5 @@
 """Operator accounts at the centre: who may open the operator page, in which role, with which
-password. (Issue 15, part 1: the store only; the web login and the CLI are built on it later.)
+password (the web login: centre/sessions.py and centre/authweb.py; the CLI: msa centre user).
 
 Passwords are kept as scrypt hashes (memory-hard, standard library) with their salt and cost
 parameters, so the cost can be raised later and old hashes still verify (and are re-hashed at
@@ -13,6 +13,7 @@ account too, as is the scrypt work: neither timing nor lockout tells which names
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import enum
 import hashlib
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from .errors import RegistryError
 from .registry import Database, Registry
 
-_SCHEMA = (
+SCHEMA = (
     "CREATE TABLE IF NOT EXISTS accounts (id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " name TEXT NOT NULL, role TEXT NOT NULL, password_hash TEXT NOT NULL,"
     " created_at REAL NOT NULL, removed_at REAL)",
@@ -71,6 +72,10 @@ class Account:
     name: str
     role: Role
     created_at: float
+
+
+class AccountInputError(RegistryError):
+    """A bad account name, role or password: refused before anything was written."""
 
 
 class AccountLocked(RegistryError):
@@ -118,6 +123,14 @@ def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
     return cost[0], cost[1], cost[2], raw_salt, raw_key
 
 
+def _matches(password: str, stored: tuple[int, int, int, bytes, bytes]) -> bool:
+    """Whether `password` is the one hashed in `stored`. A password of a bad length costs the
+    same work too: nothing reveals why it failed."""
+    n, r, p, salt, key = stored
+    match = hmac.compare_digest(_scrypt(password[:PASSWORD_MAX], salt, n, r, p, len(key)), key)
+    return match and PASSWORD_MIN <= len(password) <= PASSWORD_MAX
+
+
 def _check_password(password: str) -> None:
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise ValueError(f"a password is {PASSWORD_MIN} to {PASSWORD_MAX} characters"
@@ -129,13 +142,13 @@ class Accounts(Database):
     write commits before it returns, so another process sees it at once."""
 
     def __init__(self, registry: Registry) -> None:
-        super().__init__(registry.path, _SCHEMA)
+        super().__init__(registry.path, SCHEMA)
         # What an unknown name's password is checked against: the same work as a real one.
         self._dummy = hash_password(secrets.token_urlsafe(PASSWORD_MIN))
 
     def _name(self, name: str) -> str:
         if not _NAME.fullmatch(name):
-            raise RegistryError(self.path, f"account name {name!r}: 1 to 64 letters, digits"
+            raise AccountInputError(self.path, f"account name {name!r}: 1 to 64 letters, digits"
                                 " and . _ -")
         return name
 
@@ -143,15 +156,28 @@ class Accounts(Database):
         try:
             return Role(role)
         except ValueError:
-            raise RegistryError(self.path, f"role {role!r}: one of "
+            raise AccountInputError(self.path, f"role {role!r}: one of "
                                 + ", ".join(r.value for r in Role)) from None
 
     def _hash(self, password: str) -> str:
         try:
             _check_password(password)
         except ValueError as exc:
-            raise RegistryError(self.path, str(exc)) from None
+            raise AccountInputError(self.path, str(exc)) from None
         return hash_password(password)
+
+    def validate(self, name: str | None = None, role: Role | str | None = None,
+                 password: str | None = None) -> None:
+        """RegistryError naming the first bad one of those given (before anything is done)."""
+        if name is not None:
+            self._name(name)
+        if role is not None:
+            self._role(role)
+        if password is not None:
+            try:
+                _check_password(password)
+            except ValueError as exc:
+                raise AccountInputError(self.path, str(exc)) from None
 
     def add(self, name: str, role: Role | str, password: str) -> Account:
         """A new account; RegistryError for a bad name, role or password, or a name in service
@@ -216,28 +242,43 @@ class Accounts(Database):
         """The account if `password` is its password, None otherwise (unknown name, wrong or
         malformed password: all alike). AccountLocked while the name is locked out; `now` is
         the epoch time (the lockout's clock)."""
+        rows, stored = self._lookup(name, now)
+        match = _matches(password, stored)
+        rehash = self._settle(name, rows, password, match, stored, now)
+        if rehash:
+            self._set(name, "password_hash", hash_password(password))
+        return self._account(rows[0]) if match and rows else None
+
+    async def check_async(self, name: str, password: str, now: float) -> Account | None:
+        """As check(), for the event loop: scrypt runs in a worker thread, so alarms arriving
+        meanwhile are not held up by a login (the database stays on the loop's thread)."""
+        rows, stored = self._lookup(name, now)
+        match = await asyncio.to_thread(_matches, password, stored)
+        if self._settle(name, rows, password, match, stored, now):
+            self._set(name, "password_hash", await asyncio.to_thread(hash_password, password))
+        return self._account(rows[0]) if match and rows else None
+
+    def _lookup(self, name: str, now: float
+                ) -> tuple[list[tuple[object, ...]], tuple[int, int, int, bytes, bytes]]:
         until = self.locked_until(name, now)
         if until is not None:
             raise AccountLocked(self.path, name, until)
         rows = self._exec("SELECT name, role, created_at, password_hash FROM accounts"
                           " WHERE name = ? COLLATE NOCASE AND removed_at IS NULL", (name,))
-        stored = str(rows[0][3]) if rows else self._dummy
         try:
-            n, r, p, salt, key = _parse(stored)
+            return rows, _parse(str(rows[0][3]) if rows else self._dummy)
         except ValueError as exc:
             raise RegistryError(self.path, f"account {name!r}: stored hash unreadable ({exc})"
                                 ) from None
-        # A password of a bad length costs the same work too: nothing reveals why it failed.
-        match = hmac.compare_digest(_scrypt(password[:PASSWORD_MAX], salt, n, r, p, len(key)),
-                                    key)
-        good = match and rows != [] and PASSWORD_MIN <= len(password) <= PASSWORD_MAX
-        if not good:
+
+    def _settle(self, name: str, rows: list[tuple[object, ...]], password: str, match: bool,
+                stored: tuple[int, int, int, bytes, bytes], now: float) -> bool:
+        """Records the attempt's outcome; True if the hash should be redone at today's cost."""
+        if not (match and rows):
             self._failed(name.lower(), now)
-            return None
+            return False
         self._exec("DELETE FROM login_failures WHERE name = ?", (name.lower(),))
-        if (n, r, p) != (SCRYPT_N, SCRYPT_R, SCRYPT_P):  # the cost was raised since
-            self._set(name, "password_hash", hash_password(password))
-        return self._account(rows[0])
+        return stored[:3] != (SCRYPT_N, SCRYPT_R, SCRYPT_P)  # the cost was raised since
 
     def _failed(self, key: str, now: float) -> None:
         with self.transaction():

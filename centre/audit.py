@@ -12,6 +12,17 @@ What it cannot detect: the hashes take no key, so someone with write access who 
 edits entries AND recomputes every later hash and the head leaves a log that verifies. Only an
 external anchor catches that: export head() (count, hash) somewhere the centre cannot rewrite
 (a signed bundle, a supervisor's daily report, another machine) and compare later.
+
+Pruning (prune(), for the audit retention): only the oldest entries go, a run from seq 1 (or
+from the last anchor) up to the first entry at or after the cut, and only from a log that
+verifies. The last deleted entry's seq and hash become the `anchor` row, and an "audit.prune"
+entry (detail through_seq, through_hash) is appended in the same transaction. verify() then
+starts the chain from the anchor and requires the newest audit.prune entry (itself chained) to
+claim exactly that anchor: moving the anchor to delete more, deleting it, or deleting entries
+after it is detected. What pruning leaves undetectable: what the deleted entries said (their
+content is gone; only their count and last hash remain), and so any edit made to them before
+they were pruned unless verify() was run (prune() runs it first and refuses a broken log); an
+exported head whose count is at or below the anchor can no longer be compared with the log.
 """
 from __future__ import annotations
 
@@ -41,7 +52,12 @@ _SCHEMA = (
     " detail TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1),"
     " count INTEGER NOT NULL, hash BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS entries_by_subject ON entries (subject, seq)",
+    # Where the chain starts once entries were pruned: the last deleted entry's seq and hash.
+    "CREATE TABLE IF NOT EXISTS anchor (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " seq INTEGER NOT NULL, hash BLOB NOT NULL)",
 )
+PRUNE_ACTION = "audit.prune"
 _COLUMNS = "seq, at, actor, action, subject, source, detail, prev_hash, hash"
 
 
@@ -122,7 +138,8 @@ def entry_hash(seq: int, at: float, actor: str, action: str, subject: str, sourc
 
 
 def _check_field(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value:
+    # Only the subject may be empty: an action on nothing in particular (a report, a backup).
+    if not isinstance(value, str) or not (value or name == "subject"):
         raise ValueError(f"{name} must be a non-empty string")
     if len(value) > FIELD_MAX:
         raise ValueError(f"{name} is {len(value)} characters, at most {FIELD_MAX}")
@@ -162,6 +179,13 @@ class AuditLog:
         """Records that `actor` did `action` to `subject` from `source` (an IP address or
         "cli") at `at` (now if None), committed to disk before it returns. AuditError for bad
         input, or when the last entry and the head disagree (run verify()): nothing written."""
+        detail_json, when = self._checked(actor, action, subject, source, detail, at)
+        with self._transaction("BEGIN IMMEDIATE"):
+            return self._append_locked(actor, action, subject, source, detail_json, when)
+
+    def _checked(self, actor: str, action: str, subject: str, source: str,
+                 detail: dict[str, Any] | None, at: float | None) -> tuple[str, float]:
+        """An entry's canonical detail and time; AuditError for anything append() refuses."""
         try:
             for name, value in (("actor", actor), ("action", action), ("subject", subject),
                                 ("source", source)):
@@ -173,21 +197,82 @@ class AuditLog:
                 raise ValueError(f"at must be a finite number of seconds, not {when!r}")
         except ValueError as exc:
             raise AuditError(self.path, f"entry refused: {exc}") from exc
-        when = float(when) + 0.0  # SQLite gives back -0.0 as 0.0: hash what it will return
-        with self._transaction("BEGIN IMMEDIATE"):
-            count, prev = self.head()
-            last = self._exec("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
-            if (count, prev) != ((last[0][0], last[0][1]) if last else (0, GENESIS)):
-                raise AuditError(self.path, "the last entry and the head disagree: the log"
-                                 " was tampered with; run verify() before appending")
-            seq = count + 1
-            digest = entry_hash(seq, when, actor, action, subject, source, detail_json, prev)
-            self._exec(f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (seq, when, actor, action, subject, source, detail_json, prev, digest))
-            self._exec("INSERT INTO head (id, count, hash) VALUES (1, ?, ?) ON CONFLICT(id)"
-                       " DO UPDATE SET count = excluded.count, hash = excluded.hash",
-                       (seq, digest))
+        return detail_json, float(when) + 0.0  # SQLite gives back -0.0 as 0.0: hash that
+
+    def _append_locked(self, actor: str, action: str, subject: str, source: str,
+                       detail_json: str, when: float) -> Entry:
+        """append() inside the caller's write transaction."""
+        count, prev = self.head()
+        last = self._exec("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
+        if (count, prev) != ((last[0][0], last[0][1]) if last else (0, GENESIS)):
+            raise AuditError(self.path, "the last entry and the head disagree: the log"
+                             " was tampered with; run verify() before appending")
+        seq = count + 1
+        digest = entry_hash(seq, when, actor, action, subject, source, detail_json, prev)
+        self._exec(f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (seq, when, actor, action, subject, source, detail_json, prev, digest))
+        self._exec("INSERT INTO head (id, count, hash) VALUES (1, ?, ?) ON CONFLICT(id)"
+                   " DO UPDATE SET count = excluded.count, hash = excluded.hash",
+                   (seq, digest))
         return Entry(seq, when, actor, action, subject, source, detail_json, prev, digest)
+
+    def prune(self, before_at: float, actor: str, source: str,
+              subject: str = "audit") -> int:
+        """Deletes the oldest entries, those before `before_at` up to the first entry at or
+        after it (a prefix of the chain, never a hole), anchors the chain at the last one
+        deleted and appends an "audit.prune" entry saying so, all in one transaction. How
+        many went (0: none, and nothing appended). AuditError, nothing deleted, when the log
+        does not verify: pruning must not erase the evidence of an edit.
+
+        The whole log is verified in a read snapshot, so appends go on meanwhile (200,000
+        entries take seconds); under the write lock only what was appended since is checked."""
+        _, when = self._checked(actor, PRUNE_ACTION, subject, source, None, None)
+        if isinstance(before_at, bool) or not isinstance(before_at, (int, float)) \
+                or not math.isfinite(before_at):
+            raise AuditError(self.path, f"prune refused: before_at {before_at!r} is no time")
+        with self._transaction("BEGIN"):
+            found = self._verify_locked()
+            seen = self.head()
+        if not found.ok:
+            raise AuditError(self.path, f"prune refused: the log does not verify at seq"
+                             f" {found.first_bad_seq} ({found.reason})")
+        with self._transaction("BEGIN IMMEDIATE"):
+            self._check_since(seen)
+            first_kept = self._exec("SELECT MIN(seq) FROM entries WHERE at >= ?",
+                                    (float(before_at),))[0][0]
+            bound = "" if first_kept is None else " WHERE seq < ?"
+            args = () if first_kept is None else (first_kept,)
+            rows = self._exec(f"SELECT COUNT(*), MAX(seq) FROM entries{bound}", args)
+            removed, through = rows[0]
+            if not removed:
+                return 0
+            through_hash = self._exec("SELECT hash FROM entries WHERE seq = ?", (through,))
+            self._exec("DELETE FROM entries WHERE seq <= ?", (through,))
+            self._exec("INSERT INTO anchor (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT(id)"
+                       " DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                       (through, through_hash[0][0]))
+            detail_json = canonical_detail({"through_seq": through, "removed": removed,
+                                            "through_hash": bytes(through_hash[0][0]).hex(),
+                                            "before_at": float(before_at)})
+            self._append_locked(actor, PRUNE_ACTION, subject, source, detail_json, when)
+        return int(removed)
+
+    def _check_since(self, seen: tuple[int, bytes]) -> None:
+        """AuditError unless the entries from the verified head `seen` on still chain to it
+        and end at the head (what was appended since verify(), under the write lock)."""
+        rows = self._exec(f"SELECT {_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq",
+                          (seen[0],))
+        prev, bad = seen[1], ""
+        if not rows or (rows[0][0], rows[0][8]) != seen:
+            bad = "the verified head is gone"
+        for expected, row in enumerate(rows[1:], start=seen[0] + 1):
+            bad = bad or _check_row(expected, row, prev)
+            prev = row[8]
+        if not bad and self.head() != (seen[0] + len(rows) - 1, prev):
+            bad = "the head moved"
+        if bad:
+            raise AuditError(self.path, "prune refused: the log changed while it was verified"
+                             f" ({bad}); prune again")
 
     def head(self) -> tuple[int, bytes]:
         """(entry count, last entry's hash): export it to anchor the log outside the centre."""
@@ -197,38 +282,55 @@ class AuditLog:
             raise AuditError(self.path, "the head row holds the wrong types: run verify()")
         return count, digest
 
-    def entries(self, since_seq: int = 0) -> list[Entry]:
-        """The entries after `since_seq`, oldest first, as stored (verify() says if they are
-        genuine)."""
-        rows = self._exec(f"SELECT {_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq",
-                          (since_seq,))
+    def entries(self, since_seq: int = 0, subject: str | None = None) -> list[Entry]:
+        """The entries after `since_seq` (only those about `subject`, if given), oldest first,
+        as stored (verify() says if they are genuine)."""
+        where, args = ("", (since_seq,)) if subject is None else (" AND subject = ?",
+                                                                  (since_seq, subject))
+        rows = self._exec(f"SELECT {_COLUMNS} FROM entries WHERE seq > ?{where} ORDER BY seq",
+                          args)
         return [Entry(*row) for row in rows]
 
     def verify(self) -> Verification:
-        """Recomputes every entry's hash and link, checks the seqs run 1, 2, ... without a gap
-        and that the head counts and ends where the entries do: one snapshot, read while
+        """Recomputes every entry's hash and link, checks the seqs run 1, 2, ... (or on from
+        the anchor left by pruning, which the newest audit.prune entry must claim) without a
+        gap and that the head counts and ends where the entries do: one snapshot, read while
         appends from other processes go on."""
         with self._transaction("BEGIN"):
-            rows = self._exec(f"SELECT {_COLUMNS} FROM entries ORDER BY seq")
-            heads = self._exec("SELECT count, hash FROM head")
-        prev = GENESIS
-        for expected, row in enumerate(rows, start=1):
+            return self._verify_locked()
+
+    def _verify_locked(self) -> Verification:
+        rows = self._exec(f"SELECT {_COLUMNS} FROM entries ORDER BY seq")
+        heads = self._exec("SELECT count, hash FROM head")
+        anchors = self._exec("SELECT seq, hash FROM anchor")
+        n = len(rows)
+        start, prev = 0, GENESIS  # the seq and hash the first entry held links to
+        if anchors:
+            start, prev = anchors[0]
+            if not (isinstance(start, int) and start > 0 and isinstance(prev, bytes)):
+                return Verification(False, n, 1, "the anchor row holds the wrong types")
+        for expected, row in enumerate(rows, start=start + 1):
             bad = _check_row(expected, row, prev)
             if bad:
-                return Verification(False, len(rows), expected, bad)
+                return Verification(False, n, expected, bad)
             prev = row[8]
-        n = len(rows)
+        claim = _prune_claim(rows, (start, anchors[0][1]) if anchors else None)
+        if claim:
+            return Verification(False, n, claim[0], claim[1])
         if not heads:
-            return Verification(not n, n, 1 if n else None, "the head row is missing" if n
-                                else "empty log")
+            return Verification(not n and not anchors, n, 1 if n else None,
+                                "the head row is missing" if n else "empty log")
         count, last = heads[0]
-        if count != n:
-            first = min(count, n) + 1 if isinstance(count, int) else 1
+        if count != start + n:
+            first = min(count, start + n) + 1 if isinstance(count, int) else 1
             return Verification(False, n, first, f"the head counts {count!r} entries, the log"
-                                f" holds {n}: entries at the end were deleted or added")
+                                f" holds {start + n}: entries at the end were deleted or"
+                                " added")
         if last != prev:
-            return Verification(False, n, n or 1, "the head's hash is not the last entry's")
-        return Verification(True, n, None, f"{n} entries, chain and head intact")
+            return Verification(False, n, start + n or 1,
+                                "the head's hash is not the last entry's")
+        pruned = f" after {start} pruned" if anchors else ""
+        return Verification(True, n, None, f"{n} entries{pruned}, chain and head intact")
 
     def close(self) -> None:
         self._db.close()
@@ -247,3 +349,25 @@ def _check_row(expected: int, row: tuple[Any, ...], prev: bytes) -> str:
     if entry_hash(seq, at, actor, action, subject, source, detail_json, prev) != digest:
         return "the hash does not match the entry: a field was altered"
     return ""
+
+
+def _prune_claim(rows: list[tuple[Any, ...]], anchor: tuple[int, bytes] | None
+                 ) -> tuple[int, str] | None:
+    """(seq, why) when the anchor and the newest audit.prune entry (already verified as part
+    of the chain) disagree, None when they agree or neither exists."""
+    claims = [row for row in rows if row[3] == PRUNE_ACTION]
+    if not claims:
+        return None if anchor is None else (
+            anchor[0] + 1, "the chain starts at an anchor no audit.prune entry claims")
+    seq, detail_json = claims[-1][0], claims[-1][6]
+    try:
+        detail = json.loads(detail_json)
+        said = (detail["through_seq"], bytes.fromhex(detail["through_hash"]))
+    except (ValueError, TypeError, KeyError):
+        return seq, "the audit.prune entry's detail names no anchor"
+    if anchor is None:
+        return seq, "an audit.prune entry claims pruned entries but the anchor is missing"
+    if said != anchor:
+        return seq, (f"the anchor (seq {anchor[0]}) is not the one the newest audit.prune"
+                     f" entry claims (seq {said[0]})")
+    return None

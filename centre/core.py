@@ -2,6 +2,8 @@
 with the key in the registry (end to end: a compromised host cannot forge an alarm), counts
 each idempotency key once, opens incidents with the case file, records the track, flags TEST
 alarms, and keeps each button's last word so that silent buttons and low batteries are warned.
+Every copy of an incident's messages that arrives, counted or duplicate, is recorded with its
+frame in the same batch (arrivals; an incident's review reads it: centre/timeline.py).
 Records live in SQLite (WAL); every accepted message is committed before it is acknowledged,
 and every kind but a heartbeat is also synced to disk first (a power cut must not take back an
 alarm the host was told is safe). Receivers on the event loop use submit(): what arrives within
@@ -65,7 +67,7 @@ SILENT_HEARTBEATS = 3
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS messages (key TEXT PRIMARY KEY, kind TEXT NOT NULL,"
     " button_id INTEGER NOT NULL, channel TEXT NOT NULL, received_at REAL NOT NULL,"
-    " incident INTEGER)",
+    " incident INTEGER, battery_pct INTEGER)",
     "CREATE TABLE IF NOT EXISTS incidents (id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " key TEXT UNIQUE NOT NULL, button_id INTEGER NOT NULL, test INTEGER NOT NULL,"
     " case_ref TEXT, opened_at REAL NOT NULL, pressed_at REAL, channel TEXT NOT NULL,"
@@ -77,6 +79,22 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS buttons (button_id INTEGER PRIMARY KEY,"
     " last_seen REAL NOT NULL, battery_pct INTEGER, low_battery INTEGER NOT NULL DEFAULT 0,"
     " boots INTEGER NOT NULL DEFAULT 0)",
+    # Every copy of an incident's messages that arrived, counted or not, with its frame as
+    # received: an incident's review must see each channel's part (centre/timeline.py).
+    "CREATE TABLE IF NOT EXISTS arrivals (id INTEGER PRIMARY KEY, incident INTEGER NOT NULL,"
+    " key TEXT NOT NULL, kind TEXT NOT NULL, channel TEXT NOT NULL, received_at REAL NOT NULL,"
+    " verdict TEXT NOT NULL, frame BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS arrivals_by_incident ON arrivals (incident, received_at)",
+)
+_ARRIVAL = ("INSERT INTO arrivals (incident, key, kind, channel, received_at, verdict, frame)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)")
+# Applied after _SCHEMA: records made before a column existed get it (the supervisor's daily
+# report reads each message's battery, and each button's messages by time).
+_MIGRATIONS = (
+    ("messages", "battery_pct", "ALTER TABLE messages ADD COLUMN battery_pct INTEGER"),
+)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS messages_by_button ON messages (button_id, received_at)",
 )
 
 
@@ -113,6 +131,32 @@ class Inbound:
         return cls(channel=channel, key=key, kind=kind,
                    button_id=int(head, 16) if _HEX8.fullmatch(head) else 0, frame=frame,
                    fix=fix, update_no=update_no, received_at=received_at)
+
+
+class Arrival(NamedTuple):
+    """One copy of an incident's message as it reached the centre."""
+
+    key: str
+    kind: str  # the message's kind: "alarm", "test" or "location"
+    channel: str
+    received_at: float
+    verdict: str  # "accepted" (counted) or "duplicate" (acknowledged again, not counted)
+    frame: bytes  # the centre frame as received (its tag verified before it was recorded)
+
+
+class IncidentRow(NamedTuple):
+    """An incident as the records hold it, without its case file and track."""
+
+    key: str
+    button_id: int
+    test: bool
+    case_ref: str | None
+    opened_at: float
+    pressed_at: float | None
+    channel: str
+    status: str
+    resolved_at: float | None
+    battery_pct: int | None
 
 
 class _Checked(NamedTuple):
@@ -155,6 +199,12 @@ class Centre:
             # heartbeat (the next comes a minute later). Batches holding anything else are
             # committed with FULL, which syncs the WAL first (see _begin).
             self._db = open_wal(self.path, _SCHEMA, "NORMAL")
+            for table, column, alter in _MIGRATIONS:
+                columns = {str(r[1]) for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(alter)
+            for statement in _INDEXES:
+                self._db.execute(statement)
             # The dedupe index and the buttons' rows outgrow SQLite's 2 MiB default cache
             # with a large fleet: every frame then reads pages back from the OS.
             self._db.execute(f"PRAGMA cache_size={CACHE_KIB}")
@@ -306,9 +356,13 @@ class Centre:
                 return Ingested(Verdict.REJECTED, f"update {update_no} is more than"
                                 f" {UPDATE_LEAD} past the incident's latest ({highest})")
         first = db.execute("INSERT OR IGNORE INTO messages (key, kind, button_id, channel,"
-                           " received_at) VALUES (?, ?, ?, ?, ?)",
-                           (key, m.kind.value, m.button_id, m.channel, now)).rowcount == 1
+                           " received_at, battery_pct) VALUES (?, ?, ?, ?, ?, ?)",
+                           (key, m.kind.value, m.button_id, m.channel, now,
+                            frame.battery_pct)).rowcount == 1
         if not first:
+            if row is not None:  # a copy of an incident's message: its review shows it
+                db.execute(_ARRIVAL, (row[0], key, m.kind.value, m.channel, now,
+                                      Verdict.DUPLICATE.value, m.frame))
             return Ingested(Verdict.DUPLICATE, incident="" if row is None else
                             incident_ref(int(row[0])), status="" if row is None else str(row[1]))
         db.execute("INSERT INTO buttons (button_id, last_seen, battery_pct, low_battery, boots)"
@@ -329,6 +383,8 @@ class Centre:
             row = (cur.lastrowid, "open")
         if row is not None:
             db.execute("UPDATE messages SET incident = ? WHERE key = ?", (row[0], key))
+            db.execute(_ARRIVAL, (row[0], key, m.kind.value, m.channel, now,
+                                  Verdict.ACCEPTED.value, m.frame))
             if m.fix is not None:
                 db.execute("INSERT OR IGNORE INTO track (incident, update_no, lat, lon,"
                            " accuracy_m, fix_time, source, channel, received_at)"
@@ -366,6 +422,19 @@ class Centre:
         else:
             return None
         return None if row is None else (int(row[0]), str(row[1]))
+
+    def incident_row(self, number: int) -> IncidentRow | None:
+        """Incident `number` (its row id), None if there is none."""
+        row = self._db.execute("SELECT key, button_id, test, case_ref, opened_at, pressed_at,"
+                               " channel, status, resolved_at, battery_pct FROM incidents"
+                               " WHERE id = ?", (number,)).fetchone()
+        return None if row is None else IncidentRow._make((*row[:2], bool(row[2]), *row[3:]))
+
+    def arrivals(self, number: int) -> list[Arrival]:
+        """Every copy of incident `number`'s messages that arrived, oldest first."""
+        return [Arrival(*row) for row in self._db.execute(
+            "SELECT key, kind, channel, received_at, verdict, frame FROM arrivals"
+            " WHERE incident = ? ORDER BY received_at, id", (number,))]
 
     def resolve(self, reference: str) -> bool:
         """The operator closes an incident: the host stops tracking at its next update."""

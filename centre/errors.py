@@ -42,3 +42,34 @@ class AuditError(CentreError):
         self.path = path
         self.detail = detail
         super().__init__(f"audit log {path}: {detail}")
+
+
+class EvidenceError(CentreError):
+    """An evidence bundle or the centre's signing key at `path` could not be made or read;
+    `detail` says why and what to do (nothing half-made is left behind)."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"evidence {path}: {detail}")
+
+
+class ReportError(CentreError):
+    """The daily report for `day` (ISO date) cannot be made: `detail` says why (a day still
+    to come, records that cannot be read)."""
+
+    def __init__(self, day: str, detail: str) -> None:
+        self.day = day
+        self.detail = detail
+        super().__init__(f"daily report for {day}: {detail}")
+
+
+class BackupError(CentreError):
+    """A backup could not be written, or a backup file was refused or could not be restored
+    (`path`: the backup file or state folder; `detail`: what is wrong). Nothing half-done
+    stays: no partial backup file, no half-restored state folder."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"backup {path}: {detail}")

@@ -13,9 +13,12 @@ centre` prints each one: nothing listens quietly. The state folder is 0700 and i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import resource
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,13 +30,20 @@ from aiohttp.http_exceptions import HttpProcessingError
 from msa.wire.dc09 import Dc09Message
 from msa.wire.message import Fix, FixQuality
 
+from .accounts import Accounts
+from .audit import AuditLog
+from .authweb import Workplace
+from .caseweb import CaseDesk
 from .core import Centre, Inbound, Verdict
 from .dc09 import Dc09Server
 from .errors import CentreConfigError, CentreError
 from .hosts import Hosts, Issued
 from .proxstore import RETENTION_S, ProximityStore
+from .notes import Notes
 from .ratelog import Throttle
 from .registry import Registry
+from .retention import Retention, StatePaths, run_retention
+from .sessions import Sessions
 from .sms import GHOST_TTL_S, MAX_GHOSTS, SmsInbox
 from .tags import Tags
 from .tagweb import add_tag_routes
@@ -85,6 +95,7 @@ class CentreConfig:
     max_ghosts: int = MAX_GHOSTS  # unknown numbers' ghost calls kept at most
     retention_s: float = RETENTION_S  # victim positions outside an alarm are kept this long
     clock: Callable[[], float] = time.time  # the proximity rules' (a replay's is virtual)
+    retention: Retention | None = None  # tags, tracks, audit (None: all kept; docs/centre.md)
 
 
 def raise_open_files() -> int:
@@ -138,7 +149,15 @@ class RunningCentre:
         self.dc09: Dc09Server | None = None
         self._hung: asyncio.Server | None = None
         self.sms = sms  # fed by whatever receives the centre's SMS (a modem)
+        self.audit = AuditLog(Path(centre.registry.path).parent / "audit.db")
+        # Who may use the operator page, and what they did there (issue 15).
+        self.work = Workplace(Accounts(centre.registry), Sessions(centre.registry), self.audit,
+                              secrets.token_urlsafe(24))
+        self.notes = Notes(centre.path)
+        self.desk = CaseDesk(centre, centre.registry, self.notes, self.audit, self.watch.store,
+                             self.tags)
         self.changed = asyncio.Event()  # set whenever the centre accepts something
+        self.retention_task: asyncio.Task[None] | None = None
         centre.listeners.append(lambda _kind, _data: self.changed.set())
 
     @property
@@ -207,6 +226,10 @@ class RunningCentre:
         return result.verdict is not Verdict.REJECTED
 
     async def stop(self) -> None:
+        if self.retention_task is not None:
+            self.retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.retention_task
         if self._hung is not None:
             self._hung.close()
         if self.dc09 is not None:
@@ -217,6 +240,10 @@ class RunningCentre:
             await self._close(runner, server)
         self._runners.clear()
         self.centre.close()
+        self.work.accounts.close()
+        self.work.sessions.close()
+        self.audit.close()
+        self.notes.close()
         self.hosts.close()
         self.tags.close()
         self.watch.store.close()
@@ -246,7 +273,8 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
                                                 tls=True)
         running.listeners.append(f"dispatch API (HTTPS): {config.api_host}:{running.api_port}")
         running.operator_port = await running._serve(
-            make_operator_app(centre, running.sms.ghost_calls, proximity=running.watch.views,
+            make_operator_app(centre, running.work, running.desk, running.sms.ghost_calls,
+                              proximity=running.watch.views,
                               on_proximity_ack=running.watch.operator_ack), "127.0.0.1",
             config.operator_port, tls=False)
         running.listeners.append(f"operator's page (HTTP): 127.0.0.1:{running.operator_port}")
@@ -262,6 +290,11 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
         if isinstance(exc, OSError):
             raise CentreConfigError("listen", f"cannot listen: {exc}") from exc
         raise
+    # Pruned at start, then hourly, off the loop (centre/retention.py).
+    running.retention_task = asyncio.create_task(run_retention(
+        StatePaths.of(config.state_dir), dataclasses.replace(
+            config.retention or Retention(), victim_positions_s=config.retention_s),
+        config.clock))
     for line in running.listeners:
         log.info("centre listening: %s", line)
     return running

@@ -134,6 +134,16 @@ class Tags(Database):
             "SELECT received_at, fix_time, lat, lon, accuracy_m, battery_pct, tamper"
             " FROM tag_positions WHERE tag_id = ? ORDER BY id", (tag_id,))]
 
+    def prune(self, before: float) -> int:
+        """Deletes tag positions received before `before` (the tag-position retention), but
+        keeps what warnings() reads: each tag's newest report (its battery, when it was last
+        heard) and the tamper reports of tags in service (a tamper warning stays until the
+        tag is retired). How many went."""
+        return self._write("DELETE FROM tag_positions WHERE received_at < ? AND id NOT IN"
+                           " (SELECT MAX(id) FROM tag_positions GROUP BY tag_id) AND NOT"
+                           " (tamper = 1 AND tag_id IN (SELECT tag_id FROM tags WHERE"
+                           " retired_at IS NULL))", (before,), fast=True)
+
     def warnings(self, now: float) -> list[dict[str, object]]:
         """The operator's warnings for tags in service: silent (no report for its interval +
         SILENCE_GRACE_S, counted from issue before its first), low battery (its latest report

@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import importlib.resources
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -24,12 +22,16 @@ from msa.wire.api import read_body
 from msa.wire.errors import ApiError
 from msa.wire.message import INCIDENT_KINDS, MessageKind
 
+from .accountweb import add_account_routes
+from .authweb import (CASE_ROLES, SESSION_KEY, WORK_KEY, Workplace,
+                      add_auth_routes, allow, audit, sessions_middleware)
 from .bodies import BODY_TIMEOUT_S, strict_json
+from .caseweb import CaseDesk, add_case_routes
 from .core import Centre, Inbound, Ingested, Verdict
 from .errors import CentreError
 from .hosts import Host, Hosts
 from .proxweb import (PROX_ACK_KEY, PROX_ACK_PATH, PROXIMITY_KEY, ProximityAck, ProximityViews,
-                      acknowledge, no_ack, no_views, views)
+                      acknowledge, no_ack, no_views, read_ack, views)
 from .ratelog import Throttle
 from .sms import GhostCall
 from .tagweb import TAG_PATHS
@@ -42,15 +44,11 @@ HOSTS_KEY: web.AppKey[Hosts] = web.AppKey("hosts", Hosts)
 HOST_KEY: web.RequestKey[Host] = web.RequestKey("host", Host)  # who sent the request
 GhostCalls = Callable[[], Sequence[GhostCall]]
 GHOSTS_KEY: web.AppKey[GhostCalls] = web.AppKey("ghosts")
-CSRF_KEY: web.AppKey[str] = web.AppKey("csrf", str)
 CSP_KEY: web.AppKey[str] = web.AppKey("csp", str)
 
 _EVENT_KINDS = frozenset({MessageKind.LOW_BATTERY, MessageKind.HEARTBEAT, MessageKind.BOOT})
 MIN_TOKEN_LEN = 16  # characters: a bearer token shorter than this is guessable, not a secret
 _TOKEN = re.compile(r"[!-~]{%d,512}" % MIN_TOKEN_LEN, re.ASCII)  # printable ASCII, no space
-# The operator's page: the header its script sends with every state change, carrying the token
-# served in the page itself (another site can neither read the page nor set the header).
-CSRF_HEADER = "X-MSA-CSRF"
 OPENAPI_PATH = "/v1/openapi.yaml"  # the API's contract (OpenAPI 3), served without a token
 OPERATOR_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -152,8 +150,24 @@ async def post_event(request: web.Request) -> web.Response:
     return _answer(await request.app[CENTRE_KEY].submit(m), created=False)
 
 
+RESOLVED_SHOWN = 50  # resolved incidents listed (as summaries: opening one is audited)
+_SUMMARY = ("incident", "key", "button_id", "test", "opened_at", "pressed_at", "channel",
+            "status", "resolved_at")
+
+
+@allow(CASE_ROLES)
 async def state(request: web.Request) -> web.Response:
+    """Live alarms with their case files and tracks (the first time a session is shown one,
+    the audit records a view), the latest resolved ones as summaries, warnings, proximity."""
     centre = request.app[CENTRE_KEY]
+    incidents = centre.incidents(include_resolved=True)
+    live = [i for i in incidents if i["status"] == "open"]
+    for ref in request.app[WORK_KEY].first_shown(request[SESSION_KEY],
+                                                 [str(i["incident"]) for i in live]):
+        audit(request, "case.view", ref, {"via": "live alarm"})
+    done = [{k: i[k] for k in _SUMMARY} | {"case_ref": (i["case"] or {}).get("case_ref")
+                                            if isinstance(i["case"], dict) else None}
+            for i in incidents if i["status"] != "open"][:RESOLVED_SHOWN]
     ghosts = []
     for g in request.app[GHOSTS_KEY]():
         # A ghost call is known by its sender only: the number registered for a case's host,
@@ -164,13 +178,18 @@ async def state(request: web.Request) -> web.Response:
                        "received_at": g.received_at,
                        "location": None if g.fix is None else
                        {"lat": g.fix.lat, "lon": g.fix.lon, "accuracy_m": g.fix.accuracy_m}})
-    return web.json_response({"incidents": centre.incidents(include_resolved=True),
+    return web.json_response({"incidents": live + done,
                               "warnings": ghosts + centre.warnings(),
                               "proximity": views(request.app), "time": time.time()})
 
 
+@allow(CASE_ROLES)
 async def resolve(request: web.Request) -> web.Response:
     ref = request.match_info["incident"]
+    centre = request.app[CENTRE_KEY]
+    if centre.incident_id(ref) is None:
+        raise web.HTTPNotFound(text="no such open incident")
+    audit(request, "incident.resolve", ref)
     try:
         changed = request.app[CENTRE_KEY].resolve(ref)
     except CentreError as exc:
@@ -181,19 +200,31 @@ async def resolve(request: web.Request) -> web.Response:
     return web.json_response({"incident": ref, "status": "resolved"})
 
 
+@allow(CASE_ROLES)
 async def proximity_ack(request: web.Request) -> web.Response:
-    return acknowledge(request.app, await _json(request))
+    body = await _json(request)
+    case_ref, tag_id, zone = read_ack(body)
+    audit(request, "proximity.ack", case_ref, {"tag_id": tag_id, "zone": zone})
+    return acknowledge(request.app, body)
 
 
-def _operator_html() -> str:
-    return importlib.resources.files("msa.centre").joinpath("static/operator.html").read_text()
+def _static(name: str) -> str:
+    return importlib.resources.files("msa.centre").joinpath(f"static/{name}").read_text()
 
 
-async def page(request: web.Request) -> web.Response:
-    # The token rides in the page: only a reader of this origin (the Host check stops DNS
-    # rebinding) learns it, and the script sends it back in CSRF_HEADER.
-    html = _operator_html().replace('<meta name="msa-csrf" content="">',
-                                    f'<meta name="msa-csrf" content="{request.app[CSRF_KEY]}">')
+async def page(_request: web.Request) -> web.Response:
+    # Logged in (else the session layer sent the browser to the login page): the page's
+    # script learns who it is, and its token, from /api/me.
+    return web.Response(text=_static("operator.html"), content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def login_page(request: web.Request) -> web.Response:
+    # The login token rides in the page: only a reader of this origin (the Host check stops
+    # DNS rebinding) learns it, and the script sends it back in CSRF_HEADER.
+    html = _static("login.html").replace(
+        '<meta name="msa-csrf" content="">',
+        f'<meta name="msa-csrf" content="{request.app[WORK_KEY].login_csrf}">')
     return web.Response(text=html, content_type="text/html",
                         headers={"Cache-Control": "no-store"})
 
@@ -216,12 +247,14 @@ def make_api_app(centre: Centre, hosts: Hosts) -> web.Application:
     return app
 
 
-def _csp(html: str) -> str:
-    """The page's Content-Security-Policy: its own inline script and style by hash, requests
-    to its own origin only, never framed (clickjacking), nothing else from anywhere."""
+def _csp(*pages: str) -> str:
+    """The pages' Content-Security-Policy: their own inline scripts and styles by hash,
+    requests to their own origin only, never framed (clickjacking), nothing else from
+    anywhere."""
     hashes = {tag: " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
-        for body in re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)) for tag in ("script", "style")}
+        for html in pages for body in re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S))
+        for tag in ("script", "style")}
     return (f"default-src 'none'; script-src {hashes['script']}; style-src {hashes['style']};"
             " connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none';"
             " frame-ancestors 'none'")
@@ -231,7 +264,8 @@ def _csp(html: str) -> str:
 async def _same_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The operator's page answers only to its own name and origin: a Host of loopback and
     the port it listens on (another name is DNS rebinding), an Origin, if any, of the same,
-    and a state change only with the page's token in CSRF_HEADER and its Origin."""
+    and a state change only with its Origin from the same site (its token is checked next,
+    by centre/authweb.py)."""
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     if not sockname:
         raise web.HTTPBadRequest(text="no socket")
@@ -241,12 +275,10 @@ async def _same_origin(request: web.Request, handler: Handler) -> web.StreamResp
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() not in {f"http://{n}" for n in names}:
         raise web.HTTPForbidden(text="cross-origin request refused")
-    if request.method not in ("GET", "HEAD"):
-        token = request.headers.get(CSRF_HEADER, "")
-        if (origin is None or request.headers.get("Sec-Fetch-Site", "same-origin")
-                != "same-origin" or not token.isascii()
-                or not hmac.compare_digest(token.encode(), request.app[CSRF_KEY].encode())):
-            raise web.HTTPForbidden(text="a change needs the operator page's own request")
+    if request.method not in ("GET", "HEAD") and (
+            origin is None or request.headers.get("Sec-Fetch-Site", "same-origin")
+            != "same-origin"):
+        raise web.HTTPForbidden(text="a change needs the operator page's own request")
     return await handler(request)
 
 
@@ -258,21 +290,26 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
 
 
-def make_operator_app(centre: Centre, ghost_calls: GhostCalls = tuple, *,
+def make_operator_app(centre: Centre, work: Workplace, desk: CaseDesk,
+                      ghost_calls: GhostCalls = tuple, *,
                       proximity: ProximityViews = no_views,
                       on_proximity_ack: ProximityAck = no_ack) -> web.Application:
-    """The operator's page and its state endpoint. It shows case files: serve it on the
-    centre's own console (loopback) only, never next to the public API. `proximity` gives
-    the proximity views for the state (centre/proxweb.py), `on_proximity_ack(case_ref,
-    tag_id, zone)` records an operator's acknowledgement and says whether the view exists."""
-    app = web.Application(middlewares=[_same_origin], client_max_size=4 * 1024)
+    """The operator's page and its state endpoint, behind a login (centre/authweb.py). It
+    shows case files: serve it on the centre's own console (loopback) only, never next to the
+    public API. `proximity` gives the proximity views for the state (centre/proxweb.py),
+    `on_proximity_ack(case_ref, tag_id, zone)` records an operator's acknowledgement and says
+    whether the view exists."""
+    app = web.Application(middlewares=[_same_origin, sessions_middleware],
+                          client_max_size=4 * 1024)
     app[CENTRE_KEY] = centre
     app[GHOSTS_KEY] = ghost_calls
     app[PROXIMITY_KEY] = proximity
     app[PROX_ACK_KEY] = on_proximity_ack
-    app[CSRF_KEY] = secrets.token_urlsafe(24)  # for this run of the centre
-    app[CSP_KEY] = _csp(_operator_html())
+    app[CSP_KEY] = _csp(_static("operator.html"), _static("login.html"))
     app.on_response_prepare.append(_security_headers)
+    add_auth_routes(app, work, login_page)
+    add_account_routes(app)
+    add_case_routes(app, desk)
     app.router.add_get("/", page)
     app.router.add_get("/api/state", state)
     app.router.add_post("/api/incidents/{incident}/resolve", resolve)

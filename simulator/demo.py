@@ -4,7 +4,9 @@ the host's real dispatch path; then prints what the operator sees, or one JSON o
 from __future__ import annotations
 
 import asyncio
+import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,10 +54,16 @@ def _ms(a: float | None, b: float) -> float | None:
     return None if a is None else round((a - b) * 1000, 1)
 
 
+Lingering = Callable[[str, str, str], None]  # operator page's URL, login name, password
+
+
 async def run_async(root: Path, hold_ms: int, config: Path | None,
-                    linger_s: float, centre_key: bytes | None = None) -> DemoResult:
+                    linger_s: float, centre_key: bytes | None = None,
+                    on_linger: Lingering | None = None) -> DemoResult:
     """The demo in a running loop, with its files under `root`. With a deployment's own
-    `config`, `centre_key` is the K_c its centre registered for the button."""
+    `config`, `centre_key` is the K_c its centre registered for the button. Before lingering,
+    `on_linger` is told where the operator's page is and an operator login made for this run
+    (its centre, and the account, end with the demo)."""
     chain = Chain(root, config_path=config, centre_key=centre_key)
     threshold_ms = 2000
     try:
@@ -70,6 +78,10 @@ async def run_async(root: Path, hold_ms: int, config: Path | None,
                             _ms(timing.acked_at, timing.press_at + threshold_ms / 1000),
                             chain.centre.operator_url if chain.centre else None)
         if linger_s > 0:
+            if chain.centre is not None and on_linger is not None:
+                password = secrets.token_urlsafe(12)
+                chain.centre.work.accounts.add("demo", "operator", password)
+                on_linger(chain.centre.operator_url, "demo", password)
             await asyncio.sleep(linger_s)  # a person is looking at the operator's page
         return result
     finally:
@@ -103,9 +115,10 @@ def _recorded(chain: Chain, event: ButtonEvent, timing: Timing) -> Dispatched:
 
 
 def run(hold_ms: int = 2500, config: Path | None = None, linger_s: float = 0.0,
-        centre_key: bytes | None = None) -> DemoResult:
+        centre_key: bytes | None = None, on_linger: Lingering | None = None) -> DemoResult:
     with tempfile.TemporaryDirectory(prefix="msa-demo-") as tmp:
-        return asyncio.run(run_async(Path(tmp), hold_ms, config, linger_s, centre_key))
+        return asyncio.run(run_async(Path(tmp), hold_ms, config, linger_s, centre_key,
+                                     on_linger))
 
 
 def render(r: DemoResult) -> str:

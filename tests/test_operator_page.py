@@ -6,20 +6,22 @@ from __future__ import annotations
 import asyncio
 import html.parser
 import re
-import shutil
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from msa.centre.authweb import CSRF_HEADER
 from msa.centre.core import Inbound
 from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, start_centre
-from msa.centre.web import CSRF_HEADER
 from msa.wire import aml
 from msa.wire import protocol as hp
 from msa.wire.message import Fix, FixQuality, Message, MessageKind
+
+from cdp import browser, chromium
+from staff import add_account, login
 
 KEY = bytes(range(32))
 KEYS = hp.ButtonKeys.from_master(KEY)
@@ -28,15 +30,7 @@ CENTRE = hp.CentreKey.from_master(CENTRE_KEY)
 BID = 0x0C0FFEE5
 
 
-def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is not None:
-        return found
-    reason = "chromium is not installed (Debian chromium)"
-    pytest.skip(f"{reason}; `python3 bootstrap.py test` installs it when run as root")
-
-
-async def render(browser: str, url: str, profile: Path, screenshot: Path | None = None) -> str:
+async def render(exe: str, url: str, profile: Path, screenshot: Path | None = None) -> str:
     """The page's DOM after its scripts ran (virtual time: no waiting on the wall clock)."""
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -45,7 +39,7 @@ async def render(browser: str, url: str, profile: Path, screenshot: Path | None 
         flags += [f"--screenshot={screenshot}", "--window-size=1100,700"]
     else:
         flags.append("--dump-dom")
-    proc = await asyncio.create_subprocess_exec(browser, *flags, url,
+    proc = await asyncio.create_subprocess_exec(exe, *flags, url,
                                                 stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.DEVNULL)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
@@ -70,7 +64,7 @@ def _alarm(kind: hp.Kind, seq: int, fixes: int, t0: float) -> list[Inbound]:
 
 
 def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path) -> None:
-    browser = chromium()
+    chromium()
 
     async def body() -> tuple[str, str]:
         c = await start_centre(CentreConfig(state_dir=tmp_path / "centre", dc09_port=None))
@@ -86,14 +80,23 @@ def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path) -> None:
             # An AML SMS whose MSA1 never came: known by the sender's number only.
             c.sms.receive("+32470000099", aml.build(Fix(51.06, 3.72, 12.0, now - 5,
                                                         FixQuality.GNSS, "nmea"), now=now - 5))
-            dom = await render(browser, c.operator_url, tmp_path / "profile")
-            await render(browser, c.operator_url, tmp_path / "profile2",
-                         tmp_path / "operator.png")
+            password = add_account(c.work, "olga", "operator")
+            async with browser(tmp_path / "profile") as page:
+                await page.goto(c.operator_url)  # sent to the login page first
+                assert await page.eval("location.pathname") == "/login"
+                await page.type("#name", "olga")
+                await page.type("#password", password)
+                await page.click("button[type=submit]")
+                await page.wait("location.pathname === '/' && document.body.dataset.ready"
+                                " === '1' && document.querySelectorAll('article.incident')"
+                                ".length === 2")
+                dom = await page.dom()
+                await page.screenshot(tmp_path / "operator.png")
             return dom, c.operator_url
         finally:
             await c.stop()
     dom, _url = asyncio.run(body())
-    assert 'data-ready="1"' in dom
+    assert 'data-ready="1"' in dom and "olga (operator)" in dom
     articles = re.findall(r'<article class="incident ([^"]*)" data-incident="([^"]+)"', dom)
     assert [(cls.split(), ref) for cls, ref in articles] == \
         [(["open"], "INC-000002"), (["test", "open"], "INC-000001")]
@@ -129,7 +132,7 @@ class _Refs(html.parser.HTMLParser):
     def handle_data(self, data: str) -> None:
         self.refs += re.findall(r"url\(\s*['\"]?([^'\")]+)", data)
         self.refs += re.findall(r"@import\s+['\"]([^'\"]+)", data)
-        self.refs += re.findall(r"""(?:fetch|import)\(\s*[`'"]([^`'"]+)""", data)
+        self.refs += re.findall(r"""(?:fetch|import|call)\(\s*[`'"]([^`'"]+)""", data)
 
 
 def _outside(ref: str) -> bool:
@@ -138,11 +141,15 @@ def _outside(ref: str) -> bool:
         not ref.startswith(("data:", "#"))
 
 
-def test_the_page_fetches_nothing_from_outside() -> None:
-    text = (Path(__file__).parent.parent / "centre" / "static" / "operator.html").read_text()
+PAGE = Path(__file__).parent.parent / "centre" / "static" / "operator.html"
+
+
+@pytest.mark.parametrize("name", ["operator.html", "login.html"])
+def test_the_page_fetches_nothing_from_outside(name: str) -> None:
+    text = (PAGE.parent / name).read_text()
     refs = _Refs()
     refs.feed(text)
-    assert "api/state" in refs.refs  # the parser sees the page's own requests
+    assert {"operator.html": "api/state", "login.html": "api/login"}[name] in refs.refs
     assert [r for r in refs.refs if _outside(r)] == []
     for bad in ('<script src="https://cdn.example/x.js"></script>', '<img src="//t.example/p">',
                 '<link rel="stylesheet" href="http://x.example/s.css">'):
@@ -161,27 +168,32 @@ def test_the_page_guards_its_origin_and_its_state_changes(tmp_path: Path) -> Non
             for m in _alarm(hp.Kind.ALARM, 4, 1, time.time()):
                 c.centre.ingest(m)
             base = f"http://127.0.0.1:{c.operator_port}"
-            own = {"Origin": base}
+            password = add_account(c.work, "olga", "operator")
             async with aiohttp.ClientSession() as s:
-                async with s.get(base + "/") as r:
-                    page = await r.text()
+                async with s.get(base + "/login") as r:
                     csp = r.headers["Content-Security-Policy"]
                 assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
                 assert "unsafe-inline" not in csp
-                token = re.search(r'<meta name="msa-csrf" content="([^"]+)">', page)
-                assert token is not None and f'"{CSRF_HEADER}": csrf' in page
+                page = PAGE.read_text()
+                assert '"X-MSA-CSRF": me.csrf' in page  # what the page's script sends
+                own = (await login(s, base, "olga", password)).headers
+                cookie = {"Cookie": own["Cookie"]}
+                token = own[CSRF_HEADER]
                 url = base + "/api/incidents/INC-000001/resolve"
-                async with s.get(base + "/api/state", headers={"Host": "evil.example"}) as r:
+                async with s.get(base + "/api/state", headers={**own, "Host": "evil.example"}
+                                 ) as r:
                     assert r.status == 421  # DNS rebinding: another name for this address
-                async with s.post(url, headers={"Origin": "http://evil.example",
-                                                CSRF_HEADER: token.group(1)}) as r:
+                async with s.post(url, headers={**cookie, "Origin": "http://evil.example",
+                                                CSRF_HEADER: token}) as r:
                     assert r.status == 403
-                async with s.post(url, headers=own) as r:  # a form post: no token
+                async with s.post(url, headers={**cookie, "Origin": base}) as r:  # no token
                     assert r.status == 403
                 async with s.post(url, headers={**own, CSRF_HEADER: "guess"}) as r:
                     assert r.status == 403
+                async with s.post(url, headers={**own, "Cookie": "msa_session=guess"}) as r:
+                    assert r.status == 401  # the token is good only with its session
                 assert c.centre.incidents()[0]["status"] == "open"
-                async with s.post(url, headers={**own, CSRF_HEADER: token.group(1)}) as r:
+                async with s.post(url, headers=own) as r:
                     assert r.status == 200
             assert c.centre.incidents(include_resolved=True)[0]["status"] == "resolved"
         finally:

@@ -23,11 +23,21 @@ import pytest
 from aiohttp import web
 from geographiclib.geodesic import Geodesic
 
+from msa.centre.accounts import Accounts
+from msa.centre.audit import AuditLog
+from msa.centre.authweb import CSRF_HEADER, Workplace
+from msa.centre.caseweb import CaseDesk
 from msa.centre.core import Centre
 from msa.centre.errors import RecordError
 from msa.centre.registry import Registry
-from msa.centre.web import CSRF_HEADER, make_operator_app
-from test_operator_page import chromium, render
+from msa.centre.notes import Notes
+from msa.centre.sessions import Sessions
+from msa.centre.tags import Tags
+from msa.centre.web import make_operator_app
+
+from cdp import browser, chromium
+from staff import add_account, session_headers
+from test_operator_page import render
 
 PAGE = Path(__file__).parent.parent / "centre" / "static" / "operator.html"
 HOME = (51.0543, 3.7174)  # Ghent
@@ -271,49 +281,49 @@ def test_the_section_puts_alerts_first_and_caps_the_clear(drawn: dict[str, Any])
 
 @asynccontextmanager
 async def operator(tmp: Path, proximity: Callable[[], list[dict[str, object]]] | None = None,
-                   ack: Callable[[str, str, str], bool] | None = None) -> AsyncIterator[str]:
-    """A real operator app on 127.0.0.1 with a real centre (SQLite); yields its base URL."""
+                   ack: Callable[[str, str, str], bool] | None = None
+                   ) -> AsyncIterator[tuple[str, dict[str, str], Workplace]]:
+    """A real operator app on 127.0.0.1 with a real centre (SQLite); yields its base URL, an
+    operator's session (cookie, token, Origin) and the app's accounts."""
     tmp.mkdir(exist_ok=True)
     registry = Registry(tmp / "registry.db")
     centre = Centre(tmp / "records.db", registry)
+    work = Workplace(Accounts(registry), Sessions(registry), AuditLog(tmp / "audit.db"),
+                     "login-token")
     kw: dict[str, Any] = {}
     if proximity is not None:
         kw["proximity"] = proximity
     if ack is not None:
         kw["on_proximity_ack"] = ack
-    runner = web.AppRunner(make_operator_app(centre, **kw), access_log=None)
+    desk = CaseDesk(centre, registry, Notes(tmp / "records.db"), work.audit, None,
+                    Tags(registry))
+    runner = web.AppRunner(make_operator_app(centre, work, desk, **kw), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield base, session_headers(work, "olga", base=base), work
     finally:
         await runner.cleanup()
         centre.close()
-        registry.close()
-
-
-async def _token(s: aiohttp.ClientSession, base: str) -> str:
-    async with s.get(base + "/") as r:
-        found = re.search(r'<meta name="msa-csrf" content="([^"]+)">', await r.text())
-    assert found is not None
-    return found.group(1)
+        for part in (desk.notes, desk.tags, work.accounts, work.sessions, work.audit, registry):
+            part.close()
 
 
 def test_the_state_carries_the_views_and_defaults_to_none(tmp_path: Path) -> None:
     views = [view(), POLYGON, CIRCLE]
 
     async def body() -> None:
-        async with operator(tmp_path / "a", proximity=lambda: views) as base, \
+        async with operator(tmp_path / "a", proximity=lambda: views) as (base, own, _w), \
                 aiohttp.ClientSession() as s:
-            async with s.get(base + "/api/state") as r:
+            async with s.get(base + "/api/state", headers=own) as r:
                 assert r.status == 200
                 assert (await r.json())["proximity"] == views
-        async with operator(tmp_path / "b") as base, aiohttp.ClientSession() as s:
-            async with s.get(base + "/api/state") as r:
+        async with operator(tmp_path / "b") as (base, own, _w), aiohttp.ClientSession() as s:
+            async with s.get(base + "/api/state", headers=own) as r:
                 assert (await r.json())["proximity"] == []
-            async with s.post(base + "/proximity/ack", headers={
-                    "Origin": base, CSRF_HEADER: await _token(s, base)}, json={
+            async with s.post(base + "/proximity/ack", headers=own, json={
                     "case_ref": "GENT-1", "tag_id": "TAG-1A2B3C4D", "zone": "victim"}) as r:
                 assert r.status == 404  # nothing to acknowledge without proximity rules
     asyncio.run(body())
@@ -327,14 +337,13 @@ def test_a_proximity_store_fault_hides_no_alarm(tmp_path: Path) -> None:
         raise RecordError("prox.db", "disk I/O error")
 
     async def body() -> None:
-        async with operator(tmp_path, proximity=broken, ack=broken_ack) as base, \
+        async with operator(tmp_path, proximity=broken, ack=broken_ack) as (base, own, _w), \
                 aiohttp.ClientSession() as s:
-            async with s.get(base + "/api/state") as r:
+            async with s.get(base + "/api/state", headers=own) as r:
                 state = await r.json()
             assert r.status == 200 and state["proximity"] is None
             assert state["incidents"] == []  # still served
-            async with s.post(base + "/proximity/ack", headers={
-                    "Origin": base, CSRF_HEADER: await _token(s, base)}, json={
+            async with s.post(base + "/proximity/ack", headers=own, json={
                     "case_ref": "GENT-1", "tag_id": "TAG-1A2B3C4D", "zone": "victim"}) as r:
                 assert r.status == 503
     asyncio.run(body())
@@ -358,13 +367,14 @@ def test_acknowledge_is_guarded_like_resolve(tmp_path: Path) -> None:
         return case_ref == HOSTILE
 
     async def body() -> None:
-        async with operator(tmp_path, proximity=lambda: [view()], ack=on_ack) as base, \
-                aiohttp.ClientSession() as s:
-            token = await _token(s, base)
-            url, own = base + "/proximity/ack", {"Origin": base}
+        async with operator(tmp_path, proximity=lambda: [view()], ack=on_ack) as (
+                base, session, _w), aiohttp.ClientSession() as s:
+            token = session[CSRF_HEADER]
+            url, own = base + "/proximity/ack", {"Origin": base, "Cookie": session["Cookie"]}
+            cookie = {"Cookie": session["Cookie"]}
             for refused in ({**own}, {**own, CSRF_HEADER: "guess"},
-                            {"Origin": "http://evil.example", CSRF_HEADER: token},
-                            {CSRF_HEADER: token},  # no Origin: not the page's fetch
+                            {**cookie, "Origin": "http://evil.example", CSRF_HEADER: token},
+                            {**cookie, CSRF_HEADER: token},  # no Origin: not the page's fetch
                             {**own, CSRF_HEADER: token, "Sec-Fetch-Site": "cross-site"}):
                 async with s.post(url, headers=refused, json=GOOD) as r:
                     assert r.status == 403, refused
@@ -392,77 +402,6 @@ def _recent(v: View, now: float) -> View:
     return out
 
 
-class DevTools:
-    """Headless Chromium driven over the DevTools protocol: open a page, run script in it
-    (as the operator's clicks do), read the answer."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, ws: aiohttp.ClientWebSocketResponse,
-                 session: aiohttp.ClientSession) -> None:
-        self.proc, self.ws, self.http = proc, ws, session
-        self.next_id = 0
-        self.target = ""
-        self.events: list[str] = []  # the methods of events received, in order
-
-    @classmethod
-    @asynccontextmanager
-    async def launch(cls, profile: Path) -> AsyncIterator[DevTools]:
-        proc = await asyncio.create_subprocess_exec(
-            chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        assert proc.stderr is not None
-        try:
-            async with asyncio.timeout(60):
-                while not (line := (await proc.stderr.readline()).decode()).startswith(
-                        "DevTools listening on "):
-                    assert line, "chromium exited before listening"
-            async with aiohttp.ClientSession() as http, \
-                    http.ws_connect(line.split()[-1], max_msg_size=0) as ws:
-                yield cls(proc, ws, http)
-        finally:
-            proc.kill()
-            await proc.wait()
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        msg: dict[str, Any] = {"id": self.next_id, "method": method, "params": params}
-        if self.target:
-            msg["sessionId"] = self.target
-        await self.ws.send_json(msg)
-        async with asyncio.timeout(60):
-            while True:
-                got = await self.ws.receive_json()
-                if got.get("id") == self.next_id:
-                    assert "error" not in got, got
-                    return dict(got["result"])
-                if "method" in got:
-                    self.events.append(got["method"])
-
-    async def open(self, url: str) -> None:
-        """A new tab at url, once its document has loaded (its own load event)."""
-        target = await self.call("Target.createTarget", url="about:blank")
-        self.target = (await self.call("Target.attachToTarget", targetId=target["targetId"],
-                                       flatten=True))["sessionId"]
-        await self.call("Page.enable")
-        await self.call("Page.navigate", url=url)
-        async with asyncio.timeout(60):
-            while "Page.loadEventFired" not in self.events:
-                got = await self.ws.receive_json()
-                self.events.append(got.get("method", ""))
-
-    async def js(self, expression: str) -> Any:
-        got = await self.call("Runtime.evaluate", expression=expression, awaitPromise=True,
-                              returnByValue=True)
-        assert "exceptionDetails" not in got, got
-        return got["result"].get("value")
-
-
-# Resolves once the condition holds (checked at every frame: a wait on the page, not a sleep).
-UNTIL = "new Promise(ok => {{ const f = () => ({cond}) ? ok(true) : requestAnimationFrame(f);" \
-        " f(); }})"
-
-
 def test_the_operator_sees_and_acknowledges_in_a_browser(tmp_path: Path) -> None:
     """The page as served, under its CSP, in Chromium: the views drawn, alerts first, text
     escaped; clicking Acknowledge sends the clicked view to the centre, and a refusal is
@@ -481,22 +420,26 @@ def test_the_operator_sees_and_acknowledges_in_a_browser(tmp_path: Path) -> None
         return case_ref == HOSTILE
 
     async def body() -> str:
-        async with operator(tmp_path / "centre", proximity=lambda: views, ack=on_ack) as base:
-            dom = await render(chromium(), base + "/", tmp_path / "profile")
-            await render(chromium(), base + "/", tmp_path / "profile2", tmp_path / "prox.png")
-            async with DevTools.launch(tmp_path / "devtools") as dt:
-                await dt.open(base + "/")
-                await dt.js(UNTIL.format(cond="document.body.dataset.ready"))
-                await dt.js("document.querySelector('article.prox.alert button').click()")
-                async with asyncio.timeout(30):
-                    await done.wait()
-                assert acked == [(HOSTILE, "TAG-00000001", "home")]
-                done.clear()
-                await dt.js("document.querySelector('article.prox.pre-alert button').click()")
-                async with asyncio.timeout(30):
-                    await done.wait()
-                await dt.js(UNTIL.format(
-                    cond='document.getElementById("notice").textContent.includes("404")'))
+        async with operator(tmp_path / "centre", proximity=lambda: views, ack=on_ack) as (
+                base, _own, work), browser(tmp_path / "profile") as page:
+            password = add_account(work, "oscar", "operator")
+            await page.goto(base + "/login")
+            await page.type("#name", "oscar")
+            await page.type("#password", password)
+            await page.click("button[type=submit]")
+            await page.wait("location.pathname === '/' && document.body.dataset.ready === '1'"
+                            " && document.querySelectorAll('article.prox').length === 4")
+            dom = await page.dom()
+            await page.screenshot(tmp_path / "prox.png")
+            await page.click("article.prox.alert button")
+            async with asyncio.timeout(30):
+                await done.wait()
+            assert acked == [(HOSTILE, "TAG-00000001", "home")]
+            done.clear()
+            await page.click("article.prox.pre-alert button")
+            async with asyncio.timeout(30):
+                await done.wait()
+            await page.wait('document.getElementById("notice").textContent.includes("404")')
             return dom
     dom = asyncio.run(body())
     assert 'data-ready="1"' in dom  # both scripts ran under the page's CSP

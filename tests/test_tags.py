@@ -26,11 +26,16 @@ from msa.centre.registry import Case
 from msa.centre.server import CentreConfig, RunningCentre, start_centre
 from msa.centre.tags import SILENCE_GRACE_S
 from msa.wire.tag import TagError, osmand_time, read_osmand
+from staff import session_headers
 
 from test_cli import msa
 
 T = TypeVar("T")
 NOW = time.time()
+
+
+def _operator_session(work: Any) -> dict[str, str]:
+    return session_headers(work, "observer")
 
 
 class Centre:
@@ -87,9 +92,16 @@ class Centre:
             "Authorization": f"Bearer {token or self.secret}",
             "Content-Type": "application/json"})
 
+    def operator_headers(self) -> dict[str, str]:
+        """The cookie of an operator's session (made once, through the centre's own
+        accounts, on the centre's loop): the page is behind a login."""
+        if not getattr(self, "_operator", None):
+            self._operator = self.do(lambda: _operator_session(self.running.work))
+        return dict(self._operator)
+
     def state_warnings(self) -> list[dict[str, Any]]:
         conn = http.client.HTTPConnection("127.0.0.1", self.running.operator_port, timeout=30)
-        conn.request("GET", "/api/state")
+        conn.request("GET", "/api/state", headers=self.operator_headers())
         resp = conn.getresponse()
         data = json.loads(resp.read())
         conn.close()

@@ -99,8 +99,11 @@ def sim_demo(hold_ms: int, config_path: Path | None, centre_key_file: Path | Non
     centre_key = None if centre_key_file is None else bytes.fromhex(read_secret(
         "--centre-key-file", centre_key_file.name, centre_key_file.parent,
         str(centre_key_file), (64,)))
+    def lingering(url: str, name: str, password: str) -> None:
+        click.echo(f"operator's page for {linger:g} s: {url} (log in as {name}, password"
+                   f" {password}: an account of this demo's own centre, gone with it)", err=True)
     result = demo.run(hold_ms=hold_ms, config=config_path, linger_s=linger,
-                      centre_key=centre_key)
+                      centre_key=centre_key, on_linger=lingering)
     click.echo(json.dumps(result.as_json()) if as_json else demo.render(result))
 
 
@@ -251,74 +254,6 @@ def host_run(config_path: Path) -> None:
         click.echo("stopped")
 
 
-def _address(text: str, option: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:8443", param_hint=option)
-    return host.strip("[]"), int(port)
-
-
-@cli.command("centre")
-@click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where the registry, records and TLS files live (made 0700).")
-@click.option("--listen", default="127.0.0.1:8443", show_default=True,
-              help="HOST:PORT of the dispatch API (TLS).")
-@click.option("--operator-port", default=8080, show_default=True, type=click.IntRange(0, 65535),
-              help="Port of the operator's page, on 127.0.0.1 only.")
-@click.option("--dc09-listen", default=None, metavar="HOST:PORT",
-              help="Also receive SIA DC-09 (TCP and UDP) here, encrypted with each host's own"
-                   " key (msa case issue). Without it no DC-09 receiver runs.")
-@click.option("--ghost-call-ttl", default=600.0, show_default=True,
-              type=click.FloatRange(1, 86400), metavar="SECONDS",
-              help="How long an SMS ghost call from an unknown number is shown.")
-@click.option("--ghost-calls-kept", default=100, show_default=True,
-              type=click.IntRange(1, 100_000),
-              help="Ghost calls from unknown numbers kept at most (the oldest go first).")
-@click.option("--victim-retention-h", default=24.0, show_default=True,
-              type=click.FloatRange(0.1, 24 * 365), metavar="HOURS",
-              help="How long victims' positions outside an alert are kept (docs/proximity.md).")
-def centre_run(state_dir: Path, listen: str, operator_port: int, dc09_listen: str | None,
-               ghost_call_ttl: float, ghost_calls_kept: int, victim_retention_h: float) -> None:
-    """Run the reference dispatch centre: API for hosts, operator's page, until Ctrl-C.
-    Every listener's address is printed at start. Each host authenticates with the
-    credentials `msa case issue` gave it, good for its own case's buttons only.
-
-    Example: msa centre --state-dir /var/lib/msa-centre --listen 0.0.0.0:8443
-    --dc09-listen 0.0.0.0:5000
-    """
-    import asyncio
-
-    from msa.centre.server import CentreConfig, start_centre
-
-    api_host, api_port = _address(listen, "--listen")
-    dc09_host, dc09_port = "127.0.0.1", None
-    if dc09_listen is not None:
-        dc09_host, port = _address(dc09_listen, "--dc09-listen")
-        dc09_port = port
-
-    async def serve() -> None:
-        running = await start_centre(CentreConfig(
-            state_dir, api_host, api_port, operator_port, dc09_port=dc09_port,
-            dc09_host=dc09_host, ghost_ttl_s=ghost_call_ttl, max_ghosts=ghost_calls_kept,
-            retention_s=victim_retention_h * 3600))
-        for line in running.listeners:
-            click.echo(f"listening: {line}")
-        click.echo(f"dispatch API: {running.api_url} (CA: {running.tls.ca_cert}; each host"
-                   f" its own token: msa case issue --registry {state_dir / 'registry.db'})")
-        click.echo(f"operator's page: {running.operator_url}")
-        if running.dc09 is None:
-            click.echo("DC-09 receiver: off (give --dc09-listen)")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await running.stop()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        click.echo("stopped")
-
-
 from .cli_device import flash, provision, wipe  # noqa: E402  (the USB side, issue 5)
 for _command in (flash, provision, wipe):
     cli.add_command(_command)
@@ -327,6 +262,10 @@ for _command in (bond, status, test_alarm, monitor, retire):
     cli.add_command(_command)
 from .cli_case import case  # noqa: E402  (the centre's case files)
 cli.add_command(case)
+from .cli_centre import centre  # noqa: E402  (the centre: run, accounts, audit, ...)
+cli.add_command(centre)
+from .cli_evidence import verify  # noqa: E402  (an evidence bundle, checked offline)
+cli.add_command(verify)
 from .cli_bench import bench  # noqa: E402  (issue 6)
 cli.add_command(bench)
 from .cli_crash import sim_crash  # noqa: E402  (issue 13: the crash run)

@@ -25,6 +25,7 @@ from msa.wire import dc09
 from msa.wire import protocol as hp
 from msa.wire.message import Fix, FixQuality, Message, MessageKind
 from msa.wire.api import body
+from staff import session_headers
 
 T = TypeVar("T")
 KEY = bytes(range(32))
@@ -35,6 +36,10 @@ BID = 0x0A0B0C0D
 OTHER_BID = 0x0E0F1011  # another case's button, with its host
 OTHER_KEY = bytes(range(1, 33))
 HOST_PHONE = "+32470000001"  # the registered number of case C-H's host
+
+
+def _operator_session(work: Any) -> dict[str, str]:
+    return session_headers(work, "observer")
 
 
 def frame(kind: hp.Kind, seq: int, boot: int = 1) -> bytes:
@@ -107,10 +112,17 @@ class Live:
         db = self.running.centre._db
         return self.do(lambda: {str(k) for (k,) in db.execute("SELECT key FROM messages")})
 
+    def operator_headers(self) -> dict[str, str]:
+        """The cookie of an operator's session (made once, through the centre's own
+        accounts, on the centre's loop): the page is behind a login."""
+        if not getattr(self, "_operator", None):
+            self._operator = self.do(lambda: _operator_session(self.running.work))
+        return dict(self._operator)
+
     def state_json(self) -> Any:
         """The operator page's state, parsed as a browser does (strict JSON)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.running.operator_port, timeout=30)
-        conn.request("GET", "/api/state")
+        conn.request("GET", "/api/state", headers=self.operator_headers())
         resp = conn.getresponse()
         text = resp.read().decode()
         conn.close()
