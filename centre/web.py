@@ -151,8 +151,6 @@ async def post_event(request: web.Request) -> web.Response:
 
 
 RESOLVED_SHOWN = 50  # resolved incidents listed (as summaries: opening one is audited)
-_SUMMARY = ("incident", "key", "button_id", "test", "opened_at", "pressed_at", "channel",
-            "status", "resolved_at")
 
 
 @allow(CASE_ROLES)
@@ -160,14 +158,11 @@ async def state(request: web.Request) -> web.Response:
     """Live alarms with their case files and tracks (the first time a session is shown one,
     the audit records a view), the latest resolved ones as summaries, warnings, proximity."""
     centre = request.app[CENTRE_KEY]
-    incidents = centre.incidents(include_resolved=True)
-    live = [i for i in incidents if i["status"] == "open"]
+    live = centre.incidents()
     for ref in request.app[WORK_KEY].first_shown(request[SESSION_KEY],
                                                  [str(i["incident"]) for i in live]):
         audit(request, "case.view", ref, {"via": "live alarm"})
-    done = [{k: i[k] for k in _SUMMARY} | {"case_ref": (i["case"] or {}).get("case_ref")
-                                            if isinstance(i["case"], dict) else None}
-            for i in incidents if i["status"] != "open"][:RESOLVED_SHOWN]
+    done = centre.resolved(RESOLVED_SHOWN)
     ghosts = []
     for g in request.app[GHOSTS_KEY]():
         # A ghost call is known by its sender only: the number registered for a case's host,

@@ -195,6 +195,11 @@ def test_the_page_guards_its_origin_and_its_state_changes(tmp_path: Path) -> Non
                 assert c.centre.incidents()[0]["status"] == "open"
                 async with s.post(url, headers=own) as r:
                     assert r.status == 200
+                # Resolved, it is listed as a summary: its case file is a view of its own.
+                async with s.get(base + "/api/state", headers=own) as r:
+                    listed = (await r.json())["incidents"]
+                assert [(i["incident"], i["status"], "case" in i, "track" in i)
+                        for i in listed] == [("INC-000001", "resolved", False, False)]
             assert c.centre.incidents(include_resolved=True)[0]["status"] == "resolved"
         finally:
             await c.stop()
