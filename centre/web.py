@@ -173,9 +173,29 @@ async def state(request: web.Request) -> web.Response:
                        "received_at": g.received_at,
                        "location": None if g.fix is None else
                        {"lat": g.fix.lat, "lon": g.fix.lon, "accuracy_m": g.fix.accuracy_m}})
+    shown, withheld = _drawn(views(request.app))
+    for case_ref in request.app[WORK_KEY].first_shown(
+            request[SESSION_KEY], sorted({f"proximity:{v['case_ref']}" for v in shown or ()})):
+        audit(request, "case.view", case_ref.removeprefix("proximity:"), {"via": "proximity"})
     return web.json_response({"incidents": live + done,
                               "warnings": ghosts + centre.warnings(),
-                              "proximity": views(request.app), "time": time.time()})
+                              "proximity": shown, "proximity_withheld": withheld,
+                              "time": time.time()})
+
+
+CLEAR_SENT = 20  # clear proximity pairs sent to the page (it draws that many: MAX_CLEAR_DRAWN)
+
+
+def _drawn(found: list[dict[str, object]] | None) -> tuple[list[dict[str, object]] | None,
+                                                             int]:
+    """The proximity views the page draws: every alert and pre-alert, and the first
+    CLEAR_SENT others by case; how many others are withheld (their positions stay here)."""
+    if found is None:
+        return None, 0
+    urgent = [v for v in found if v.get("state") in ("alert", "pre-alert")]
+    rest = sorted((v for v in found if v.get("state") not in ("alert", "pre-alert")),
+                  key=lambda v: str(v.get("case_ref")))
+    return urgent + rest[:CLEAR_SENT], max(0, len(rest) - CLEAR_SENT)
 
 
 @allow(CASE_ROLES)

@@ -90,6 +90,13 @@ def test_case_add_then_show_lists_the_case_without_any_key(tmp_path: Path) -> No
     assert bad.returncode != 0 and "international number" in bad.stderr
     missing = msa("case", "show", "--registry", reg, "--case", "NOPE")
     assert missing.returncode == 1 and missing.stderr.startswith("msa: no case 'NOPE'")
+    # The view of the case file is in the centre's audit log (the unknown case is no view).
+    from msa.centre.audit import AuditLog
+    log = AuditLog(tmp_path / "centre" / "audit.db")
+    assert [(e.actor.startswith("cli:"), e.action, e.subject, e.source)
+            for e in log.entries()] == [(True, "case.view", "GENT-2026-0147", "cli")]
+    assert log.verify().ok
+    log.close()
 
 
 def test_a_retired_button_id_is_never_provisioned_again(tmp_path: Path) -> None:

@@ -329,6 +329,29 @@ def test_the_state_carries_the_views_and_defaults_to_none(tmp_path: Path) -> Non
     asyncio.run(body())
 
 
+def test_the_page_gets_what_it_draws_and_each_case_shown_is_audited_once(tmp_path: Path
+                                                                          ) -> None:
+    """Every alert and pre-alert, and 20 clear pairs: the other clear pairs' positions stay
+    at the centre (only their number goes). The first time a session is shown a case's
+    proximity picture, the audit records a view of that case; later polls do not."""
+    clear = [view(case_ref=f"C-{n:02d}", state="clear") for n in range(25)]
+    views = [*clear, view(case_ref="A-1", state="alert")]
+
+    async def body() -> None:
+        async with operator(tmp_path, proximity=lambda: views) as (base, own, work), \
+                aiohttp.ClientSession() as s:
+            for _poll in range(2):
+                async with s.get(base + "/api/state", headers=own) as r:
+                    state = await r.json()
+            assert [v["case_ref"] for v in state["proximity"]] == \
+                ["A-1"] + [f"C-{n:02d}" for n in range(20)]
+            assert state["proximity_withheld"] == 5
+            viewed = [(e.actor, e.action, e.subject, e.detail) for e in work.audit.entries()]
+            assert viewed == [("olga", "case.view", ref, {"via": "proximity"})
+                              for ref in sorted(["A-1"] + [f"C-{n:02d}" for n in range(20)])]
+    asyncio.run(body())
+
+
 def test_a_proximity_store_fault_hides_no_alarm(tmp_path: Path) -> None:
     def broken() -> list[dict[str, object]]:
         raise RecordError("prox.db", "disk I/O error")

@@ -3,14 +3,11 @@ taken while it runs, and its restore into a new folder (the work is in msa.centr
 Registered on the `msa centre` group by tools/cli_centre.py."""
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import click
 
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+from .who import cli_actor
 
 
 @click.command("backup")
@@ -28,7 +25,7 @@ def backup_command(state_dir: Path, out_file: Path) -> None:
     """
     from msa.centre.backup import backup
 
-    info = backup(state_dir, out_file, actor=_actor(), source="cli",
+    info = backup(state_dir, out_file, actor=cli_actor(), source="cli",
                   progress=lambda line: click.echo(line))
     m = info.manifest
     click.echo(f"saved {out_file}: {len(m.members)} files; {m.incidents} incidents,"
@@ -51,7 +48,7 @@ def restore_command(backup_file: Path, state_dir: Path) -> None:
     """
     from msa.centre.backup import restore
 
-    info = restore(backup_file, state_dir, actor=_actor(), source="cli",
+    info = restore(backup_file, state_dir, actor=cli_actor(), source="cli",
                    progress=lambda line: click.echo(line))
     m = info.manifest
     click.echo(f"restored {state_dir}: {len(m.members)} files; {m.incidents} incidents,"

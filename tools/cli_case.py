@@ -81,9 +81,11 @@ def case_show(registry_path: Path, case_ref: str) -> None:
 
     Example: msa case show --registry /var/lib/msa-centre/registry.db --case GENT-2026-0147
     """
+    from msa.centre.audit import AuditLog
     from msa.centre.registry import Registry
 
     from .errors import ToolError
+    from .who import cli_actor
 
     if not registry_path.exists():
         raise ToolError(f"no registry at {registry_path}", "check --registry")
@@ -93,6 +95,12 @@ def case_show(registry_path: Path, case_ref: str) -> None:
         if found is None:
             raise ToolError(f"no case {case_ref!r} in {registry_path}",
                             "add it with msa case add")
+        # A view of a case file, as on the operator's page: audited before it is shown.
+        audit = AuditLog(registry_path.parent / "audit.db")
+        try:
+            audit.append(cli_actor(), "case.view", case_ref, "cli", {"via": "msa case show"})
+        finally:
+            audit.close()
         buttons = [b for b in registry.buttons()
                    if (c := registry.case_of(b)) is not None and c.case_ref == case_ref]
         hosts = _hosts(registry).of_case(case_ref)

@@ -3,12 +3,12 @@
 `restore`) and the supervisor's daily report (`report`). Thin: the work is in msa.centre."""
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import click
 
 from .errors import ToolError
+from .who import cli_actor
 
 
 def _address(text: str, option: str) -> tuple[str, int]:
@@ -16,11 +16,6 @@ def _address(text: str, option: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:8443", param_hint=option)
     return host.strip("[]"), int(port)
-
-
-def cli_actor() -> str:
-    """Who the audit names for a command run here: the operating-system user."""
-    return f"cli:{getpass.getuser()}"
 
 
 STATE_DIR = click.option("--state-dir", required=True,

@@ -4,7 +4,6 @@ without the centre). The lead registers them on the msa groups; `python -m
 msa.tools.cli_evidence` runs them on their own (e.g. on a prosecutor's machine)."""
 from __future__ import annotations
 
-import getpass
 import re
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import click
 
 from .errors import ToolError
+from .who import cli_actor
 
 _STATE_DIR = click.option("--state-dir", required=True,
                           type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -35,7 +35,7 @@ def export(state_dir: Path, ref: str, out_dir: Path) -> None:
     from msa.centre.evidence import export as export_bundle
     from msa.centre.signing import signing_key
 
-    folder = export_bundle(state_dir, ref, out_dir, actor=f"cli:{getpass.getuser()}",
+    folder = export_bundle(state_dir, ref, out_dir, actor=cli_actor(),
                            source="cli")
     click.echo(f"bundle: {folder}")
     click.echo(f"signed by centre key {signing_key(state_dir).fingerprint}")

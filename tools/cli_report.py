@@ -4,7 +4,6 @@ The lead registers the command on the `msa centre` group."""
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import os
 import re
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import click
 
 from .errors import ToolError
+from .who import cli_actor
 
 _OFFSET = re.compile(r"([+-])([01][0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
 
@@ -101,7 +101,7 @@ def report(state_dir: Path, day: dt.date | None, fmt: str, out: Path | None,
         try:
             made = daily_report(centre, registry, tags, audit, day, now, tz)
             # Recorded before anything is shown: no view goes unaudited.
-            audit.append(f"cli:{getpass.getuser()}", "report.view", audit_subject(day),
+            audit.append(cli_actor(), "report.view", audit_subject(day),
                          "cli", {"day": day.isoformat()})
         finally:
             audit.close()

@@ -85,4 +85,14 @@ TARGETS: tuple[Target, ...] = (
                              "tests/test_proximity_mutants.py")),
     Target("wire/proximity.py", ("tests/test_wire_proximity.py",
                                  "tests/test_proximity_centre.py")),
+    # Issue 15: who may see a case file, what is recorded of it, and the evidence.
+    Target("centre/records.py", ("tests/test_dispatch.py", "tests/test_silent_sleeping_button.py",
+                                 "tests/test_mutants_centre.py", "tests/test_timeline.py",
+                                 "tests/test_operator_page.py")),
+    Target("centre/accounts.py", ("tests/test_accounts.py", "tests/test_operator_login.py")),
+    Target("centre/sessions.py", ("tests/test_operator_login.py",)),
+    Target("centre/authweb.py", ("tests/test_operator_login.py",
+                                 "tests/test_operator_page.py")),
+    Target("centre/audit.py", ("tests/test_audit.py", "tests/test_retention.py")),
+    Target("centre/evidence_check.py", ("tests/test_evidence.py",)),
 )
