@@ -111,14 +111,16 @@ async def report(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(text="day must be YYYY-MM-DD") from None
     desk = request.app[DESK_KEY]
-    audit(request, "report.view", audit_subject(day), {"day": day.isoformat()})
+    now = desk.clock()
+    if day > datetime.datetime.fromtimestamp(now, datetime.timezone.utc).date():
+        raise web.HTTPBadRequest(text="the day has not begun yet: choose today or an earlier"
+                                 " day")
     try:
-        made = daily_report(desk.centre, desk.registry, desk.tags, desk.audit, day,
-                            desk.clock())
+        made = daily_report(desk.centre, desk.registry, desk.tags, desk.audit, day, now)
     except CentreError as exc:
         raise _unavailable("report", exc) from None
-    except ValueError as exc:  # a day in the future
-        raise web.HTTPBadRequest(text=str(exc)[:200]) from None
+    # Made, not yet shown: the view is recorded first (a refused day is no view).
+    audit(request, "report.view", audit_subject(day), {"day": day.isoformat()})
     return web.json_response(to_json(made))
 
 
