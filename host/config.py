@@ -122,10 +122,38 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "link_lost_after_s": Field("seconds, 10 to 86400", _is_num(10, 86400), 120.0),
     },
 }
+
+
+def _is_https(v: Any) -> bool:
+    return _is_str(v) and v.startswith("https://") and v.isprintable() and " " not in v
+
+
+def _receiver(v: Any) -> tuple[str, int] | None:
+    """("host", port) from "host:port" or "[v6-address]:port"; None if it is neither."""
+    if not isinstance(v, str):
+        return None
+    host, _, port = v.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not (host and host.isprintable() and " " not in host and "[" not in host
+            and port.isdigit() and _is_port(int(port))):
+        return None
+    return host, int(port)
+
+
+def _list_of(each: Check) -> Check:
+    # The count and duplicates are checked after, each with its own message.
+    return lambda v: isinstance(v, list) and all(each(x) for x in v)
+
+
+MAX_ADDRESSES = 4  # nodes or receivers of one centre a channel may list
 CHANNELS: dict[str, dict[str, Field]] = {
     "dc09": {
-        "host": Field("the receiver's host name or address", _is_str, required=True),
-        "port": Field("a port, 1-65535", _is_port, required=True),
+        "host": Field("the receiver's host name or address", _is_str),
+        "port": Field("a port, 1-65535", _is_port),
+        "receivers": Field('a list of 1 to 4 receivers as "host:port" strings, like'
+                           ' ["arc1.example:5000", "[2001:db8::1]:5000"]',
+                           _list_of(lambda v: _receiver(v) is not None)),
         "transport": Field('"tcp" or "udp"', _one_of("tcp", "udp"), "tcp"),
         "account": Field("a DC-09 account, 3-16 hex digits (default: the button id)", _is_str),
         "receiver": Field("a receiver number, 1-6 hex digits", _is_str, "1"),
@@ -134,8 +162,9 @@ CHANNELS: dict[str, dict[str, Field]] = {
         "deadline_s": Field("seconds, 0.5 to 60", _is_num(0.5, 60), 2.0),
     },
     "https": {
-        "url": Field("the dispatch API's https:// base URL",
-                     lambda v: _is_str(v) and v.startswith("https://"), required=True),
+        "url": Field("the dispatch API's https:// base URL", _is_https),
+        "urls": Field("a list of 1 to 4 https:// base URLs of the same centre's nodes",
+                      _list_of(_is_https)),
         "token_file": Field("a file holding the API bearer token", _is_str, required=True),
         "ca_file": Field("a PEM file of the CA that signed the centre (default: system CAs)",
                          _is_str),
@@ -227,6 +256,36 @@ def read_secret(key: str, file: str, base: Path, path: str, hex_lengths: tuple[i
     return text
 
 
+def _addresses(c: dict[str, Any], where: str, path: str, one: str, many: str,
+               norm: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """A channel's addresses from its one (`url`; `host` and `port`) or its list of several,
+    normalised by norm() so one address written two ways counts as a duplicate."""
+    kind = c["type"]
+    single = c[one] is not None or (kind == "dc09" and c["port"] is not None)
+    if single and c[many] is not None:
+        raise ConfigError(f"{where}.{many}", f"either {one} or {many}, not both", path)
+    if kind == "dc09" and single:
+        for name in ("host", "port"):
+            if c[name] is None:
+                raise ConfigError(f"{where}.{name}", f"missing; expected"
+                                  f" {CHANNELS['dc09'][name].expected}", path)
+        return ((c["host"], c["port"]),)
+    if single:
+        return (norm(c[one]),)
+    if c[many] is None:
+        raise ConfigError(f"{where}.{one}", f"missing; expected {CHANNELS[kind][one].expected}"
+                          f" (or {many}: {CHANNELS[kind][many].expected})", path)
+    if not 1 <= len(c[many]) <= MAX_ADDRESSES:
+        raise ConfigError(f"{where}.{many}", f"1 to {MAX_ADDRESSES} entries, got"
+                          f" {len(c[many])}", path)
+    listed = tuple(norm(v) for v in c[many])
+    twice = sorted({str(v) for v in c[many] if listed.count(norm(v)) > 1})
+    if twice:
+        raise ConfigError(f"{where}.{many}", f"each only once: {twice[0]} is listed twice",
+                          path)
+    return listed
+
+
 def parse(data: Mapping[str, Any], path: str = "", base: Path | None = None) -> HostConfig:
     """Checks a parsed TOML document; secrets are read relative to `base`."""
     base = base or Path.cwd()
@@ -263,6 +322,12 @@ def parse(data: Mapping[str, Any], path: str = "", base: Path | None = None) -> 
             raise ConfigError(f"{where}.type", f"one of {', '.join(sorted(CHANNELS))}", path)
         c = _section(raw, CHANNELS[kind], where, path)
         c["type"] = kind
+        if kind == "https":
+            c["urls"] = _addresses(c, where, path, "url", "urls", lambda u: u.rstrip("/"))
+            c["url"] = c["urls"][0]
+        elif kind == "dc09":
+            c["receivers"] = _addresses(c, where, path, "host", "receivers", _receiver)
+            c["host"], c["port"] = c["receivers"][0]
         if kind == "dc09" and c["key_file"]:
             c["key"] = bytes.fromhex(read_secret(f"{where}.key_file", c["key_file"], base, path,
                                                  (32, 48, 64)))

@@ -1,16 +1,19 @@
 """The DC-09 dispatch channel: delivers each outbox message as one SIA-DCS event to an alarm
-receiving centre over TCP (one persistent connection) or UDP, and returns once it is ACKed."""
+receiving centre over TCP (one persistent connection) or UDP, and returns once it is ACKed;
+with several receivers of one centre, to the first of them that ACKs within the deadline."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from msa.wire.dc09 import (KEY_LENGTHS, Dc09Message, Dc09Reply, Token, check_route, decode, encode, event_for, next_seq)
 from msa.wire.message import Message, MessageKind
 from .dispatch import Receipt
 from .errors import ChannelError, ConfigError
+from .failover import Failover
 from msa.wire.errors import Dc09Error
 
 _LOG = logging.getLogger(__name__)
@@ -80,7 +83,13 @@ channel only an encrypted DUH: a plain one, like any NAK, is retryable); silence
             self._drop_stream()  # a late answer on it would be taken for the next message's
             raise ChannelError(self.name, f"{message.key}: no answer from "
                                f"{self._host}:{self._port} within {self.deadline_s:g} s") from None
-        return Receipt(channel=self.name, key=message.key, acked_at=time.time())
+        return Receipt(channel=self.name, key=message.key, acked_at=time.time(),
+                       endpoint=self.endpoint)
+
+    @property
+    def endpoint(self) -> str:
+        """The receiver as host:port."""
+        return f"{self._host}:{self._port}"
 
     async def close(self) -> None:
         self._drop_stream()
@@ -192,3 +201,38 @@ channel only an encrypted DUH: a plain one, like any NAK, is retryable); silence
                             return reply
             except TimeoutError:
                 _LOG.debug("%s: no answer within %g s, sending again", self.name, self._retry_s)
+
+
+class Dc09Receivers:
+    """SIA DC-09 to several receivers of one centre (they share its records, so an event sent
+    to two is counted once). Attempts are staggered as for HTTPS (host/failover.py), in
+    parallel, not one after the other: a receiver that has not answered after deadline_s / n,
+    or failed at once (refused connection, NAK), gets the next one beside it, and the first
+    ACK wins; a DUH is final. Each receiver keeps its own connection, sequence and clock."""
+
+    def __init__(self, *, receivers: Sequence[tuple[str, int]], deadline_s: float,
+                 name: str = "dc09", **common: Any) -> None:
+        self.name = name
+        self.deadline_s = deadline_s
+        self._each = {f"{host}:{port}": Dc09Channel(host=host, port=port, deadline_s=deadline_s,
+                                                    name=name, **common)
+                      for host, port in receivers}
+        self._receivers = Failover(name, [f"{h}:{p}" for h, p in receivers], deadline_s)
+
+    @property
+    def receivers(self) -> tuple[str, ...]:
+        """host:port of each receiver, in the order the next message tries them."""
+        return self._receivers.order
+
+    def accepts(self, kind: MessageKind) -> bool:
+        return True
+
+    async def send(self, message: Message) -> Receipt:
+        _receiver, receipt = await self._receivers.first(
+            lambda receiver: self._each[receiver].send(message),
+            final=lambda error: not error.retryable)
+        return receipt
+
+    async def close(self) -> None:
+        for channel in self._each.values():
+            await channel.close()

@@ -2,6 +2,7 @@
 positions come from. The messages themselves are the wire contract (msa.wire.message)."""
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +22,12 @@ class LocationSource(Protocol):
         """The newest fix that is not stale, or None (no fix yet, or lost)."""
 
 
+# The time the dispatcher gives the send() running in this context, when it gives less than
+# the channel's own deadline (before the SMS fallback is due): a channel with several
+# addresses staggers them within it, so the second node is still tried in time.
+SEND_BUDGET_S: ContextVar[float | None] = ContextVar("send_budget_s", default=None)
+
+
 @dataclass(frozen=True)
 class Receipt:
     """The centre's acknowledgement of one message on one channel."""
@@ -30,6 +37,7 @@ class Receipt:
     acked_at: float
     reference: str = ""  # the centre's own reference (an incident id), where it gives one
     closed: bool = False  # the centre says the incident is resolved: stop tracking it
+    endpoint: str = ""  # which of the channel's addresses answered (a URL, a host:port)
 
 
 class Channel(Protocol):

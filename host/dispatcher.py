@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .dispatch import Channel, LocationSource, Receipt
+from .dispatch import SEND_BUDGET_S, Channel, LocationSource, Receipt
 from msa.wire.message import Message, MessageKind
 from . import crashpoint
 from .errors import ChannelError, HostError
@@ -174,6 +174,7 @@ class Dispatcher:
             timeout = self._timeout(channel, message)
             if timeout <= 0:
                 continue  # the ghost-call deadline has passed: on to the SMS
+            budget = SEND_BUDGET_S.set(timeout)  # copied into the send's task below
             try:
                 receipt = await asyncio.wait_for(channel.send(message), timeout)
             except asyncio.TimeoutError:
@@ -184,6 +185,8 @@ class Dispatcher:
                 if not exc.retryable:
                     refused.add(channel.name)
                 continue
+            finally:
+                SEND_BUDGET_S.reset(budget)
             crashpoint.reached(crashpoint.ACCEPTED, message.kind.value)
             await self._delivered(message, receipt)
             return

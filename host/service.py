@@ -30,15 +30,18 @@ log = logging.getLogger("msa.host.service")
 
 
 def _dc09(c: dict[str, Any]) -> Channel:
-    from .dc09_channel import Dc09Channel
-    return Dc09Channel(host=c["host"], port=c["port"], key=c.get("key"),
-                       account=c["account"], receiver=c["receiver"], line=c["line"],
-                       transport=c["transport"], deadline_s=c["deadline_s"])
+    from .dc09_channel import Dc09Channel, Dc09Receivers
+    common: dict[str, Any] = dict(key=c.get("key"), account=c["account"],
+                                  receiver=c["receiver"], line=c["line"],
+                                  transport=c["transport"], deadline_s=c["deadline_s"])
+    if len(c["receivers"]) > 1:
+        return Dc09Receivers(receivers=c["receivers"], **common)
+    return Dc09Channel(host=c["host"], port=c["port"], **common)
 
 
 def _https(c: dict[str, Any]) -> Channel:
     from .https import HttpsChannel
-    return HttpsChannel(base_url=c["url"], token=c["token"], ca_file=c["ca_file"],
+    return HttpsChannel(base_urls=c["urls"], token=c["token"], ca_file=c["ca_file"],
                         deadline_s=c["deadline_s"])
 
 
