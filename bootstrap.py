@@ -64,9 +64,15 @@ def ensure_env() -> Path:
 # gpsd-clients (which bring python3-gps for the system python3 that runs gpsfake; gpsfake
 # starts its own gpsd on a private port, so the system gpsd service is never used).
 # tests/test_operator_page.py renders the centre's operator page in Debian's headless Chromium.
+# tests/pg.py runs a throw-away PostgreSQL cluster with initdb, pg_ctl and postgres from
+# Debian's postgresql (its system cluster and service are never used).
 # Those tests skip with a reason where the program is missing; under CI a program that cannot
 # be installed fails the run here, and any skip fails the test (tests/conftest.py).
-SYSTEM_PROGRAMS = {"gpsfake": ("gpsd", "gpsd-clients"), "chromium": ("chromium",)}
+SYSTEM_PROGRAMS = {"gpsfake": ("gpsd", "gpsd-clients"), "chromium": ("chromium",),
+                   "postgresql": ("postgresql",)}
+# Debian keeps PostgreSQL's server programs off PATH, in /usr/lib/postgresql/<major>/bin.
+POSTGRESQL_LIB = Path("/usr/lib/postgresql")
+POSTGRESQL_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 
 
 def under_ci() -> bool:
@@ -74,8 +80,24 @@ def under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
 
 
+def postgresql_bin() -> Path | None:
+    """The folder holding initdb, pg_ctl and postgres of one PostgreSQL version: initdb's own
+    folder when it is on PATH (through symlinks), else Debian's newest major version."""
+    on_path = shutil.which("initdb")
+    folders = [Path(on_path).resolve().parent] if on_path else []
+    versions = POSTGRESQL_LIB.glob("*/bin") if POSTGRESQL_LIB.is_dir() else ()
+    # Debian names the folders by major version ("15", "16"): newest first, numerically.
+    folders += sorted(versions, key=lambda p: [int(x) for x in p.parent.name.split(".")
+                                               if x.isdigit()], reverse=True)
+    for folder in folders:
+        if all(os.access(folder / name, os.X_OK) for name in POSTGRESQL_PROGRAMS):
+            return folder
+    return None
+
+
 def missing_programs() -> list[str]:
-    return [name for name in SYSTEM_PROGRAMS if not shutil.which(name)]
+    return [name for name in SYSTEM_PROGRAMS
+            if (postgresql_bin() if name == "postgresql" else shutil.which(name)) is None]
 
 
 def ensure_system_programs() -> None:

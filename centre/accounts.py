@@ -48,6 +48,7 @@ SCRYPT_P = 1
 SALT_BYTES = 16
 KEY_BYTES = 32
 MAX_SCRYPT_N = 2 ** 20  # a stored hash asking for more is refused (1 GiB at r=8), not computed
+MAX_SCRYPT_MEM = 2 ** 31 - 1  # the largest maxmem hashlib.scrypt takes (a C int)
 PASSWORD_MIN = 12
 PASSWORD_MAX = 1024  # long enough for any passphrase, short enough not to be a burden
 FAILURES_BEFORE_LOCK = 5
@@ -89,8 +90,9 @@ class AccountLocked(RegistryError):
 
 
 def _maxmem(n: int, r: int, p: int) -> int:
-    # scrypt needs 128*r*n bytes for its table plus 128*r*p for its blocks; room to spare.
-    return 128 * r * (n + p) * 2
+    # scrypt needs 128*r*n bytes for its table plus 128*r*p for its blocks; room to spare, but
+    # no more than hashlib takes (twice that at n=2**20, r=8 would be refused, not computed).
+    return min(128 * r * (n + p) * 2, MAX_SCRYPT_MEM)
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, length: int) -> bytes:
@@ -115,7 +117,9 @@ def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
     if scheme != "scrypt":
         raise ValueError(f"unknown scheme {scheme!r}")
     cost = int(n), int(r), int(p)
-    if not (1 < cost[0] <= MAX_SCRYPT_N and 0 < cost[1] <= 32 and 0 < cost[2] <= 16):
+    if not (1 < cost[0] <= MAX_SCRYPT_N and 0 < cost[1] <= 32 and 0 < cost[2] <= 16) or \
+            cost[0] & (cost[0] - 1) or \
+            128 * cost[1] * (cost[0] + cost[2] + 2) > MAX_SCRYPT_MEM:  # what OpenSSL needs
         raise ValueError(f"scrypt parameters {cost} out of range")
     raw_salt, raw_key = base64.b64decode(salt, validate=True), base64.b64decode(key, validate=True)
     if not raw_salt or not raw_key:

@@ -203,8 +203,10 @@ class AuditLog:
                        detail_json: str, when: float) -> Entry:
         """append() inside the caller's write transaction."""
         count, prev = self.head()
-        last = self._exec("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
-        if (count, prev) != ((last[0][0], last[0][1]) if last else (0, GENESIS)):
+        # No entry left: the chain ends where pruning anchored it (a prune of every entry).
+        last = (self._exec("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
+                or self._exec("SELECT seq, hash FROM anchor") or [(0, GENESIS)])
+        if (count, prev) != (last[0][0], last[0][1]):
             raise AuditError(self.path, "the last entry and the head disagree: the log"
                              " was tampered with; run verify() before appending")
         seq = count + 1
@@ -341,7 +343,9 @@ def _check_row(expected: int, row: tuple[Any, ...], prev: bytes) -> str:
     seq, at, actor, action, subject, source, detail_json, prev_hash, digest = row
     if seq != expected:
         return f"expected seq {expected}, found {seq!r}: an entry was deleted or moved"
-    if not (isinstance(at, float) and all(isinstance(v, str) for v in row[2:7])
+    # A time edited to infinity (SQLite stores it) has no JSON form to hash: a wrong value too.
+    if not (isinstance(at, float) and math.isfinite(at)
+            and all(isinstance(v, str) for v in row[2:7])
             and isinstance(prev_hash, bytes) and isinstance(digest, bytes)):
         return "a field holds the wrong type"
     if prev_hash != prev:

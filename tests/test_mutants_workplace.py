@@ -18,11 +18,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from msa.centre import accounts as acc
 from msa.centre.accounts import AccountInputError, AccountLocked, Accounts, Role
 from msa.centre.authweb import (COOKIE, CSRF_HEADER, LOGIN_PAGE, LOGIN_PATH, LOGOUT_PATH, ME_PATH,
-                                SHOWN_KEPT, UNKNOWN_NAME, Workplace)
+                                SESSION_KEY, SHOWN_KEPT, UNKNOWN_NAME, Handler, Workplace, allow)
 from msa.centre.errors import RegistryError
 from msa.centre.registry import Registry
 from msa.centre.server import CentreConfig, RunningCentre, start_centre
@@ -317,6 +318,9 @@ def test_which_token_a_change_needs(tmp_path: Path, cheap: None) -> None:
                     assert r.status == 401, path
             async with s.get(base + LOGIN_PAGE) as r:
                 assert r.status == 200
+            # A role's refusal says which role it is refused to (the page shows it).
+            async with s.get(base + "/api/accounts", headers=own) as r:
+                assert (r.status, await r.text()) == (403, "not for the operator role")
             async with s.get(base + "/", allow_redirects=False) as r:
                 assert (r.status, r.headers["Location"]) == (303, LOGIN_PAGE)
     asyncio.run(body())
@@ -337,6 +341,8 @@ def test_a_locked_name_is_told_when_to_come_back_and_audited(tmp_path: Path,
             # Locked for 1 s from `now`: come back in 2 s (whole seconds, rounded up past it).
             r = await post_login(s, base, work, {"name": "Olga", "password": password})
             assert (r.status, r.headers["Retry-After"]) == (429, "2")
+            # What the login page shows her:
+            assert await r.text() == "too many failed logins: try again in 2 s"
             work.clock = lambda: now + 0.5
             r = await post_login(s, base, work, {"name": "olga", "password": password})
             assert (r.status, r.headers["Retry-After"]) == (429, "1")
@@ -370,7 +376,8 @@ def test_storage_failures_refuse_with_503(tmp_path: Path, cheap: None) -> None:
             with sqlite3.connect(registry) as db:
                 db.execute("ALTER TABLE sessions RENAME TO sessions_away")
             async with s.get(base + "/api/state", headers=own) as r:
-                assert r.status == 503
+                assert (r.status, await r.text()) == (503, "the centre cannot check sessions"
+                                                           " now")
             async with s.get(base + "/api/state") as r:
                 assert r.status == 401  # no cookie: nothing to read, logged out
             with sqlite3.connect(registry) as db:
@@ -380,6 +387,7 @@ def test_storage_failures_refuse_with_503(tmp_path: Path, cheap: None) -> None:
                 db.execute("UPDATE accounts SET password_hash = 'md5$x' WHERE name = 'olga'")
             r = await post_login(s, base, work, {"name": "olga", "password": password})
             assert r.status == 503 and "Set-Cookie" not in r.headers
+            assert await r.text() == "the centre cannot check logins now"
             assert [e[1] for e in audited(running)] == ["login"]  # the first login only
     asyncio.run(body())
 
@@ -393,39 +401,49 @@ def test_what_cannot_be_audited_is_not_done(tmp_path: Path, cheap: None) -> None
             with sqlite3.connect(running.audit.path) as db:
                 db.execute("CREATE TRIGGER refuse BEFORE INSERT ON entries"
                            " BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+            refused = (503, "the audit log cannot record this now; try again")
             async with s.post(base + LOGOUT_PATH, headers=own) as r:
-                assert r.status == 503
+                assert (r.status, await r.text()) == refused
             async with s.get(base + ME_PATH, headers=own) as r:
                 assert r.status == 200  # not logged out: the logout was not recorded
             r = await post_login(s, base, work, {"name": "olga", "password": password})
-            assert r.status == 503 and "Set-Cookie" not in r.headers
+            assert (r.status, await r.text()) == refused and "Set-Cookie" not in r.headers
             r = await post_login(s, base, work, {"name": "olga", "password": "wrong-password"})
-            assert r.status == 503
+            assert (r.status, await r.text()) == refused
             with sqlite3.connect(running.audit.path) as db:
                 db.execute("DROP TRIGGER refuse")
             assert [e[1] for e in audited(running)] == ["login"]
     asyncio.run(body())
 
 
-@pytest.mark.parametrize("payload, status", [
-    ({"name": "n" * 64, "password": "p" * 1024}, 401),  # the longest of each: checked
-    ({"name": "n" * 65, "password": "p" * 12}, 400),
-    ({"name": "", "password": "p" * 12}, 400),
-    ({"name": "olga", "password": ""}, 400),
-    ({"name": "olga", "password": "p" * 1025}, 400),
-    ({"name": 7, "password": "p" * 12}, 400),
-    ({"password": "p" * 12}, 400),
-    (["olga", "p" * 12], 400),
-    ({"name": "olga", "password": "p" * 12, "pad": "x" * (4096 - 55)}, 401),  # 4096 bytes
-    ({"name": "olga", "password": "p" * 12, "pad": "x" * (4097 - 55)}, 413),
+WRONG = "wrong name or password"
+NAME_LEN = "name must be 1 to 64 characters"
+PASSWORD_LEN = "password must be 1 to 1024 characters"
+
+
+@pytest.mark.parametrize("payload, status, text", [
+    ({"name": "n" * 64, "password": "p" * 1024}, 401, WRONG),  # the longest of each: checked
+    ({"name": "n", "password": "p"}, 401, WRONG),  # and the shortest
+    ({"name": "n" * 65, "password": "p" * 12}, 400, NAME_LEN),
+    ({"name": "", "password": "p" * 12}, 400, NAME_LEN),
+    ({"name": "olga", "password": ""}, 400, PASSWORD_LEN),
+    ({"name": "olga", "password": "p" * 1025}, 400, PASSWORD_LEN),
+    ({"name": 7, "password": "p" * 12}, 400, NAME_LEN),
+    ({"password": "p" * 12}, 400, NAME_LEN),
+    (["olga", "p" * 12], 400, "the body must be a JSON object"),
+    ({"name": "olga", "password": "p" * 12, "pad": "x" * (4096 - 55)}, 401, WRONG),  # 4096 B
+    ({"name": "olga", "password": "p" * 12, "pad": "x" * (4097 - 55)}, 413, None),
 ])
-def test_login_body_bounds(tmp_path: Path, cheap: None, payload: object, status: int) -> None:
+def test_login_body_bounds(tmp_path: Path, cheap: None, payload: object, status: int,
+                           text: str | None) -> None:
     async def body() -> None:
         async with centre(tmp_path) as (running, base), aiohttp.ClientSession() as s:
             if isinstance(payload, dict) and "pad" in payload:
                 assert len(json.dumps(payload).encode()) == (4096 if status == 401 else 4097)
             r = await post_login(s, base, running.work, payload)
             assert r.status == status
+            if text is not None:
+                assert await r.text() == text
     asyncio.run(body())
 
 
@@ -501,8 +519,16 @@ def test_a_stored_hash_has_its_salt_and_key_lengths(accounts: Accounts) -> None:
 
 @pytest.mark.parametrize("stored, ok", [
     ("scrypt$2$1$1$AAAA$AAAA", True),
-    ("scrypt$1048576$32$16$AAAA$AAAA", True),  # the most it computes (not computed here)
+    ("scrypt$1048576$15$1$AAAA$AAAA", True),  # the most memory it computes (not here)
+    ("scrypt$2$32$16$AAAA$AAAA", True),
+    ("scrypt$1048576$16$1$AAAA$AAAA", False),  # 2 GiB and a little: more than scrypt takes
+    ("scrypt$1048576$32$16$AAAA$AAAA", False),
+    ("scrypt$1048576$16$16$AAAA$AAAA", False),
     ("scrypt$1$8$1$AAAA$AAAA", False),
+    ("scrypt$1000$8$1$AAAA$AAAA", False),  # scrypt takes only a power of two
+    ("scrypt$1048575$8$1$AAAA$AAAA", False),
+    ("scrypt$3$8$1$AAAA$AAAA", False),
+    ("scrypt$4$8$1$AAAA$AAAA", True),
     ("scrypt$1048577$8$1$AAAA$AAAA", False),
     ("scrypt$1024$0$1$AAAA$AAAA", False),
     ("scrypt$1024$33$1$AAAA$AAAA", False),
@@ -510,8 +536,8 @@ def test_a_stored_hash_has_its_salt_and_key_lengths(accounts: Accounts) -> None:
     ("scrypt$1024$8$17$AAAA$AAAA", False),
     ("scrypt$1024$8$1$$AAAA", False),
     ("scrypt$1024$8$1$AAAA$", False),
-    ("scrypt$1024$8$1$AA!A$AAAA", False),
-    ("scrypt$1024$8$1$AAAA$AA!A", False),
+    ("scrypt$1024$8$1$AA!AA$AAAA", False),  # base64 with a stray character: not ours
+    ("scrypt$1024$8$1$AAAA$AA!AA", False),
     ("bcrypt$1024$8$1$AAAA$AAAA", False),
     ("scrypt$1024$8$1$AAAA", False),
     ("", False),
@@ -526,27 +552,65 @@ def test_stored_hash_parameters_at_their_bounds(stored: str, ok: bool) -> None:
             acc._parse(stored)
 
 
+@pytest.mark.parametrize("n, r, p", [(2, 1, 1), (2 ** 15, 8, 1), (2 ** 20, 8, 1),
+                                     (2 ** 20, 15, 1), (2 ** 16, 32, 16)])
+def test_the_memory_allowed_covers_every_cost_accepted(n: int, r: int, p: int) -> None:
+    """What OpenSSL's scrypt needs (128·r·(n + p + 2) bytes) fits in the maxmem given, and
+    hashlib takes that maxmem (at n=2**20, r=8 twice the need was more than it takes: a hash
+    at the documented largest cost could not be checked)."""
+    maxmem = acc._maxmem(n, r, p)
+    assert 128 * r * (n + p + 2) <= maxmem <= acc.MAX_SCRYPT_MEM == 2 ** 31 - 1
+    assert acc._parse(f"scrypt${n}${r}${p}$AAAA$AAAA")[:3] == (n, r, p)
+    assert len(hashlib.scrypt(b"x", salt=b"s", n=2, r=1, p=1, maxmem=maxmem, dklen=8)) == 8
+
+
 def test_a_stored_hash_out_of_range_is_an_error_not_a_computation(accounts: Accounts) -> None:
     accounts.add("gina", "operator", PASSWORD)
-    for stored in ("scrypt$1$8$1$AAAA$AAAA", "scrypt$1024$8$1$$AAAA"):
+    for stored, why in (("scrypt$1$8$1$AAAA$AAAA", "scrypt parameters (1, 8, 1) out of range"),
+                        ("scrypt$1048576$32$16$AAAA$AAAA",
+                         "scrypt parameters (1048576, 32, 16) out of range"),
+                        ("scrypt$1000$8$1$AAAA$AAAA",
+                         "scrypt parameters (1000, 8, 1) out of range"),
+                        ("scrypt$1024$8$1$$AAAA", "empty salt or key"),
+                        ("bcrypt$1024$8$1$AAAA$AAAA", "unknown scheme 'bcrypt'")):
         with sqlite3.connect(accounts.path) as db:
             db.execute("UPDATE accounts SET password_hash = ?", (stored,))
-        with pytest.raises(RegistryError, match="account 'gina': stored hash unreadable"):
+        with pytest.raises(RegistryError) as refused:
             accounts.check("gina", PASSWORD, T0)
+        assert refused.value.path == accounts.path
+        assert str(refused.value) == (f"case registry {accounts.path}: account 'gina': stored"
+                                      f" hash unreadable ({why})")
 
 
 def test_validate_names_the_first_bad_one(accounts: Accounts) -> None:
     accounts.validate()
     accounts.validate("olga", "operator", PASSWORD)
-    for args, message in (((("bad name",), "account name 'bad name'")),
+    for args, message in (((("bad name",), "account name 'bad name': 1 to 64 letters, digits"
+                                           " and . _ -")),
                           ((None, "root"), "role 'root': one of operator, supervisor,"
                                            " administrator"),
                           ((None, None, "short"), "a password is 12 to 1024 characters"
                                                   " \\(this one has 5\\)"),
                           (("bad name", "root", "short"), "account name")):
-        with pytest.raises(AccountInputError, match=message):
+        with pytest.raises(AccountInputError, match=message) as refused:
             accounts.validate(*args)
+        assert refused.value.path == accounts.path  # errors carry their database
+    # The same refusals from add(), set_role() and set_password(), and a name in service.
+    for call in (lambda: accounts.add("bad name", "operator", PASSWORD),
+                 lambda: accounts.add("olga", "root", PASSWORD),
+                 lambda: accounts.add("olga", "operator", "short"),
+                 lambda: accounts.set_role("olga", "root"),
+                 lambda: accounts.set_password("olga", "short")):
+        with pytest.raises(AccountInputError) as refused:
+            call()
+        assert refused.value.path == accounts.path
     assert accounts.all() == []
+    accounts.add("olga", "operator", PASSWORD)
+    with pytest.raises(RegistryError) as taken:
+        accounts.add("OLGA", "operator", PASSWORD)
+    assert taken.value.path == accounts.path
+    assert str(taken.value) == (f"case registry {accounts.path}: an account named 'OLGA' is in"
+                                " service already: remove it first, or choose another name")
 
 
 def test_a_new_account_starts_without_its_names_failures(accounts: Accounts) -> None:
@@ -561,8 +625,9 @@ def test_a_new_account_starts_without_its_names_failures(accounts: Accounts) -> 
 def test_a_failed_write_adds_nothing(accounts: Accounts) -> None:
     with sqlite3.connect(accounts.path) as db:
         db.execute("ALTER TABLE login_failures RENAME TO away")
-    with pytest.raises(RegistryError, match="no such table: login_failures"):
+    with pytest.raises(RegistryError, match="no such table: login_failures") as failed:
         accounts.add("olga", "operator", PASSWORD)
+    assert failed.value.path == accounts.path
     with sqlite3.connect(accounts.path) as db:
         db.execute("ALTER TABLE away RENAME TO login_failures")
     assert accounts.all() == []  # the account's row was rolled back with it
@@ -643,3 +708,39 @@ def test_a_hash_at_any_allowed_cost_is_computed_with_enough_memory(
         db.execute("UPDATE accounts SET password_hash = ?", (stored,))
     assert accounts.check("olga", OTHER, T0) is None
     assert accounts.check("olga", PASSWORD, T0) is not None
+
+
+def test_a_guarded_handler_refuses_on_its_own() -> None:
+    """allow() does not lean on the sessions middleware: on an app without it (a route made
+    public by mistake), no session is 401, another role 403, and only its roles reach it."""
+    async def report(request: web.Request) -> web.Response:
+        return web.Response(text=f"reached {request.path} as {request[SESSION_KEY].name}")
+
+    @web.middleware
+    async def given(request: web.Request, handler: Handler) -> web.StreamResponse:
+        role = request.headers.get("X-Test-Role")  # this test's own stand-in for a login
+        if role:
+            request[SESSION_KEY] = Session("olga", Role(role), "c", T0, T0 + 1, "x")
+        return await handler(request)
+
+    async def body() -> None:
+        app = web.Application(middlewares=[given])
+        app.router.add_get("/report", allow(frozenset({Role.SUPERVISOR}))(report))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as s:
+                for role, expected in (("", (401, "log in first")),
+                                       ("operator", (403, "not for the operator role")),
+                                       ("administrator", (403, "not for the administrator"
+                                                               " role")),
+                                       ("supervisor", (200, "reached /report as olga"))):
+                    async with s.get(f"http://127.0.0.1:{port}/report",
+                                     headers={"X-Test-Role": role}) as r:
+                        assert (r.status, await r.text()) == expected, role
+        finally:
+            await runner.cleanup()
+    asyncio.run(body())

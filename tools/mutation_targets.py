@@ -88,7 +88,8 @@ TARGETS: tuple[Target, ...] = (
     # Issue 15: who may see a case file, what is recorded of it, and the evidence.
     Target("centre/records.py", ("tests/test_dispatch.py", "tests/test_silent_sleeping_button.py",
                                  "tests/test_mutants_centre.py", "tests/test_timeline.py",
-                                 "tests/test_operator_page.py")),
+                                 "tests/test_operator_page.py",
+                                 "tests/test_mutants_evidence.py")),
     Target("centre/accounts.py", ("tests/test_accounts.py", "tests/test_operator_login.py",
                                   "tests/test_mutants_workplace.py")),
     Target("centre/sessions.py", ("tests/test_operator_login.py",
@@ -96,6 +97,8 @@ TARGETS: tuple[Target, ...] = (
     Target("centre/authweb.py", ("tests/test_operator_login.py",
                                  "tests/test_operator_page.py",
                                  "tests/test_mutants_workplace.py")),
-    Target("centre/audit.py", ("tests/test_audit.py", "tests/test_retention.py")),
-    Target("centre/evidence_check.py", ("tests/test_evidence.py",)),
+    Target("centre/audit.py", ("tests/test_audit.py", "tests/test_retention.py",
+                               "tests/test_mutants_evidence.py")),
+    Target("centre/evidence_check.py", ("tests/test_evidence.py",
+                                        "tests/test_mutants_evidence.py")),
 )
