@@ -26,6 +26,7 @@ import sys
 import tempfile
 import tokenize
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,14 +215,23 @@ def _diff(where: Path, key: str) -> str:
     return _mutmut(where, "show", key).stdout
 
 
-def _import_time_functions(source: str) -> set[str]:
-    """Functions the module calls while it is imported (a table built at import time)."""
+def _import_time_functions(source: str, package: Sequence[str] = ()) -> set[str]:
+    """Functions that run while modules are imported: those the module calls at its top
+    level (a table built at import time), and those used as decorators in it or in any of
+    `package`'s sources (a decorator runs when the module it decorates is imported)."""
     names: set[str] = set()
     for stmt in ast.parse(source).body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
         names |= {node.func.id for node in ast.walk(stmt)
                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    for text in (source, *package):
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for decorator in node.decorator_list:
+                    call = decorator.func if isinstance(decorator, ast.Call) else decorator
+                    if isinstance(call, ast.Name):
+                        names.add(call.id)
     return names
 
 
@@ -266,7 +276,9 @@ def score(target: Target, where: Path) -> Score:
     listing = _mutmut(where, "results", "--all", "true").stdout
     verdicts = dict(line.strip().rsplit(": ", 1) for line in listing.splitlines()
                     if ": " in line and line.startswith("    "))
-    at_import = _import_time_functions((where / rel).read_text())
+    at_import = _import_time_functions(
+        (where / rel).read_text(),
+        [p.read_text() for p in (where / rel).parent.glob("*.py") if p != where / rel])
     counts = {"killed": 0, "survived": 0, "no_tests": 0, "other": 0, "sql_case": 0}
     survivors: list[str] = []
     with (where / "survivors.txt").open("w") as out:
