@@ -13,8 +13,17 @@ COMPANIONS = ("", "-wal", "-shm", "-journal")
 def private(path: str) -> None:
     """Makes a database and its companions readable and writable by their owner only (0600).
     The file is created 0600 if missing: SQLite gives its WAL and SHM files the database's
-    mode, so they are born private as well. (They hold keys, case files, alarm records.)"""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    mode, so they are born private as well. (They hold keys, case files, alarm records.)
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock the process holds on it, SQLite's included ("How To Corrupt An SQLite Database File",
+    2.2). A second connection opened beside a live one (the centre opens several) would then
+    let another process take the database for unused, checkpoint it and delete its WAL while
+    this process still writes to it: its commits would be invisible to every other process."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     for suffix in COMPANIONS:
         try:
             os.chmod(path + suffix, 0o600)
