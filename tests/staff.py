@@ -5,12 +5,34 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
+import pytest
 
+from msa.centre import accounts as accounts_module
 from msa.centre.accounts import Role
 from msa.centre.authweb import COOKIE, CSRF_HEADER, Workplace
+from msa.centre.server import CentreConfig, RunningCentre, start_centre
+
+
+@pytest.fixture
+def cheap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lower scrypt cost, through the module's constant only, to keep the tests quick."""
+    monkeypatch.setattr(accounts_module, "SCRYPT_N", 2 ** 10)
+
+
+@asynccontextmanager
+async def operator_centre(tmp: Path) -> AsyncIterator[tuple[RunningCentre, str]]:
+    """A started centre in `tmp`, and its operator page's base URL."""
+    running = await start_centre(CentreConfig(state_dir=tmp / "centre"))
+    try:
+        yield running, f"http://127.0.0.1:{running.operator_port}"
+    finally:
+        await running.stop()
 
 
 def add_account(work: Workplace, name: str, role: Role | str) -> str:

@@ -14,15 +14,11 @@ from msa.centre.accounts import Account, AccountLocked, Accounts, Role
 from msa.centre.errors import RegistryError
 from msa.centre.registry import Registry
 
+from staff import cheap  # noqa: F401  (a fixture)
+
 PASSWORD = "correct horse battery"
 OTHER = "another long passphrase"
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def cheap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A lower scrypt cost, through the module's constant only, to keep the tests quick."""
-    monkeypatch.setattr(acc, "SCRYPT_N", 2 ** 10)
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 
@@ -26,20 +24,15 @@ from msa.centre.authweb import (COOKIE, CSRF_HEADER, LOGIN_PAGE, LOGIN_PATH, LOG
                                 SESSION_KEY, SHOWN_KEPT, UNKNOWN_NAME, Handler, Workplace, allow)
 from msa.centre.errors import RegistryError
 from msa.centre.registry import Registry
-from msa.centre.server import CentreConfig, RunningCentre, start_centre
+from msa.centre.server import RunningCentre
 from msa.centre.sessions import IDLE_S, SESSION_S, TOUCH_S, Session, Sessions
 
-from staff import add_account, login
+from staff import add_account, cheap, login  # noqa: F401  (cheap: a fixture)
+from staff import operator_centre as centre
 
 PASSWORD = "correct horse battery"
 OTHER = "another long passphrase"
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def cheap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A lower scrypt cost, through the module's constant only, to keep the tests quick."""
-    monkeypatch.setattr(acc, "SCRYPT_N", 2 ** 10)
 
 
 @pytest.fixture
@@ -202,15 +195,6 @@ def test_logout_and_end_all(registry: Registry, accounts: Accounts) -> None:
 
 
 # --- centre/authweb.py: a real started centre over HTTP -----------------------------------------
-
-
-@asynccontextmanager
-async def centre(tmp: Path) -> AsyncIterator[tuple[RunningCentre, str]]:
-    running = await start_centre(CentreConfig(state_dir=tmp / "centre"))
-    try:
-        yield running, f"http://127.0.0.1:{running.operator_port}"
-    finally:
-        await running.stop()
 
 
 def fixed_clock(work: Workplace) -> float:

@@ -8,26 +8,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 
 from msa.centre import accounts as accounts_mod
 from msa.centre.authweb import COOKIE, CSRF_HEADER, PUBLIC, UNKNOWN_NAME
-from msa.centre.server import CentreConfig, RunningCentre, start_centre
+from msa.centre.server import RunningCentre
 
 from staff import add_account, login
-
-
-@asynccontextmanager
-async def centre(tmp: Path) -> AsyncIterator[tuple[RunningCentre, str]]:
-    running = await start_centre(CentreConfig(state_dir=tmp / "centre"))
-    try:
-        yield running, f"http://127.0.0.1:{running.operator_port}"
-    finally:
-        await running.stop()
+from staff import operator_centre as centre
 
 
 def operator_routes(running: RunningCentre) -> list[tuple[str, str]]:
