@@ -90,7 +90,9 @@ class ButtonLink:
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
         self.connections = 0
-        self.wrong_key = False  # the last attempt found no alarm service for our key
+        # Set when an attempt finds no alarm service for our key; cleared only when one finds
+        # it, so that a retry in progress does not hide the finding from a waiting technician.
+        self.wrong_key = asyncio.Event()
         self._acks: set[asyncio.Task[None]] = set()
 
     # --- callbacks from bleak: copy into the queue, nothing more ---
@@ -162,7 +164,6 @@ class ButtonLink:
             await scanner.stop()
 
     async def _session(self) -> None:
-        self.wrong_key = False  # says how the last attempt ended, no more
         device = await self._find()
         log.debug("found button %#010x at %s", self.target.button_id, device.address)
         self._disconnected.clear()
@@ -186,9 +187,10 @@ class ButtonLink:
                 await client.start_notify(uuids.event, self._on_indication)
             except BleakCharacteristicNotFoundError:
                 # The alarm service's UUIDs come from the key: this button holds another.
-                self.wrong_key = True
+                self.wrong_key.set()
                 raise LinkError(self.target.button_id,
                                 "the button has no alarm service for this host's key") from None
+            self.wrong_key.clear()
             await client.start_notify(uuids.status, self._on_indication)
             await self._command(Op.TIME, int(time.time()))
             self.connections += 1

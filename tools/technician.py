@@ -190,13 +190,23 @@ class _Running:
         raise TimeoutError
 
     async def connected(self, address: str, timeout_s: float) -> None:
+        """Returns once the link has a session; KeyRejected as soon as an attempt finds that
+        the button holds another key (the link would only retry), LinkFailed at the timeout."""
+        async def either() -> None:
+            session = asyncio.ensure_future(self.link.connected.wait())
+            rejected = asyncio.ensure_future(self.link.wrong_key.wait())
+            try:
+                await asyncio.wait({session, rejected}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                session.cancel()
+                rejected.cancel()
         try:
-            await self.within(self.link.connected.wait(), timeout_s)
+            await self.within(either(), timeout_s)
         except TimeoutError:
-            if self.link.wrong_key:
-                raise KeyRejected(self._button.button_id, str(self._button.key_file)) from None
             raise LinkFailed(address, "setting up the host's link",
                              f"no session within {timeout_s:g} s") from None
+        if not self.link.connected.is_set():
+            raise KeyRejected(self._button.button_id, str(self._button.key_file))
 
     async def next_event(self, kind: Kind | None) -> ButtonEvent:
         while True:
