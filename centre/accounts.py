@@ -20,25 +20,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from .errors import RegistryError
+from .errors import RegistryError, StorageConflict
 from .registry import Database, Registry
+from .storage import Begin
 
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS accounts (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " name TEXT NOT NULL, role TEXT NOT NULL, password_hash TEXT NOT NULL,"
-    " created_at REAL NOT NULL, removed_at REAL)",
-    # One account in service per name, whatever its case ("Admin" would pass for "admin" in
-    # an audit log); a removed account's name may be given again.
-    "CREATE UNIQUE INDEX IF NOT EXISTS accounts_in_service ON accounts (name COLLATE NOCASE)"
-    " WHERE removed_at IS NULL",
-    # Keyed by the lower-cased name, account or not (see the module's docstring).
-    "CREATE TABLE IF NOT EXISTS login_failures (name TEXT PRIMARY KEY, failures INTEGER NOT NULL,"
-    " locked_until REAL NOT NULL, last_at REAL NOT NULL)",
-)
 
 # scrypt's cost: n=2**15, r=8 takes 32 MiB and ~0.1 s a hash. Tests may lower SCRYPT_N (only
 # through this constant); the parameters used are stored with each hash.
@@ -146,7 +134,7 @@ class Accounts(Database):
     write commits before it returns, so another process sees it at once."""
 
     def __init__(self, registry: Registry) -> None:
-        super().__init__(registry.path, SCHEMA)
+        super().__init__(registry.place)
         # What an unknown name's password is checked against: the same work as a real one.
         self._dummy = hash_password(secrets.token_urlsafe(PASSWORD_MIN))
 
@@ -194,18 +182,16 @@ class Accounts(Database):
                                  " VALUES (?, ?, ?, ?)", (name, role.value, stored, now))
                 # A new account starts without its name's failures (an administrator acted).
                 self._db.execute("DELETE FROM login_failures WHERE name = ?", (name.lower(),))
-        except sqlite3.IntegrityError:
+        except StorageConflict:
             raise RegistryError(self.path, f"an account named {name!r} is in service already:"
                                 " remove it first, or choose another name") from None
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
         return Account(name, role, now)
 
     def remove(self, name: str) -> bool:
         """Takes an account out of service (its hash is forgotten, its row kept for the
         record). False if there was none of that name."""
         return self._exec("UPDATE accounts SET removed_at = ?, password_hash = ''"
-                          " WHERE name = ? COLLATE NOCASE AND removed_at IS NULL RETURNING id",
+                          " WHERE lower(name) = lower(?) AND removed_at IS NULL RETURNING id",
                           (time.time(), name)) != []
 
     def set_password(self, name: str, password: str) -> bool:
@@ -217,7 +203,7 @@ class Accounts(Database):
         return self._set(name, "role", self._role(role).value)
 
     def _set(self, name: str, column: str, value: str) -> bool:
-        return self._exec(f"UPDATE accounts SET {column} = ? WHERE name = ? COLLATE NOCASE"
+        return self._exec(f"UPDATE accounts SET {column} = ? WHERE lower(name) = lower(?)"
                           " AND removed_at IS NULL RETURNING id", (value, name)) != []
 
     def _account(self, row: tuple[object, ...]) -> Account:
@@ -226,14 +212,14 @@ class Accounts(Database):
 
     def get(self, name: str) -> Account | None:
         rows = self._exec("SELECT name, role, created_at FROM accounts"
-                          " WHERE name = ? COLLATE NOCASE AND removed_at IS NULL", (name,))
+                          " WHERE lower(name) = lower(?) AND removed_at IS NULL", (name,))
         return self._account(rows[0]) if rows else None
 
     def all(self) -> list[Account]:
         """The accounts in service, by name."""
         return [self._account(r) for r in self._exec(
             "SELECT name, role, created_at FROM accounts WHERE removed_at IS NULL"
-            " ORDER BY name COLLATE NOCASE")]
+            " ORDER BY lower(name), name")]
 
     def locked_until(self, name: str, now: float) -> float | None:
         """When the name's lockout ends, None if it is not locked at `now`."""
@@ -268,7 +254,7 @@ class Accounts(Database):
         if until is not None:
             raise AccountLocked(self.path, name, until)
         rows = self._exec("SELECT name, role, created_at, password_hash FROM accounts"
-                          " WHERE name = ? COLLATE NOCASE AND removed_at IS NULL", (name,))
+                          " WHERE lower(name) = lower(?) AND removed_at IS NULL", (name,))
         try:
             return rows, _parse(str(rows[0][3]) if rows else self._dummy)
         except ValueError as exc:
@@ -285,7 +271,7 @@ class Accounts(Database):
         return stored[:3] != (SCRYPT_N, SCRYPT_R, SCRYPT_P)  # the cost was raised since
 
     def _failed(self, key: str, now: float) -> None:
-        with self.transaction():
+        with self.transaction(Begin.EXCLUSIVE):  # two nodes count one name's failures
             rows = self._exec("SELECT failures FROM login_failures WHERE name = ?", (key,))
             failures = (int(str(rows[0][0])) if rows else 0) + 1
             over = failures - FAILURES_BEFORE_LOCK

@@ -1,5 +1,6 @@
 """The centre's audit trail: an append-only, hash-chained log of who did what, to which case
-file or account, from where and when, in its own SQLite database (audit.db, 0600).
+file or account, from where and when, in an area of its own (audit.db, 0600, or the `audit`
+schema of the centre's PostgreSQL: centre/storage.py).
 
 Each entry's hash is SHA-256 over a canonical JSON array of (format tag, seq, at, actor,
 action, subject, source, detail, prev_hash), and each entry carries the hash of the one
@@ -29,34 +30,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msa.common.sqlite import open_wal
-
 from .errors import AuditError
+from .migrations import open_area
+from .storage import Begin, Place, place
 
 _FORMAT = "msa-audit-1"  # in every hash: a later encoding cannot be mistaken for this one
 GENESIS = bytes(32)
 FIELD_MAX = 200  # characters in actor, action, subject and source
 DETAIL_MAX = 65_536  # characters of canonical JSON detail
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, at REAL NOT NULL,"
-    " actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, source TEXT NOT NULL,"
-    " detail TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " count INTEGER NOT NULL, hash BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS entries_by_subject ON entries (subject, seq)",
-    # Where the chain starts once entries were pruned: the last deleted entry's seq and hash.
-    "CREATE TABLE IF NOT EXISTS anchor (id INTEGER PRIMARY KEY CHECK (id = 1),"
-    " seq INTEGER NOT NULL, hash BLOB NOT NULL)",
-)
 PRUNE_ACTION = "audit.prune"
 _COLUMNS = "seq, at, actor, action, subject, source, detail, prev_hash, hash"
 
@@ -148,31 +136,17 @@ def _check_field(name: str, value: object) -> None:
 
 
 class AuditLog:
-    """The audit log in the SQLite file at `path`. Several AuditLogs (in several processes) may
-    append to one file: each append takes SQLite's write lock first, so the chain cannot fork."""
+    """The audit log at `where` (a SQLite file, or the audit area of a PostgreSQL URL or Place).
+    Several AuditLogs (in several processes, on several nodes) may append to one log: each
+    append takes the area's write lock first (Begin.EXCLUSIVE), so the chain cannot fork."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = str(path)
-        try:
-            self._db = open_wal(self.path, _SCHEMA, synchronous="FULL")
-        except (sqlite3.Error, OSError) as exc:
-            raise AuditError(self.path, str(exc)) from exc
+    def __init__(self, where: Place | Path | str) -> None:
+        self.place = place(where, "audit")
+        self.path = str(self.place)
+        self._db = open_area(self.place, "audit", AuditError)
 
     def _exec(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return list(self._db.execute(sql, tuple(args)).fetchall())
-        except sqlite3.Error as exc:
-            raise AuditError(self.path, str(exc)) from exc
-
-    @contextmanager
-    def _transaction(self, begin: str) -> Iterator[None]:
-        self._exec(begin)
-        try:
-            yield
-        except BaseException:
-            self._exec("ROLLBACK")
-            raise
-        self._exec("COMMIT")
+        return self._db.rows(sql, args)
 
     def append(self, actor: str, action: str, subject: str, source: str,
                detail: dict[str, Any] | None = None, at: float | None = None) -> Entry:
@@ -180,7 +154,7 @@ class AuditLog:
         "cli") at `at` (now if None), committed to disk before it returns. AuditError for bad
         input, or when the last entry and the head disagree (run verify()): nothing written."""
         detail_json, when = self._checked(actor, action, subject, source, detail, at)
-        with self._transaction("BEGIN IMMEDIATE"):
+        with self._db.transaction(Begin.EXCLUSIVE):
             return self._append_locked(actor, action, subject, source, detail_json, when)
 
     def _checked(self, actor: str, action: str, subject: str, source: str,
@@ -232,13 +206,13 @@ class AuditLog:
         if isinstance(before_at, bool) or not isinstance(before_at, (int, float)) \
                 or not math.isfinite(before_at):
             raise AuditError(self.path, f"prune refused: before_at {before_at!r} is no time")
-        with self._transaction("BEGIN"):
+        with self._db.transaction(Begin.SNAPSHOT):
             found = self._verify_locked()
             seen = self.head()
         if not found.ok:
             raise AuditError(self.path, f"prune refused: the log does not verify at seq"
                              f" {found.first_bad_seq} ({found.reason})")
-        with self._transaction("BEGIN IMMEDIATE"):
+        with self._db.transaction(Begin.EXCLUSIVE):
             self._check_since(seen)
             first_kept = self._exec("SELECT MIN(seq) FROM entries WHERE at >= ?",
                                     (float(before_at),))[0][0]
@@ -298,7 +272,7 @@ class AuditLog:
         the anchor left by pruning, which the newest audit.prune entry must claim) without a
         gap and that the head counts and ends where the entries do: one snapshot, read while
         appends from other processes go on."""
-        with self._transaction("BEGIN"):
+        with self._db.transaction(Begin.SNAPSHOT):
             return self._verify_locked()
 
     def _verify_locked(self) -> Verification:

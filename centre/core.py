@@ -4,9 +4,9 @@ each idempotency key once, opens incidents with the case file, records the track
 alarms, and keeps each button's last word so that silent buttons and low batteries are warned.
 Every copy of an incident's messages that arrives, counted or duplicate, is recorded with its
 frame in the same batch (arrivals; an incident's review reads it: centre/timeline.py).
-Records live in SQLite (WAL); every accepted message is committed before it is acknowledged,
-and every kind but a heartbeat is also synced to disk first (a power cut must not take back an
-alarm the host was told is safe). Receivers on the event loop use submit(): what arrives within
+Records live in SQLite (WAL) or PostgreSQL (centre/storage.py); every accepted message is
+committed before it is acknowledged, and every kind but a heartbeat is also synced to disk
+first (a power cut must not take back an alarm the host was told is safe). Receivers on the event loop use submit(): what arrives within
 one turn of the loop shares one commit (group commit; docs/performance.md, "ingest").
 
 Keys are the centre's own: it builds each one from the verified frame ("<button hex8>-<boot>-
@@ -20,22 +20,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import logging
 import re
-import sqlite3
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from msa.common.sqlite import open_wal
 from msa.wire.errors import FrameError
 from msa.wire.message import (EVENT_KEY, INCIDENT_KINDS, MAX_UPDATE_NO, UPDATE_SUFFIX, Fix,
                               MessageKind)
 from msa.wire.protocol import CentreKey, Frame, Kind, verify_centre
 
-from .errors import RecordError
+from .errors import RecordError, StorageConflict
+from .migrations import open_area
 from .ratelog import Throttle
 from .records import SILENT_HEARTBEATS as SILENT_HEARTBEATS
 from .records import Arrival as Arrival
@@ -43,6 +44,7 @@ from .records import IncidentRow as IncidentRow
 from .records import RecordReads
 from .records import incident_ref as incident_ref
 from .registry import Registry
+from .storage import Begin, Engine, Place, place
 
 log = logging.getLogger("msa.centre")
 _throttled = Throttle(log)
@@ -66,38 +68,12 @@ UPDATE_LEAD = 32
 _REFERENCE = re.compile(r"INC-([0-9]{6,12})", re.ASCII)
 _HEX8 = re.compile(r"[0-9a-f]{8}", re.ASCII)
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS messages (key TEXT PRIMARY KEY, kind TEXT NOT NULL,"
-    " button_id INTEGER NOT NULL, channel TEXT NOT NULL, received_at REAL NOT NULL,"
-    " incident INTEGER, battery_pct INTEGER)",
-    "CREATE TABLE IF NOT EXISTS incidents (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " key TEXT UNIQUE NOT NULL, button_id INTEGER NOT NULL, test INTEGER NOT NULL,"
-    " case_ref TEXT, opened_at REAL NOT NULL, pressed_at REAL, channel TEXT NOT NULL,"
-    " status TEXT NOT NULL DEFAULT 'open', resolved_at REAL, battery_pct INTEGER)",
-    "CREATE TABLE IF NOT EXISTS track (incident INTEGER NOT NULL, update_no INTEGER NOT NULL,"
-    " lat REAL NOT NULL, lon REAL NOT NULL, accuracy_m REAL NOT NULL, fix_time REAL NOT NULL,"
-    " source TEXT NOT NULL, channel TEXT NOT NULL, received_at REAL NOT NULL,"
-    " PRIMARY KEY (incident, update_no))",
-    "CREATE TABLE IF NOT EXISTS buttons (button_id INTEGER PRIMARY KEY,"
-    " last_seen REAL NOT NULL, battery_pct INTEGER, low_battery INTEGER NOT NULL DEFAULT 0,"
-    " boots INTEGER NOT NULL DEFAULT 0)",
-    # Every copy of an incident's messages that arrived, counted or not, with its frame as
-    # received: an incident's review must see each channel's part (centre/timeline.py).
-    "CREATE TABLE IF NOT EXISTS arrivals (id INTEGER PRIMARY KEY, incident INTEGER NOT NULL,"
-    " key TEXT NOT NULL, kind TEXT NOT NULL, channel TEXT NOT NULL, received_at REAL NOT NULL,"
-    " verdict TEXT NOT NULL, frame BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS arrivals_by_incident ON arrivals (incident, received_at)",
-)
 _ARRIVAL = ("INSERT INTO arrivals (incident, key, kind, channel, received_at, verdict, frame)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)")
-# Applied after _SCHEMA: records made before a column existed get it (the supervisor's daily
-# report reads each message's battery, and each button's messages by time).
-_MIGRATIONS = (
-    ("messages", "battery_pct", "ALTER TABLE messages ADD COLUMN battery_pct INTEGER"),
-)
-_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS messages_by_button ON messages (button_id, received_at)",
-)
+# Every node's page hears of what any node committed (PostgreSQL's NOTIFY, sent in the same
+# transaction: it is delivered only if the commit happens). The payload names the node that
+# wrote, so that a node does not tell its own listeners twice.
+CHANNEL = "msa_centre"
 
 
 class Verdict(enum.Enum):
@@ -155,9 +131,11 @@ class Ingested:
 class Centre(RecordReads):
     """The centre's records. Not thread-safe: one event loop owns it."""
 
-    def __init__(self, path: Path | str, registry: Registry,
+    def __init__(self, where: Place | Path | str, registry: Registry,
                  clock: Callable[[], float] = time.time) -> None:
-        self.path = str(path)
+        self.place = place(where, "records")
+        self.path = str(self.place)
+        self.node = secrets.token_hex(4)  # this process, among the nodes of one database
         self.registry = registry
         self._clock = clock
         self._keys: dict[int, tuple[bytes, CentreKey]] = {}
@@ -166,23 +144,15 @@ class Centre(RecordReads):
         self.warning_sources: list[Callable[[float], list[dict[str, object]]]] = []
         self._waiting: list[asyncio.Future[None]] = []  # submit() callers of the open batch
         self._accepted: list[tuple[Inbound, Ingested]] = []  # to notify once committed
-        try:
-            # NORMAL commits survive a crash of the process, not a power cut: enough for a
-            # heartbeat (the next comes a minute later). Batches holding anything else are
-            # committed with FULL, which syncs the WAL first (see _begin).
-            self._db = open_wal(self.path, _SCHEMA, "NORMAL")
-            for table, column, alter in _MIGRATIONS:
-                columns = {str(r[1]) for r in self._db.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    self._db.execute(alter)
-            for statement in _INDEXES:
-                self._db.execute(statement)
+        # Unsynced commits survive a crash of the process, not a power cut: enough for a
+        # heartbeat (the next comes a minute later). Batches holding anything else are
+        # committed synced, which waits for the disk first (see _begin).
+        self._db = open_area(self.place, "records", RecordError, synced=False)
+        if self.place.kind is Engine.SQLITE:
             # The dedupe index and the buttons' rows outgrow SQLite's 2 MiB default cache
             # with a large fleet: every frame then reads pages back from the OS.
             self._db.execute(f"PRAGMA cache_size={CACHE_KIB}")
-        except (sqlite3.Error, OSError) as exc:
-            raise RecordError(self.path, str(exc)) from exc
-        self._synced = False  # the connection's synchronous setting: FULL (True) or NORMAL
+        self._synced = False  # whether the connection's commits wait for the disk
 
     def _button_keys(self, button_id: int) -> CentreKey | None:
         master = self.registry.key(button_id)  # the button's K_c
@@ -261,7 +231,10 @@ class Centre(RecordReads):
             self._begin(synced=m.kind is not MessageKind.HEARTBEAT)
             result = self._record(m, checked, m.received_at or self._clock())
         except Exception as exc:  # noqa: BLE001 - any failure: no half-written record stays
-            error = RecordError(self.path, f"{type(exc).__name__}: {exc}")
+            # The database's own words when it refused; a fault of ours, named by its class.
+            detail = exc.detail if isinstance(exc, (RecordError, StorageConflict)) else \
+                f"{type(exc).__name__}: {exc}"
+            error = RecordError(self.path, detail)
             self._abort(error)
             raise error from exc
         if result.verdict is Verdict.REJECTED:
@@ -272,16 +245,21 @@ class Centre(RecordReads):
         return result
 
     def _begin(self, synced: bool) -> None:
-        """Opens a batch, or joins the open one. SQLite fixes a commit's sync level before
-        BEGIN: a message that must be synced ends an unsynced batch (committed as it is)."""
+        """Opens a batch, or joins the open one. A commit's sync level is fixed before BEGIN:
+        a message that must be synced ends an unsynced batch (committed as it is)."""
         if self._db.in_transaction:
             if self._synced or not synced:
                 return
-            self._db.execute("COMMIT")
+            self._commit()
         if self._synced != synced:
-            self._db.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
+            self._db.set_synced(synced)
             self._synced = synced
-        self._db.execute("BEGIN IMMEDIATE")
+        self._db.begin(Begin.WRITE)
+
+    def _commit(self) -> None:
+        # The other nodes' pages hear of it in the same transaction (nothing on SQLite).
+        self._db.notify(CHANNEL, json.dumps({"node": self.node}))
+        self._db.commit()
 
     def flush(self) -> None:
         """Commits the open batch, then releases its submit() callers and tells listeners."""
@@ -289,11 +267,10 @@ class Centre(RecordReads):
         accepted, self._accepted = self._accepted, []
         if self._db.in_transaction:
             try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                error = RecordError(self.path, str(exc))
+                self._commit()
+            except RecordError as error:
                 self._abort(error, waiting)
-                raise error from exc
+                raise
         for committed in waiting:
             if not committed.done():
                 committed.set_result(None)
@@ -307,8 +284,8 @@ class Centre(RecordReads):
     def _abort(self, error: RecordError, waiting: list[asyncio.Future[None]] | None = None
                ) -> None:
         """Rolls the batch back: nothing in it was acknowledged, so its senders retry."""
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+        with contextlib.suppress(RecordError):  # a dropped connection rolled back already
+            self._db.rollback()
         for committed in self._waiting + (waiting or []):
             if not committed.done():
                 committed.set_exception(error)
@@ -318,20 +295,25 @@ class Centre(RecordReads):
         db = self._db
         frame, key, incident_key, update_no = checked
         row = db.execute("SELECT id, status FROM incidents WHERE key = ?",
-                         (incident_key,)).fetchone() if incident_key else None
+                         (incident_key,)).one() if incident_key else None
         if m.kind is MessageKind.LOCATION:
             if row is None:
                 return Ingested(Verdict.REJECTED, "no incident for this update (yet)")
             highest = db.execute("SELECT COALESCE(MAX(update_no), 0) FROM track"
-                                 " WHERE incident = ?", (row[0],)).fetchone()[0]
+                                 " WHERE incident = ?", (row[0],)).rows[0][0]
             if update_no > int(highest) + UPDATE_LEAD:
                 return Ingested(Verdict.REJECTED, f"update {update_no} is more than"
                                 f" {UPDATE_LEAD} past the incident's latest ({highest})")
-        first = db.execute("INSERT OR IGNORE INTO messages (key, kind, button_id, channel,"
-                           " received_at, battery_pct) VALUES (?, ?, ?, ?, ?, ?)",
+        # The key's primary key counts it once, whichever node's transaction commits first:
+        # another node's insert of the same key waits for that commit, then does nothing.
+        first = db.execute("INSERT INTO messages (key, kind, button_id, channel, received_at,"
+                           " battery_pct) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            (key, m.kind.value, m.button_id, m.channel, now,
                             frame.battery_pct)).rowcount == 1
         if not first:
+            if row is None and incident_key:  # opened by another node meanwhile
+                row = db.execute("SELECT id, status FROM incidents WHERE key = ?",
+                                 (incident_key,)).one()
             if row is not None:  # a copy of an incident's message: its review shows it
                 db.execute(_ARRIVAL, (row[0], key, m.kind.value, m.channel, now,
                                       Verdict.DUPLICATE.value, m.frame))
@@ -339,28 +321,31 @@ class Centre(RecordReads):
                             incident_ref(int(row[0])), status="" if row is None else str(row[1]))
         db.execute("INSERT INTO buttons (button_id, last_seen, battery_pct, low_battery, boots)"
                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(button_id) DO UPDATE SET"
-                   " last_seen = MAX(last_seen, excluded.last_seen),"
-                   " battery_pct = COALESCE(excluded.battery_pct, battery_pct),"
-                   " low_battery = MAX(low_battery, excluded.low_battery),"
-                   " boots = boots + excluded.boots",
+                   " last_seen = CASE WHEN excluded.last_seen > buttons.last_seen"
+                   " THEN excluded.last_seen ELSE buttons.last_seen END,"
+                   " battery_pct = COALESCE(excluded.battery_pct, buttons.battery_pct),"
+                   " low_battery = CASE WHEN excluded.low_battery > buttons.low_battery"
+                   " THEN excluded.low_battery ELSE buttons.low_battery END,"
+                   " boots = buttons.boots + excluded.boots",
                    (m.button_id, now, frame.battery_pct,
                     int(m.kind is MessageKind.LOW_BATTERY), int(m.kind is MessageKind.BOOT)))
         if m.kind in INCIDENT_KINDS and row is None:
             case = self.registry.case_of(m.button_id)
             cur = db.execute("INSERT INTO incidents (key, button_id, test, case_ref, opened_at,"
-                             " pressed_at, channel, battery_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             " pressed_at, channel, battery_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                             " RETURNING id",
                              (key, m.button_id, int(m.kind is MessageKind.TEST),
                               None if case is None else case.case_ref, now, m.pressed_at,
                               m.channel, frame.battery_pct))
-            row = (cur.lastrowid, "open")
+            row = (cur.rows[0][0], "open")
         if row is not None:
             db.execute("UPDATE messages SET incident = ? WHERE key = ?", (row[0], key))
             db.execute(_ARRIVAL, (row[0], key, m.kind.value, m.channel, now,
                                   Verdict.ACCEPTED.value, m.frame))
             if m.fix is not None:
-                db.execute("INSERT OR IGNORE INTO track (incident, update_no, lat, lon,"
-                           " accuracy_m, fix_time, source, channel, received_at)"
-                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO track (incident, update_no, lat, lon, accuracy_m,"
+                           " fix_time, source, channel, received_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            (row[0], update_no, m.fix.lat, m.fix.lon, m.fix.accuracy_m,
                             m.fix.time, m.fix.source, m.channel, now))
             return Ingested(Verdict.ACCEPTED, incident=incident_ref(int(row[0])),
@@ -387,10 +372,10 @@ class Centre(RecordReads):
         number = _REFERENCE.fullmatch(reference)
         if number is not None:
             row = self._db.execute("SELECT id, key FROM incidents WHERE id = ?",
-                                   (int(number[1]),)).fetchone()
+                                   (int(number[1]),)).one()
         elif EVENT_KEY.fullmatch(reference):
             row = self._db.execute("SELECT id, key FROM incidents WHERE key = ?",
-                                   (reference,)).fetchone()
+                                   (reference,)).one()
         else:
             return None
         return None if row is None else (int(row[0]), str(row[1]))
@@ -401,9 +386,12 @@ class Centre(RecordReads):
         if number is None:
             return False
         self.flush()  # the update below then commits on its own, before this returns
-        changed = self._db.execute("UPDATE incidents SET status = 'resolved', resolved_at = ?"
-                                   " WHERE id = ? AND status = 'open'",
-                                   (self._clock(), number)).rowcount == 1
+        with self._db.transaction():
+            changed = self._db.execute("UPDATE incidents SET status = 'resolved',"
+                                       " resolved_at = ? WHERE id = ? AND status = 'open'",
+                                       (self._clock(), number)).rowcount == 1
+            if changed:
+                self._db.notify(CHANNEL, json.dumps({"node": self.node}))
         if changed:
             for listener in self.listeners:
                 listener("resolved", {"incident": incident_ref(number)})

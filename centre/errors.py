@@ -24,6 +24,29 @@ class RecordError(CentreError):
         super().__init__(f"alarm records {path}: {detail}")
 
 
+class StorageConflict(CentreError):
+    """A write broke a unique or primary key of the centre's data at `path` (a name taken, a
+    row that exists): `detail` is the database's own words."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"{path}: {detail}")
+
+
+class SchemaError(CentreError):
+    """The centre's data at `path` is not at the schema version this msa needs (`found`,
+    `wanted`): older is fixed by `msa centre migrate`, newer needs a newer msa."""
+
+    def __init__(self, path: str, found: int, wanted: int) -> None:
+        self.path = path
+        self.found = found
+        self.wanted = wanted
+        what = ("run `msa centre migrate` first" if found < wanted else
+                "it was migrated by a newer msa: run that version (no downgrades)")
+        super().__init__(f"{path}: schema version {found}, this msa needs {wanted}: {what}")
+
+
 class CentreConfigError(CentreError):
     """The centre cannot start as configured: `key` names the setting, `detail` what it must
     be (e.g. a token too short to be one)."""

@@ -47,7 +47,9 @@ from .evidence_report import render_report, utc_iso
 from .notes import Notes
 from .proxstore import ProximityStore
 from .registry import Registry
+from .retention import StatePaths
 from .signing import signing_key
+from .storage import Engine
 from .timeline import incident_timeline
 
 __all__ = ["Check", "Report", "canonical", "content_digest", "export", "verify"]
@@ -109,25 +111,29 @@ def _write_bundle(out_dir: Path, files: dict[str, bytes]) -> None:
                             " (give a new, empty folder)") from exc
 
 
-def export(state_dir: Path, ref: str, out_dir: Path, *, actor: str, source: str) -> Path:
-    """Exports incident `ref` ("INC-000012") from the centre's state folder into the new folder
-    out_dir, signed with the centre's key; the folder. Records "incident.export" in the audit
+def export(state_dir: Path, ref: str, out_dir: Path, *, actor: str, source: str,
+           database: str | None = None) -> Path:
+    """Exports incident `ref` ("INC-000012") from the centre's state folder (or, given its
+    URL, the centre's PostgreSQL database) into the new folder out_dir, signed with the
+    centre's key (in state_dir either way); the folder. Records "incident.export" in the audit
     log first. EvidenceError (or the stores' own CentreError) for a missing state folder or
     incident, an out_dir in use, or a store that cannot be read: no bundle is left half-made."""
-    records = state_dir / "records.db"
-    if not (state_dir / "registry.db").is_file() or not records.is_file():
+    paths = StatePaths.of(state_dir, database)
+    records = paths.records
+    if records.kind is Engine.SQLITE and (not Path(paths.registry.target).is_file()
+                                          or not Path(records.target).is_file()):
         raise EvidenceError(str(state_dir), "not a centre's state folder (no registry.db and"
                             " records.db): give the --state-dir the centre runs with")
     _check_out(out_dir)
     key = signing_key(state_dir)  # before the audit entry: a bad key file exports nothing
-    registry = Registry(state_dir / "registry.db")
+    registry = Registry(paths.registry)
     opened: list[Centre | Notes | AuditLog | ProximityStore] = []
     try:
         centre = Centre(records, registry)
         opened.append(centre)
         notes = Notes(records)
         opened.append(notes)
-        audit = AuditLog(state_dir / "audit.db")
+        audit = AuditLog(paths.audit)
         opened.append(audit)
         proximity = ProximityStore(registry)
         opened.append(proximity)

@@ -14,23 +14,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass, field
 
 
-from .errors import RegistryError
+from .errors import RegistryError, StorageConflict
 from .registry import Database, Registry
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS hosts (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " name TEXT NOT NULL, case_ref TEXT NOT NULL, token_sha256 BLOB UNIQUE NOT NULL,"
-    " dc09_account TEXT UNIQUE NOT NULL, dc09_key BLOB NOT NULL,"
-    " issued_at REAL NOT NULL, revoked_at REAL)",
-    # A name names one host in service; a revoked host's name may be given again (a new phone).
-    "CREATE UNIQUE INDEX IF NOT EXISTS hosts_in_service ON hosts (name)"
-    " WHERE revoked_at IS NULL",
-)
 TOKEN_BYTES = 32  # 43 URL-safe characters, well above the API's MIN_TOKEN_LEN
 DC09_KEY_BYTES = 32  # AES-256; the host's dc09 channel takes 16, 24 or 32
 ACCOUNT_DIGITS = 12  # a DC-09 account of 12 upper-case hex digits (the standard allows 3-16)
@@ -65,7 +55,7 @@ class Hosts(Database):
     """The hosts' credentials, in the registry's database (a connection of its own)."""
 
     def __init__(self, registry: Registry) -> None:
-        super().__init__(registry.path, _SCHEMA)
+        super().__init__(registry.place)
         self.registry = registry
 
     def issue(self, case_ref: str, name: str | None = None) -> Issued:
@@ -86,13 +76,11 @@ class Hosts(Database):
                 self._db.execute("INSERT INTO hosts (name, case_ref, token_sha256, dc09_account,"
                                  " dc09_key, issued_at) VALUES (?, ?, ?, ?, ?, ?)",
                                  (name, case_ref, secret_hash(token), account, key, now))
-            except sqlite3.IntegrityError as exc:
-                if "dc09_account" in str(exc):
+            except StorageConflict as exc:
+                if "dc09_account" in exc.detail:
                     continue
                 raise RegistryError(self.path, f"a host named {name!r} is in service already:"
                                     " revoke it first, or give this one another name") from None
-            except sqlite3.Error as exc:
-                raise RegistryError(self.path, str(exc)) from exc
             return Issued(Host(name, case_ref, account, now), token, key)
         raise RegistryError(self.path, "no free DC-09 account found")
 
@@ -106,8 +94,8 @@ class Hosts(Database):
         return self._revoke("case_ref = ?", case_ref)
 
     def _revoke(self, where: str, value: str) -> int:
-        return self._write(f"UPDATE hosts SET revoked_at = ?, dc09_key = X'' WHERE {where}"
-                           " AND revoked_at IS NULL", (time.time(), value))
+        return self._write(f"UPDATE hosts SET revoked_at = ?, dc09_key = ? WHERE {where}"
+                           " AND revoked_at IS NULL", (time.time(), b"", value))
 
     _COLUMNS = "name, case_ref, dc09_account, issued_at"
 

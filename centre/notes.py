@@ -1,32 +1,27 @@
-"""Operators' notes on incidents, kept beside the alarm records (records.db, 0600) in a table of
-their own: who wrote what about which incident, and when. Notes are only ever added: a note
-that was wrong is answered by a later note, as on paper.
+"""Operators' notes on incidents, kept beside the alarm records (their area: records.db, 0600,
+or the `records` schema) in a table of their own: who wrote what about which incident, and
+when. Notes are only ever added: a note that was wrong is answered by a later note, as on paper.
 
-Notes has its own connection to records.db. A Centre on the same file in the same thread may
-hold a write batch open until its event loop's next turn: call Centre.flush() before add() there
-(as Centre.resolve() does), or the add waits on SQLite's lock and fails.
+Notes has its own connection to the records. A Centre on the same SQLite file in the same
+thread may hold a write batch open until its event loop's next turn: call Centre.flush() before
+add() there (as Centre.resolve() does), or the add waits on SQLite's lock and fails.
 """
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import unicodedata
 from pathlib import Path
 
-from msa.common.sqlite import open_wal
 from msa.wire.message import MAX_TIME, finite
 
 from .errors import RecordError
+from .migrations import open_area
+from .storage import Place, place
 
 NOTE_MAX = 4000  # characters, after stripping
 AUTHOR_MAX = 200  # characters (an account name, as in the audit log)
 _ALLOWED_CONTROLS = frozenset("\n\t")
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " incident INTEGER NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS notes_by_incident ON notes (incident, at, id)",
-)
 _COLUMNS = ("id", "incident", "author", "text", "at")
 
 
@@ -59,14 +54,12 @@ def _check_author(author: object) -> str:
 
 
 class Notes:
-    """The notes table in the records database at `path`."""
+    """The notes table in the records at `where`."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = str(path)
-        try:
-            self._db = open_wal(self.path, _SCHEMA, "FULL")
-        except (sqlite3.Error, OSError) as exc:
-            raise RecordError(self.path, str(exc)) from exc
+    def __init__(self, where: Place | Path | str) -> None:
+        self.place = place(where, "records")
+        self.path = str(self.place)
+        self._db = open_area(self.place, "records", RecordError)
 
     def check(self, text: str) -> str:
         """The text as add() would store it (stripped); RecordError saying what is wrong."""
@@ -93,25 +86,19 @@ class Notes:
             when = finite(at, 0.0, MAX_TIME, "the time")
         except ValueError as exc:
             raise RecordError(self.path, f"note refused: {exc}") from exc
-        try:
-            # One statement: the incident cannot vanish between a check and the insert.
-            cursor = self._db.execute(
-                "INSERT INTO notes (incident, author, text, at) SELECT ?, ?, ?, ?"
-                " WHERE EXISTS (SELECT 1 FROM incidents WHERE id = ?)",
-                (incident, author, text, when, incident))
-        except sqlite3.Error as exc:
-            raise RecordError(self.path, str(exc)) from exc
-        if cursor.rowcount != 1 or cursor.lastrowid is None:
+        # One statement: the incident cannot vanish between a check and the insert.
+        row = self._db.execute(
+            "INSERT INTO notes (incident, author, text, at) SELECT ?, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM incidents WHERE id = ?) RETURNING id",
+            (incident, author, text, when, incident)).one()
+        if row is None:
             raise RecordError(self.path, f"note refused: no incident number {incident}")
-        return int(cursor.lastrowid)
+        return int(row[0])
 
     def for_incident(self, incident: int) -> list[dict[str, object]]:
         """The incident's notes, oldest first (by `at`, then in the order they were added)."""
-        try:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM notes"
-                                    " WHERE incident = ? ORDER BY at, id", (incident,)).fetchall()
-        except sqlite3.Error as exc:
-            raise RecordError(self.path, str(exc)) from exc
+        rows = self._db.rows(f"SELECT {', '.join(_COLUMNS)} FROM notes"
+                             " WHERE incident = ? ORDER BY at, id", (incident,))
         return [dict(zip(_COLUMNS, row)) for row in rows]
 
     def close(self) -> None:

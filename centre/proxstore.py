@@ -6,37 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import time
 from dataclasses import dataclass
 
 
-from .errors import RegistryError
+from .errors import RegistryError, StorageConflict
 from .geo import Circle, Polygon, Shape
-from .proximity import FLAGS, VICTIM_ZONE, CaseRules, Change, shape_json
+from .proximity import ALERT, FLAGS, VICTIM_ZONE, CaseRules, Change, shape_json
 from .registry import Database, Registry
-from .tags import SCHEMA as TAG_SCHEMA
 
-_SCHEMA = (
-    *TAG_SCHEMA,  # the links and the record name tags
-    "CREATE TABLE IF NOT EXISTS proximity_rules (case_ref TEXT PRIMARY KEY,"
-    " alert_radius_m REAL NOT NULL, prealert_radius_m REAL NOT NULL,"
-    " moving_zone INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS zones (case_ref TEXT NOT NULL, name TEXT NOT NULL,"
-    " shape TEXT NOT NULL, added_at REAL NOT NULL, PRIMARY KEY (case_ref, name))",
-    "CREATE TABLE IF NOT EXISTS tag_links (tag_id TEXT NOT NULL, case_ref TEXT NOT NULL,"
-    " PRIMARY KEY (tag_id, case_ref))",
-    "CREATE INDEX IF NOT EXISTS tag_links_by_case ON tag_links (case_ref)",
-    "CREATE TABLE IF NOT EXISTS victim_positions (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " case_ref TEXT NOT NULL, received_at REAL NOT NULL, fix_time REAL NOT NULL,"
-    " lat REAL NOT NULL, lon REAL NOT NULL, accuracy_m REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS victim_positions_by_time ON victim_positions (received_at)",
-    # The case record of proximity: `ref` ties a delivery or acknowledgement to its alert.
-    "CREATE TABLE IF NOT EXISTS proximity_events (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " case_ref TEXT NOT NULL, tag_id TEXT NOT NULL, zone TEXT NOT NULL, kind TEXT NOT NULL,"
-    " at REAL NOT NULL, distance_m REAL, near_m REAL, ref INTEGER, detail TEXT)",
-    "CREATE INDEX IF NOT EXISTS proximity_events_by_case ON proximity_events (case_ref, id)",
-)
 DEFAULT_RADIUS_M = 500.0  # Spain's Cometa; a court order sets the case's own
 MIN_RADIUS_M, MAX_RADIUS_M = 50.0, 50_000.0  # France's bracelet goes to 10 km, pre-alert 20
 RETENTION_S = 86_400.0  # victim positions outside an alarm are kept this long by default
@@ -92,7 +70,7 @@ class ProximityStore(Database):
     (a victim position lost to a power cut is replaced by the next, 10 to 30 s later)."""
 
     def __init__(self, registry: Registry, retention_s: float = RETENTION_S) -> None:
-        super().__init__(registry.path, _SCHEMA, positions=True)
+        super().__init__(registry.place, positions=True)
         self.registry = registry
         self.retention_s = retention_s
 
@@ -108,7 +86,10 @@ class ProximityStore(Database):
             raise RegistryError(self.path, f"radius {alert_radius_m:g} m, pre-alert {pre:g} m:"
                                 f" R from {MIN_RADIUS_M:g} to {MAX_RADIUS_M:g} m, the pre-alert"
                                 " radius above it")
-        self._write("INSERT OR REPLACE INTO proximity_rules VALUES (?, ?, ?, ?)",
+        self._write("INSERT INTO proximity_rules VALUES (?, ?, ?, ?) ON CONFLICT (case_ref)"
+                    " DO UPDATE SET alert_radius_m = excluded.alert_radius_m,"
+                    " prealert_radius_m = excluded.prealert_radius_m,"
+                    " moving_zone = excluded.moving_zone",
                     (case_ref, alert_radius_m, pre, int(moving_zone)))
         return self.rules(case_ref)
 
@@ -123,11 +104,9 @@ class ProximityStore(Database):
         try:
             self._db.execute("INSERT INTO zones VALUES (?, ?, ?, ?)",
                              (case_ref, name, json.dumps(shape_json(shape)), time.time()))
-        except sqlite3.IntegrityError:
+        except StorageConflict:
             raise RegistryError(self.path, f"case {case_ref!r} has a zone {name!r} already:"
                                 " remove it first") from None
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
 
     def remove_zone(self, case_ref: str, name: str) -> bool:
         return self._write("DELETE FROM zones WHERE case_ref = ? AND name = ?",
@@ -140,7 +119,8 @@ class ProximityStore(Database):
         if not self._exec("SELECT 1 FROM tags WHERE tag_id = ? AND retired_at IS NULL",
                           (tag_id,)):
             raise RegistryError(self.path, f"no tag {tag_id!r} in service")
-        self._write("INSERT OR IGNORE INTO tag_links VALUES (?, ?)", (tag_id, case_ref))
+        self._write("INSERT INTO tag_links VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (tag_id, case_ref))
 
     def cases_of(self, tag_id: str, case_ref: str) -> list[str]:
         """The cases a tag is linked to: its own first, then the others."""
@@ -182,17 +162,30 @@ class ProximityStore(Database):
     def prune(self, now: float, keep_cases: frozenset[str] = frozenset()) -> int:
         """Deletes victim positions older than the retention, except those of cases with an
         alert open (`keep_cases`: they are the alarm's evidence). How many went."""
-        marks = ",".join("?" * len(keep_cases))
+        # NOT IN () is SQLite's only: an empty list keeps the case no one has ("").
+        kept = sorted(keep_cases) or [""]
+        marks = ",".join("?" * len(kept))
         return self._write(f"DELETE FROM victim_positions WHERE received_at < ?"
                            f" AND case_ref NOT IN ({marks})",
-                           (now - self.retention_s, *sorted(keep_cases)), fast=True)
+                           (now - self.retention_s, *kept), fast=True)
+
+    def open_alert_cases(self) -> frozenset[str]:
+        """The cases with a proximity alert not cleared in the record: their victim positions
+        are the alert's evidence (prune() keeps them). Read from the record, so it holds
+        across restarts, processes and nodes."""
+        rows = self._exec(
+            "SELECT DISTINCT a.case_ref FROM proximity_events a WHERE a.kind = ? AND NOT"
+            " EXISTS (SELECT 1 FROM proximity_events c WHERE c.case_ref = a.case_ref AND"
+            " c.tag_id = a.tag_id AND c.zone = a.zone AND c.kind = ? AND c.id > a.id)",
+            (ALERT, f"{ALERT} cleared"))
+        return frozenset(str(r[0]) for r in rows)
 
     # --- the record ---
     def record(self, change: Change) -> int:
         """One pre-alert, alert, clearing or flag in the case record; its id. A flag is
         written without an fsync of its own (it comes with the next durable write)."""
         return self._write("INSERT INTO proximity_events (case_ref, tag_id, zone, kind, at,"
-                           " distance_m, near_m) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           " distance_m, near_m) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                            (change.case_ref, change.tag_id, change.zone, change.kind,
                             change.at, change.distance_m, change.near_m),
                            fast=change.kind in FLAGS)
@@ -201,7 +194,7 @@ class ProximityStore(Database):
                     ref: int | None, detail: dict[str, object]) -> int:
         """A delivery, an acknowledgement or a warning sent, tied to its alert by `ref`."""
         return self._write("INSERT INTO proximity_events (case_ref, tag_id, zone, kind, at,"
-                           " ref, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           " ref, detail) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                            (case_ref, tag_id, zone, kind, at, ref,
                             json.dumps(detail, sort_keys=True)))
 

@@ -3,13 +3,13 @@ their case files and tracks, summaries of the resolved ones, each incident's arr
 buttons' warnings and message counts. Reads only: every write is core.py's."""
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import NamedTuple
 
 from msa.wire.message import MessageKind
 
 from .registry import Registry
+from .storage import Connection
 
 # A button is silent after missing this many heartbeats of its own period (see warnings()).
 SILENT_HEARTBEATS = 3
@@ -48,7 +48,7 @@ class IncidentRow(NamedTuple):
 class RecordReads:
     """The read side of the records, mixed into Centre (which owns the connection)."""
 
-    _db: sqlite3.Connection
+    _db: Connection
     registry: Registry
     _clock: Callable[[], float]
     warning_sources: list[Callable[[float], list[dict[str, object]]]]
@@ -57,12 +57,12 @@ class RecordReads:
         """Incident `number` (its row id), None if there is none."""
         row = self._db.execute("SELECT key, button_id, test, case_ref, opened_at, pressed_at,"
                                " channel, status, resolved_at, battery_pct FROM incidents"
-                               " WHERE id = ?", (number,)).fetchone()
+                               " WHERE id = ?", (number,)).one()
         return None if row is None else IncidentRow._make((*row[:2], bool(row[2]), *row[3:]))
 
     def arrivals(self, number: int) -> list[Arrival]:
         """Every copy of incident `number`'s messages that arrived, oldest first."""
-        return [Arrival(*row) for row in self._db.execute(
+        return [Arrival(*row) for row in self._db.rows(
             "SELECT key, kind, channel, received_at, verdict, frame FROM arrivals"
             " WHERE incident = ? ORDER BY received_at, id", (number,))]
 
@@ -71,7 +71,7 @@ class RecordReads:
         where = "" if include_resolved else "WHERE status = 'open'"
         rows = self._db.execute("SELECT id, key, button_id, test, case_ref, opened_at,"
                                 " pressed_at, channel, status, resolved_at, battery_pct"
-                                f" FROM incidents {where} ORDER BY id DESC").fetchall()
+                                f" FROM incidents {where} ORDER BY id DESC").rows
         out: list[dict[str, object]] = []
         for (number, key, button_id, test, case_ref, opened, pressed, channel, status,
              resolved, battery) in rows:
@@ -89,7 +89,7 @@ class RecordReads:
         rows = self._db.execute("SELECT id, key, button_id, test, case_ref, opened_at,"
                                 " pressed_at, channel, resolved_at FROM incidents"
                                 " WHERE status = 'resolved' ORDER BY id DESC LIMIT ?",
-                                (limit,)).fetchall()
+                                (limit,)).rows
         return [{"incident": incident_ref(number), "key": key, "button_id": button_id,
                  "test": bool(test), "case_ref": case_ref, "opened_at": opened,
                  "pressed_at": pressed, "channel": channel, "status": "resolved",
@@ -100,7 +100,7 @@ class RecordReads:
     def track(self, number: int) -> list[dict[str, object]]:
         rows = self._db.execute("SELECT update_no, lat, lon, accuracy_m, fix_time, source,"
                                 " channel, received_at FROM track WHERE incident = ?"
-                                " ORDER BY update_no", (number,)).fetchall()
+                                " ORDER BY update_no", (number,)).rows
         return [{"update_no": u, "lat": la, "lon": lo, "accuracy_m": acc, "fix_time": ft,
                  "source": src, "channel": ch, "received_at": rx}
                 for u, la, lo, acc, ft, src, ch, rx in rows]
@@ -115,7 +115,7 @@ class RecordReads:
         now = self._clock() if now is None else now
         out: list[dict[str, object]] = []
         seen = {int(b): (float(t), bat, low) for b, t, bat, low in self._db.execute(
-            "SELECT button_id, last_seen, battery_pct, low_battery FROM buttons").fetchall()}
+            "SELECT button_id, last_seen, battery_pct, low_battery FROM buttons").rows}
         periods = self.registry.heartbeat_periods()
         for button_id in self.registry.buttons():
             last = seen.get(button_id)
@@ -134,8 +134,7 @@ class RecordReads:
 
     def count(self, kind: MessageKind | None = None) -> int:
         if kind is None:
-            row = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
+            rows = self._db.rows("SELECT COUNT(*) FROM messages")
         else:
-            row = self._db.execute("SELECT COUNT(*) FROM messages WHERE kind = ?",
-                                   (kind.value,)).fetchone()
-        return int(row[0])
+            rows = self._db.rows("SELECT COUNT(*) FROM messages WHERE kind = ?", (kind.value,))
+        return int(rows[0][0])

@@ -1,4 +1,4 @@
-"""The centre's case registry (SQLite): which button belongs to which case, the button's centre
+"""The centre's case registry: which button belongs to which case, the button's centre
 key K_c (so the centre verifies every alarm itself, with a key no host holds), and what the operator must know at once — the
 victim, the suspect, the measures imposed, whether weapons are feared. Held by police only:
 never on the button, never on the air, never on the victim's host.
@@ -6,32 +6,16 @@ never on the button, never on the air, never on the victim's host.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from msa.common.sqlite import open_wal
+from typing import Any
 
 from .errors import RegistryError
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS cases ("
-    " case_ref TEXT PRIMARY KEY, victim TEXT NOT NULL, victim_phone TEXT NOT NULL DEFAULT '',"
-    " suspect TEXT NOT NULL DEFAULT '', suspect_notes TEXT NOT NULL DEFAULT '',"
-    " measures TEXT NOT NULL DEFAULT '[]', weapons INTEGER NOT NULL DEFAULT 0,"
-    " host_phone TEXT NOT NULL DEFAULT '')",
-    "CREATE TABLE IF NOT EXISTS buttons ("
-    " button_id INTEGER PRIMARY KEY, key BLOB NOT NULL, case_ref TEXT,"
-    " registered_at REAL NOT NULL, retired_at REAL)",
-    # The heartbeat period each button was provisioned with (a sleep-mode button's is long);
-    # a table of its own, so that registries made before it need no migration.
-    "CREATE TABLE IF NOT EXISTS heartbeats ("
-    " button_id INTEGER PRIMARY KEY, period_s INTEGER NOT NULL)",
-)
-
+from .migrations import open_area
+from .storage import Begin, Engine, Place, place
 
 @dataclass(frozen=True)
 class Case:
@@ -54,47 +38,42 @@ class Case:
 
 
 class Database:
-    """One connection to the registry's database, its tables' schema applied; SQLite's errors
-    come out as RegistryError. Registry, Hosts and Tags each keep their tables through one.
+    """One connection to the registry's area of the centre's data (a SQLite file or a
+    PostgreSQL schema: centre/storage.py); its errors come out as RegistryError. Registry,
+    Hosts, Tags, ProximityStore, Accounts and Sessions each keep their tables through one.
 
-    With `positions`, a second connection without an fsync per write (synchronous=NORMAL: a
-    crash of the process loses nothing, a power cut the last moment's) for positions, which
-    come again within seconds and at thousands a second: `_write(..., fast=True)`."""
+    With `positions`, a second connection whose commits do not wait for the disk (a crash of
+    the process loses nothing, a power cut the last moment's) for positions, which come again
+    within seconds and at thousands a second: `_write(..., fast=True)`."""
 
-    def __init__(self, path: Path | str, schema: Sequence[str], positions: bool = False
-                 ) -> None:
-        self.path = str(path)
+    def __init__(self, where: Place | Path | str, positions: bool = False) -> None:
+        self.place = place(where, "registry")
+        self.path = str(self.place)
+        self._db = open_area(self.place, "registry", RegistryError)
         try:
-            self._db = open_wal(self.path, schema)
-            self._fast = open_wal(self.path, (), synchronous="NORMAL") if positions else None
-        except (sqlite3.Error, OSError) as exc:
-            raise RegistryError(self.path, str(exc)) from exc
+            self._fast = open_area(self.place, "registry", RegistryError, synced=False) \
+                if positions else None
+        except BaseException:
+            self._db.close()
+            raise
 
     def _write(self, sql: str, args: Sequence[object], fast: bool = False) -> int:
-        """One write, committed: the new row's id for an INSERT, else the rows it changed."""
+        """One write, committed: what its RETURNING gives first (0 if nothing), else the
+        number of rows it changed."""
         db = self._fast if fast and self._fast is not None else self._db
-        try:
-            cursor = db.execute(sql, tuple(args))
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
-        return int(cursor.lastrowid or 0) if sql.startswith("INSERT") else cursor.rowcount
+        result = db.execute(sql, args)
+        if " RETURNING " in sql:
+            row = result.one()
+            return 0 if row is None else int(row[0])
+        return result.rowcount
 
-    def _exec(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        try:
-            return list(self._db.execute(sql, tuple(args)).fetchall())
-        except sqlite3.Error as exc:
-            raise RegistryError(self.path, str(exc)) from exc
+    def _exec(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._db.rows(sql, args)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Many writes as one commit, all or none (a fleet enrolled at once)."""
-        self._exec("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._exec("ROLLBACK")
-            raise
-        self._exec("COMMIT")
+    def transaction(self, kind: Begin = Begin.WRITE) -> AbstractContextManager[None]:
+        """Many writes as one commit, all or none (a fleet enrolled at once); EXCLUSIVE for
+        a read-modify-write that must not interleave with another node's."""
+        return self._db.transaction(kind)
 
     def close(self) -> None:
         if self._fast is not None:
@@ -105,9 +84,10 @@ class Database:
 class Registry(Database):
     """Cases and buttons. Every write commits before it returns."""
 
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(path, _SCHEMA)
-        self._exec("PRAGMA cache_size=-65536")  # up to 64 MiB: a large fleet's keys
+    def __init__(self, where: Place | Path | str) -> None:
+        super().__init__(where)
+        if self.place.kind is Engine.SQLITE:
+            self._exec("PRAGMA cache_size=-65536")  # up to 64 MiB: a large fleet's keys
 
     def put_case(self, case: Case) -> None:
         self._exec("INSERT INTO cases (case_ref, victim, victim_phone, suspect, suspect_notes,"
@@ -154,8 +134,8 @@ class Registry(Database):
         """Unlinks a button from its case and forgets its key; False if it was not active."""
         rows = self._exec("SELECT 1 FROM buttons WHERE button_id = ? AND retired_at IS NULL",
                           (button_id,))
-        self._exec("UPDATE buttons SET retired_at = ?, key = X'', case_ref = NULL"
-                   " WHERE button_id = ?", (time.time(), button_id))
+        self._exec("UPDATE buttons SET retired_at = ?, key = ?, case_ref = NULL"
+                   " WHERE button_id = ?", (time.time(), b"", button_id))
         return bool(rows)
 
     def key(self, button_id: int) -> bytes | None:

@@ -22,17 +22,16 @@ import csv
 import datetime as dt
 import io
 import math
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .audit import AuditLog
 from .core import SILENT_HEARTBEATS, Centre, incident_ref
 from .errors import ReportError
 from .registry import Registry
+from .storage import Begin, Connection, Place, connect
 from .tags import SILENCE_GRACE_S, Tags
 
 SILENT_AFTER_S = 180.0  # the operator's warning's default: three 60 s heartbeats
@@ -114,7 +113,7 @@ class _Series:
 
 
 _BUTTONS = _Series("messages", "button_id", "kind = 'heartbeat'")
-_TAGS = _Series("tag_positions", "tag_id", "1")
+_TAGS = _Series("tag_positions", "tag_id", "TRUE")
 
 
 @dataclass(frozen=True)
@@ -146,18 +145,15 @@ def midnight(day: dt.date, tz: dt.tzinfo) -> float:
 
 
 @contextmanager
-def _snapshot(path: str, day: dt.date) -> Iterator[sqlite3.Connection]:
-    """A read-only connection inside one read transaction: every query sees the same data."""
+def _snapshot(where: Place, day: dt.date) -> Iterator[Connection]:
+    """A connection of its own inside one read-only transaction: every query sees the same
+    data."""
+    def error(path: str, detail: str) -> ReportError:
+        return ReportError(day.isoformat(), f"cannot read {path}: {detail}")
+    db = connect(where, error)
     try:
-        db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True,
-                             isolation_level=None)
-    except sqlite3.Error as exc:
-        raise ReportError(day.isoformat(), f"cannot open {path}: {exc}") from exc
-    try:
-        db.execute("BEGIN")
-        yield db
-    except sqlite3.Error as exc:
-        raise ReportError(day.isoformat(), f"cannot read {path}: {exc}") from exc
+        with db.transaction(Begin.SNAPSHOT):
+            yield db
     finally:
         db.close()
 
@@ -175,11 +171,11 @@ def daily_report(centre: Centre, registry: Registry, tags: Tags, audit: AuditLog
                      midnight(day - dt.timedelta(days=TREND_DAYS - 1), tz))
     count, digest = audit.head()
     periods = registry.heartbeat_periods()
-    with _snapshot(centre.path, day) as db:
-        low = {int(b): bool(f) for b, f in db.execute(
+    with _snapshot(centre.place, day) as db:
+        low = {int(b): bool(f) for b, f in db.rows(
             "SELECT button_id, low_battery FROM buttons")}
         opened: dict[int, list[tuple[int, bool]]] = {}
-        for number, button_id, test in db.execute(
+        for number, button_id, test in db.rows(
                 "SELECT id, button_id, test FROM incidents WHERE opened_at >= ?"
                 " AND opened_at < ? ORDER BY id", (start, window.hi)):
             opened.setdefault(int(button_id), []).append((int(number), bool(test)))
@@ -196,17 +192,17 @@ def daily_report(centre: Centre, registry: Registry, tags: Tags, audit: AuditLog
                 tuple(incident_ref(n) for n, test in mine if not test),
                 tuple(incident_ref(n) for n, test in mine if test), act.beats,
                 _expected(start, until, period), act.silences))
-    with _snapshot(tags.path, day) as db:
+    with _snapshot(tags.place, day) as db:
         tag_days = []
-        for tag_id, case_ref, interval_s, issued_at in db.execute(
+        for tag_id, case_ref, interval_s, issued_at in db.rows(
                 "SELECT tag_id, case_ref, interval_s, issued_at FROM tags WHERE retired_at"
-                " IS NULL AND issued_at < ? ORDER BY tag_id", (window.hi,)).fetchall():
+                " IS NULL AND issued_at < ? ORDER BY tag_id", (window.hi,)):
             interval, since = int(interval_s), max(start, float(issued_at))
             act = _activity(db, _TAGS, str(tag_id), window, float(issued_at),
                             interval + SILENCE_GRACE_S)
             tamper = db.execute("SELECT COUNT(*) FROM tag_positions WHERE tag_id = ? AND"
                                 " received_at >= ? AND received_at < ? AND tamper = 1",
-                                (tag_id, start, window.hi)).fetchone()[0]
+                                (tag_id, start, window.hi)).rows[0][0]
             last = act.battery.last_pct
             tag_days.append(TagDay(
                 str(tag_id), str(case_ref), interval, act.last_beat, act.battery,
@@ -220,7 +216,7 @@ def _expected(since: float, until: float, period_s: int) -> int:
     return int((until - since) // period_s) if until > since else 0
 
 
-def _activity(db: sqlite3.Connection, s: _Series, ident: object, w: _Window,
+def _activity(db: Connection, s: _Series, ident: object, w: _Window,
               origin: float, threshold_s: float) -> _Activity:
     """One sender's day: `origin` stands in for the last message before the day when there
     was none (a tag's issue; the day's start for a button)."""
@@ -237,7 +233,7 @@ def _activity(db: sqlite3.Connection, s: _Series, ident: object, w: _Window,
         " MAX(received_at) FILTER (WHERE battery_pct IS NOT NULL) -"
         f" MIN(received_at) FILTER (WHERE battery_pct IS NOT NULL) {where} >= ?"
         " AND received_at < ?", (w.start, w.start, mid, mid, mid, mid, ident, w.trend_from,
-                                 w.hi)).fetchone()
+                                 w.hi)).rows[0]
     last_beat = _one(db, f"SELECT received_at {where} < ? AND {s.beat}"
                      " ORDER BY received_at DESC LIMIT 1", (ident, w.hi))
     last_pct = _one(db, f"SELECT battery_pct {where} >= ? AND received_at < ? AND battery_pct"
@@ -246,7 +242,7 @@ def _activity(db: sqlite3.Connection, s: _Series, ident: object, w: _Window,
                   (ident, w.start))
     # The day's times, one ordered pass (faster here than SQL's LAG over the same index).
     times = [before if before is not None else origin]
-    times += [float(t) for (t,) in db.execute(
+    times += [float(t) for (t,) in db.rows(
         f"SELECT received_at {where} >= ? AND received_at < ? ORDER BY received_at",
         (ident, w.start, w.hi))]
     times.append(w.until)
@@ -256,7 +252,8 @@ def _activity(db: sqlite3.Connection, s: _Series, ident: object, w: _Window,
                       if to - frm > threshold_s) if b > a)
     trend = None
     if n and int(n) >= 2 and float(span) >= TREND_MIN_SPAN_S:
-        n = int(n)
+        # Floats, whatever the database summed in (PostgreSQL sums integers as numeric).
+        n, sx, sy, sxx, sxy = int(n), float(sx), float(sy), float(sxx), float(sxy)
         trend = (n * sxy - sx * sy) / (n * sxx - sx * sx) * 86_400.0
     battery = Battery(None if last_pct is None else float(last_pct),
                       None if lowest is None else float(lowest), trend)
@@ -264,8 +261,8 @@ def _activity(db: sqlite3.Connection, s: _Series, ident: object, w: _Window,
                      silences)
 
 
-def _one(db: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> Any:
-    row = db.execute(sql, args).fetchone()
+def _one(db: Connection, sql: str, args: tuple[object, ...]) -> Any:
+    row = db.execute(sql, args).one()
     return None if row is None else row[0]
 
 

@@ -4,25 +4,24 @@ entries (never less than a year). Run once (prune()) or hourly by the running ce
 (run_retention()); every kind left at None is kept for ever, as before retention existed.
 
 Each prune opens its own connections (another process, `msa centre`, may be serving) and closes
-them again; SQLite's write lock orders it with the centre's writes.
+them again; the database orders it with the centre's writes. Two nodes on one PostgreSQL each
+prune: a second prune finds nothing left to remove.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from msa.common.sqlite import open_wal
-
 from .audit import AuditLog
 from .errors import CentreConfigError, CentreError, RecordError
-from .proximity import ALERT
 from .proxstore import RETENTION_S, ProximityStore
+from .migrations import open_area
 from .registry import Registry
+from .storage import Engine, Place, place
 from .tags import Tags
 
 log = logging.getLogger("msa.centre.retention")
@@ -35,15 +34,19 @@ PRUNE_SOURCE = "centre"
 
 @dataclass(frozen=True)
 class StatePaths:
-    """The databases of a state folder that retention prunes."""
+    """Where a centre's three areas are (centre/storage.py): a state folder's files, or the
+    schemas of its PostgreSQL database."""
 
-    registry: Path
-    records: Path
-    audit: Path
+    registry: Place
+    records: Place
+    audit: Place
 
     @classmethod
-    def of(cls, state_dir: Path) -> StatePaths:
-        return cls(state_dir / "registry.db", state_dir / "records.db", state_dir / "audit.db")
+    def of(cls, state_dir: Path, database: str | None = None) -> StatePaths:
+        """The areas in `state_dir`, or in the database at URL `database` if given."""
+        base = place(state_dir / "registry.db") if database is None else \
+            place(database, "registry")
+        return cls(base, base.sibling("records"), base.sibling("audit"))
 
 
 @dataclass(frozen=True)
@@ -81,36 +84,14 @@ class PruneReport:
     audit_entries: int = 0
 
 
-def open_alert_cases(registry_path: Path) -> frozenset[str]:
-    """The cases with a proximity alert not cleared in the record: their victim positions are
-    the alert's evidence. Read from the record, so it holds across restarts and processes."""
-    db = sqlite3.connect(registry_path)  # read only: SELECT, never BEGIN IMMEDIATE
-    try:
-        rows = db.execute(
-            "SELECT DISTINCT a.case_ref FROM proximity_events a WHERE a.kind = ? AND NOT"
-            " EXISTS (SELECT 1 FROM proximity_events c WHERE c.case_ref = a.case_ref AND"
-            " c.tag_id = a.tag_id AND c.zone = a.zone AND c.kind = ? AND c.id > a.id)",
-            (ALERT, f"{ALERT} cleared")).fetchall()
-    except sqlite3.Error as exc:
-        raise RecordError(str(registry_path), str(exc)) from exc
-    finally:
-        db.close()
-    return frozenset(str(r[0]) for r in rows)
-
-
-def _prune_tracks(path: Path, before: float) -> int:
-    if not path.exists():
+def _prune_tracks(where: Place, before: float) -> int:
+    if where.kind is Engine.SQLITE and not Path(where.target).exists():
         return 0  # no alarm recorded yet
+    db = open_area(where, "records", RecordError)
     try:
-        db = open_wal(str(path), ())
-    except (sqlite3.Error, OSError) as exc:
-        raise RecordError(str(path), str(exc)) from exc
-    try:
-        return int(db.execute("DELETE FROM track WHERE incident IN (SELECT id FROM incidents"
-                              " WHERE status = 'resolved' AND resolved_at < ?)",
-                              (before,)).rowcount)
-    except sqlite3.Error as exc:
-        raise RecordError(str(path), str(exc)) from exc
+        return db.execute("DELETE FROM track WHERE incident IN (SELECT id FROM incidents"
+                          " WHERE status = 'resolved' AND resolved_at < ?)",
+                          (before,)).rowcount
     finally:
         db.close()
 
@@ -120,14 +101,14 @@ def prune(paths: StatePaths, retention: Retention, now: float, *, actor: str = P
     """Removes what `retention` no longer keeps at `now`. An open incident's track is never
     removed, nor the victim positions of a case with an open alert. CentreConfigError when the
     folder holds no registry; the databases' own errors otherwise."""
-    if not paths.registry.is_file():
+    if paths.registry.kind is Engine.SQLITE and not Path(paths.registry.target).is_file():
         raise CentreConfigError("state folder", f"no registry at {paths.registry}: is this a"
                                 " centre's state folder?")
     registry = Registry(paths.registry)
     try:
         store = ProximityStore(registry, retention.victim_positions_s)
         try:
-            victim = store.prune(now, open_alert_cases(paths.registry))
+            victim = store.prune(now, store.open_alert_cases())
         finally:
             store.close()
         tag = 0

@@ -38,7 +38,9 @@ from .core import Centre, Inbound, Verdict
 from .dc09 import Dc09Server
 from .errors import CentreConfigError, CentreError
 from .hosts import Hosts, Issued
+from .listen import follow
 from .proxstore import RETENTION_S, ProximityStore
+from .pushweb import Changes
 from .notes import Notes
 from .ratelog import Throttle
 from .registry import Registry
@@ -96,6 +98,9 @@ class CentreConfig:
     retention_s: float = RETENTION_S  # victim positions outside an alarm are kept this long
     clock: Callable[[], float] = time.time  # the proximity rules' (a replay's is virtual)
     retention: Retention | None = None  # tags, tracks, audit (None: all kept; docs/centre.md)
+    # None: the state folder's SQLite files. A postgresql:// URL: that database, which other
+    # nodes may share (migrated first: `msa centre migrate`); TLS and keys stay in state_dir.
+    database: str | None = None
 
 
 def raise_open_files() -> int:
@@ -149,16 +154,26 @@ class RunningCentre:
         self.dc09: Dc09Server | None = None
         self._hung: asyncio.Server | None = None
         self.sms = sms  # fed by whatever receives the centre's SMS (a modem)
-        self.audit = AuditLog(Path(centre.registry.path).parent / "audit.db")
+        self.audit = AuditLog(centre.registry.place.sibling("audit"))
         # Who may use the operator page, and what they did there (issue 15).
         self.work = Workplace(Accounts(centre.registry), Sessions(centre.registry), self.audit,
                               secrets.token_urlsafe(24))
-        self.notes = Notes(centre.path)
+        self.notes = Notes(centre.place)
         self.desk = CaseDesk(centre, centre.registry, self.notes, self.audit, self.watch.store,
                              self.tags)
         self.changed = asyncio.Event()  # set whenever the centre accepts something
+        # Moves whenever the operator's page may show something new (centre/pushweb.py).
+        self.changes = Changes()
         self.retention_task: asyncio.Task[None] | None = None
-        centre.listeners.append(lambda _kind, _data: self.changed.set())
+        self.follow_task: asyncio.Task[None] | None = None  # other nodes' commits (PostgreSQL)
+        centre.listeners.append(lambda _kind, _data: self.on_change())
+        self.watch.on_change = self.changes.bump
+        sms.on_change = self.changes.bump
+
+    def on_change(self) -> None:
+        """The records changed (on this node, or on another of a shared database)."""
+        self.changed.set()
+        self.changes.bump()
 
     @property
     def api_url(self) -> str:
@@ -226,16 +241,18 @@ class RunningCentre:
         return result.verdict is not Verdict.REJECTED
 
     async def stop(self) -> None:
-        if self.retention_task is not None:
-            self.retention_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.retention_task
+        for task in (self.retention_task, self.follow_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._hung is not None:
             self._hung.close()
         if self.dc09 is not None:
             await self.dc09.close()
             self.dc09 = None
         self.watch.close()  # parked long polls end first: the servers wait for their handlers
+        self.changes.close()  # and the pages' event streams
         for runner, server in reversed(self._runners):
             await self._close(runner, server)
         self._runners.clear()
@@ -260,8 +277,13 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
         raise CentreConfigError("retention", "victim positions must be kept a while (> 0 s)")
     raise_open_files()
     private_folder(config.state_dir)
-    registry = Registry(config.state_dir / "registry.db")
-    centre = Centre(config.state_dir / "records.db", registry)
+    paths = StatePaths.of(config.state_dir, config.database)
+    registry = Registry(paths.registry)
+    try:
+        centre = Centre(paths.records, registry)
+    except BaseException:
+        registry.close()
+        raise
     running = RunningCentre(centre, config.tls or make_tls(config.state_dir / "tls"),
                             SmsInbox(centre, config.ghost_ttl_s, config.max_ghosts),
                             config.retention_s, config.clock)
@@ -275,7 +297,8 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
         running.operator_port = await running._serve(
             make_operator_app(centre, running.work, running.desk, running.sms.ghost_calls,
                               proximity=running.watch.views,
-                              on_proximity_ack=running.watch.operator_ack), "127.0.0.1",
+                              on_proximity_ack=running.watch.operator_ack,
+                              changes=running.changes), "127.0.0.1",
             config.operator_port, tls=False)
         running.listeners.append(f"operator's page (HTTP): 127.0.0.1:{running.operator_port}")
         if config.dc09_port is not None:
@@ -292,9 +315,13 @@ async def start_centre(config: CentreConfig) -> RunningCentre:
         raise
     # Pruned at start, then hourly, off the loop (centre/retention.py).
     running.retention_task = asyncio.create_task(run_retention(
-        StatePaths.of(config.state_dir), dataclasses.replace(
+        paths, dataclasses.replace(
             config.retention or Retention(), victim_positions_s=config.retention_s),
         config.clock))
+    if config.database is not None:
+        # Another node's alarm shows on this node's page as soon as it is committed.
+        running.follow_task = asyncio.create_task(follow(
+            config.database, centre.node, running.on_change))
     for line in running.listeners:
         log.info("centre listening: %s", line)
     return running

@@ -18,7 +18,6 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from .accounts import SCHEMA as ACCOUNTS_SCHEMA
 from .accounts import Account, Role
 from .registry import Database, Registry
 
@@ -27,12 +26,6 @@ IDLE_S = 30 * 60.0
 TOUCH_S = 60.0  # last_seen is written at most this often (the page polls every second)
 TOKEN_BYTES = 32
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS sessions (token_sha256 BLOB PRIMARY KEY, name TEXT NOT NULL,"
-    " role TEXT NOT NULL, stamp BLOB NOT NULL, csrf TEXT NOT NULL, created_at REAL NOT NULL,"
-    " expires_at REAL NOT NULL, last_seen REAL NOT NULL, source TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at)",
-)
 
 
 def _sha256(data: bytes | str) -> bytes:
@@ -60,14 +53,14 @@ class Sessions(Database):
 
     def __init__(self, registry: Registry, session_s: float = SESSION_S,
                  idle_s: float = IDLE_S) -> None:
-        super().__init__(registry.path, ACCOUNTS_SCHEMA + _SCHEMA)
+        super().__init__(registry.place)
         self.session_s = session_s
         self.idle_s = idle_s
 
     def _stamp(self, name: str) -> tuple[bytes, str] | None:
         """(stamp of the password hash, role) of the account in service, None if none."""
-        rows = self._exec("SELECT password_hash, role FROM accounts WHERE name = ?"
-                          " COLLATE NOCASE AND removed_at IS NULL", (name,))
+        rows = self._exec("SELECT password_hash, role FROM accounts WHERE"
+                          " lower(name) = lower(?) AND removed_at IS NULL", (name,))
         return None if not rows else (_sha256(str(rows[0][0])), str(rows[0][1]))
 
     def open(self, account: Account, source: str, now: float | None = None
@@ -118,4 +111,4 @@ class Sessions(Database):
 
     def end_all(self, name: str) -> int:
         """Ends every session of an account (how many)."""
-        return self._write("DELETE FROM sessions WHERE name = ? COLLATE NOCASE", (name,))
+        return self._write("DELETE FROM sessions WHERE lower(name) = lower(?)", (name,))

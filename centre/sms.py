@@ -51,6 +51,10 @@ def _fix(report: aml.Report) -> Fix | None:
                time=report.time.timestamp(), quality=FixQuality.GNSS, source="aml")
 
 
+def _nothing() -> None:
+    pass
+
+
 class SmsInbox:
     """Feeds SMS text to the centre. `receive()` takes one SMS as the modem got it."""
 
@@ -63,6 +67,7 @@ class SmsInbox:
         self.known: dict[str, GhostCall] = {}  # registered numbers: one each, until its MSA1
         self.unknown: OrderedDict[str, GhostCall] = OrderedDict()  # oldest first
         self.rejected = 0
+        self.on_change: Callable[[], None] = _nothing  # a ghost call came or went
 
     def _refused(self, why: str, *args: object) -> None:
         self.rejected += 1
@@ -114,6 +119,7 @@ class SmsInbox:
         except CentreError as exc:
             case = None
             _throttled.warning("registry", "AML sender not looked up: %s", exc)
+        self.on_change()
         if case is not None:
             self.known[sender] = GhostCall(sender, now, fix, case.case_ref)
             return

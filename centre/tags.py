@@ -10,27 +10,15 @@ The tables live in the registry's database (registry.db, 0600), read on every re
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass, field
 
 from msa.wire.tag import LOW_BATTERY_PCT, TagReport
 
-from .errors import RegistryError
+from .errors import RegistryError, StorageConflict
 from .hosts import secret_hash
 from .registry import Database, Registry
 
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS tags (tag_id TEXT PRIMARY KEY, case_ref TEXT NOT NULL,"
-    " secret_sha256 BLOB UNIQUE NOT NULL, interval_s INTEGER NOT NULL,"
-    " issued_at REAL NOT NULL, retired_at REAL)",
-    "CREATE TABLE IF NOT EXISTS tag_positions (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " tag_id TEXT NOT NULL, received_at REAL NOT NULL, fix_time REAL NOT NULL,"
-    " lat REAL NOT NULL, lon REAL NOT NULL, accuracy_m REAL, battery_pct REAL,"
-    " tamper INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS tag_positions_by_tag ON tag_positions (tag_id, id)",
-    "CREATE INDEX IF NOT EXISTS tags_by_case ON tags (case_ref)",
-)
 SECRET_BYTES = 32  # 43 URL-safe characters: far above the 128 bits an OsmAnd id must carry
 SILENCE_GRACE_S = 60.0  # a tag is silent after its interval and this much more
 MIN_INTERVAL_S, MAX_INTERVAL_S = 1, 86_400
@@ -61,7 +49,7 @@ class Tags(Database):
     def __init__(self, registry: Registry, low_battery_pct: float = LOW_BATTERY_PCT) -> None:
         # Positions without an fsync each (Database, `positions`): 5,000 a second need it,
         # and a tag reports again within its interval.
-        super().__init__(registry.path, SCHEMA, positions=True)
+        super().__init__(registry.place, positions=True)
         self.registry = registry
         self.low_battery_pct = low_battery_pct
 
@@ -85,10 +73,8 @@ class Tags(Database):
                 self._db.execute("INSERT INTO tags (tag_id, case_ref, secret_sha256,"
                                  " interval_s, issued_at) VALUES (?, ?, ?, ?, ?)",
                                  (tag_id, case_ref, secret_hash(secret), interval_s, issued_at))
-            except sqlite3.IntegrityError:
+            except StorageConflict:
                 continue
-            except sqlite3.Error as exc:
-                raise RegistryError(self.path, str(exc)) from exc
             return IssuedTag(Tag(tag_id, case_ref, interval_s, issued_at, False), secret)
         raise RegistryError(self.path, "no free tag id found")
 

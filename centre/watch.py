@@ -26,6 +26,10 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Cache(Generic[K, V]):
     """What the registry said, kept RULES_TTL_S (the rules read it on every position)."""
 
@@ -68,6 +72,8 @@ class ProximityWatch:
         self._delivered: set[int] = set()
         self._closing = False  # the centre is stopping: long polls answer at once
         self.changes = 0  # how many changes were recorded (the bench reads it)
+        # Called after every position taken in: the operator's page may show it differently.
+        self.on_change: Callable[[], None] = _nothing
 
     def rules(self, case_ref: str) -> CaseRules:
         return self._rules.get(case_ref, self.store.rules)
@@ -102,6 +108,7 @@ class ProximityWatch:
         fix = Fix(report.lat, report.lon, report.accuracy_m, report.time, received_at)
         cases = [self.rules(c) for c in self._cases_of(tag)]
         self._record(self.engine.tag_fix(tag.tag_id, fix, cases))
+        self.on_change()
 
     def on_victim(self, case_ref: str, fix: VictimFix | None, received_at: float) -> int:
         """The victim's host's report; how often it is to report now. NoMovingZone when her
@@ -115,6 +122,7 @@ class ProximityWatch:
             self._record(self.engine.victim_fix(
                 rules, Fix(fix.lat, fix.lon, fix.accuracy_m, fix.time, received_at),
                 self._tags_of(case_ref)))
+            self.on_change()
         if received_at - self._pruned_at >= PRUNE_EVERY_S:
             self._pruned_at = received_at
             self.store.prune(received_at, frozenset(a[0] for a in self._alerts.values()))
@@ -168,6 +176,7 @@ class ProximityWatch:
             return False
         self.store.record_note(case_ref, tag_id, zone, "acknowledged by the operator",
                                self.clock(), None, {})
+        self.on_change()
         return True
 
     def views(self) -> list[dict[str, object]]:

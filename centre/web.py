@@ -32,6 +32,7 @@ from .errors import CentreError
 from .hosts import Host, Hosts
 from .proxweb import (PROX_ACK_KEY, PROX_ACK_PATH, PROXIMITY_KEY, ProximityAck, ProximityViews,
                       acknowledge, no_ack, no_views, read_ack, views)
+from .pushweb import Changes, add_push_route
 from .ratelog import Throttle
 from .sms import GhostCall
 from .tagweb import TAG_PATHS
@@ -308,12 +309,14 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 def make_operator_app(centre: Centre, work: Workplace, desk: CaseDesk,
                       ghost_calls: GhostCalls = tuple, *,
                       proximity: ProximityViews = no_views,
-                      on_proximity_ack: ProximityAck = no_ack) -> web.Application:
+                      on_proximity_ack: ProximityAck = no_ack,
+                      changes: Changes | None = None) -> web.Application:
     """The operator's page and its state endpoint, behind a login (centre/authweb.py). It
     shows case files: serve it on the centre's own console (loopback) only, never next to the
     public API. `proximity` gives the proximity views for the state (centre/proxweb.py),
     `on_proximity_ack(case_ref, tag_id, zone)` records an operator's acknowledgement and says
-    whether the view exists."""
+    whether the view exists; `changes` tells the page when to read the state again
+    (centre/pushweb.py; None: moved by this centre's own records only)."""
     app = web.Application(middlewares=[_same_origin, sessions_middleware],
                           client_max_size=4 * 1024)
     app[CENTRE_KEY] = centre
@@ -329,4 +332,8 @@ def make_operator_app(centre: Centre, work: Workplace, desk: CaseDesk,
     app.router.add_get("/api/state", state)
     app.router.add_post("/api/incidents/{incident}/resolve", resolve)
     app.router.add_post(PROX_ACK_PATH, proximity_ack)
+    if changes is None:
+        changes = Changes()
+        centre.listeners.append(lambda _kind, _data: changes.bump())
+    add_push_route(app, changes)
     return app

@@ -392,7 +392,7 @@ def test_a_record_that_cannot_be_written_is_a_record_error_and_rolls_back(
     with pytest.raises(RecordError) as err:
         centre.ingest(msg(MessageKind.ALARM, 5))
     assert err.value.path == str(path)
-    assert err.value.detail == "IntegrityError: disk says no"
+    assert err.value.detail == "disk says no"
     assert centre.count() == 0  # the message row went with the failed incident
     with sqlite3.connect(path) as db:
         db.execute("DROP TRIGGER refuse")
@@ -430,7 +430,7 @@ def test_only_a_batch_of_heartbeats_is_left_unsynced(centre: Centre) -> None:
     after a heartbeat in the same batch commits that batch and starts a synced one. (SQLite's
     own setting is read back: no other way shows a sync level without cutting the power.)"""
     def synchronous() -> int:
-        return int(centre._db.execute("PRAGMA synchronous").fetchone()[0])
+        return int(centre._db.rows("PRAGMA synchronous")[0][0])
 
     async def batch(*messages: Inbound) -> None:
         await asyncio.gather(*(centre.submit(m) for m in messages))
@@ -466,4 +466,4 @@ def test_warnings_for_a_button_without_a_case_and_a_zero_threshold(
 
 def test_a_first_alarm_is_synced(centre: Centre) -> None:
     centre.ingest(msg(MessageKind.ALARM, 1))
-    assert int(centre._db.execute("PRAGMA synchronous").fetchone()[0]) == 2
+    assert int(centre._db.rows("PRAGMA synchronous")[0][0]) == 2

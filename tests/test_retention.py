@@ -25,6 +25,7 @@ from msa.centre.errors import AuditError, CentreConfigError  # noqa: E402
 from msa.centre.proximity import Change  # noqa: E402
 from msa.centre.proxstore import ProximityStore  # noqa: E402
 from msa.centre.registry import Case, Registry  # noqa: E402
+from msa.centre.storage import Place  # noqa: E402
 from msa.centre.retention import (DAY_S, PRUNE_ACTOR, PruneReport, Retention,  # noqa: E402
                                   StatePaths, prune, run_retention)
 from msa.centre.tags import Tags  # noqa: E402
@@ -46,8 +47,8 @@ def paths(tmp_path: Path) -> Iterator[StatePaths]:
     yield p
 
 
-def _sql(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-    db = sqlite3.connect(path, isolation_level=None)
+def _sql(path: Path | Place, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    db = sqlite3.connect(str(path), isolation_level=None)  # a SQLite Place's str is its file
     try:
         return list(db.execute(sql, args).fetchall())
     finally:

@@ -7,7 +7,21 @@ from pathlib import Path
 
 import click
 
+from .dbopt import DATABASE
+from .errors import ToolError
 from .who import cli_actor
+
+
+def _state_folder_only(database: str | None) -> None:
+    """Refuses a PostgreSQL centre (--database, or MSA_CENTRE_DATABASE set): its state folder
+    holds no data, and a backup of it would pass for one of the centre's."""
+    if database is not None:
+        raise ToolError("a PostgreSQL centre is backed up with PostgreSQL's own tools"
+                        " (pg_dump, pg_basebackup); msa centre backup covers a state folder's"
+                        " SQLite files",
+                        "back up the database with pg_dump or pg_basebackup (and restore it"
+                        " with pg_restore), and the state folder's TLS and signing files"
+                        " with it; unset MSA_CENTRE_DATABASE for a SQLite centre")
 
 
 @click.command("backup")
@@ -17,7 +31,8 @@ from .who import cli_actor
               type=click.Path(dir_okay=False, path_type=Path),
               help="The backup file to write (a new name: never overwritten). It holds every"
                    " key and case file: keep it as safe as the state folder.")
-def backup_command(state_dir: Path, out_file: Path) -> None:
+@DATABASE
+def backup_command(state_dir: Path, out_file: Path, database: str | None) -> None:
     """Back up a centre's databases (SQLite's online backup, while it runs), its TLS and
     signing files, in one file with a manifest of SHA-256 sums and counts.
 
@@ -25,6 +40,7 @@ def backup_command(state_dir: Path, out_file: Path) -> None:
     """
     from msa.centre.backup import backup
 
+    _state_folder_only(database)
     info = backup(state_dir, out_file, actor=cli_actor(), source="cli",
                   progress=lambda line: click.echo(line))
     m = info.manifest
@@ -39,7 +55,8 @@ def backup_command(state_dir: Path, out_file: Path) -> None:
               help="A file written by msa centre backup.")
 @click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="A new, or empty, folder to restore into (never a live centre's).")
-def restore_command(backup_file: Path, state_dir: Path) -> None:
+@DATABASE
+def restore_command(backup_file: Path, state_dir: Path, database: str | None) -> None:
     """Restore a backup into a new state folder, after checking every byte of it, each
     database's integrity and the audit chain; then run the centre on that folder.
 
@@ -48,6 +65,7 @@ def restore_command(backup_file: Path, state_dir: Path) -> None:
     """
     from msa.centre.backup import restore
 
+    _state_folder_only(database)
     info = restore(backup_file, state_dir, actor=cli_actor(), source="cli",
                    progress=lambda line: click.echo(line))
     m = info.manifest

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .cli_device import _button_id
+from .dbopt import RegistryLocation
 
 if TYPE_CHECKING:
     from msa.host.link import Backends
@@ -161,12 +162,12 @@ def monitor(config_path: Path, button_id: int | None, timeout_s: float,
 
 @click.command("retire")
 @_options(_CONFIG, _BUTTON)
-@click.option("--registry", "registry_path", required=True,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The centre's case registry (SQLite).")
+@click.option("--registry", "registry_path", required=True, type=RegistryLocation(exists=True),
+              help="The centre's case registry: its SQLite file, or the centre's PostgreSQL"
+                   " database (postgresql://USER@HOST:PORT/DBNAME).")
 @click.option("--port", help="The button's serial device or socket://HOST:PORT: wipe it over"
               " USB too.")
-def retire(config_path: Path, button_id: int | None, registry_path: Path,
+def retire(config_path: Path, button_id: int | None, registry_path: Path | str,
            port: str | None) -> None:
     """Retire a button when its case ends: wipe it over USB (with --port), remove the host's
     bond, sequence state and key file, and retire it in the centre's registry; confirm each.

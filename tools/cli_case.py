@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .dbopt import RegistryLocation
+
 if TYPE_CHECKING:
     from msa.centre.hosts import Hosts
     from msa.centre.registry import Registry
@@ -20,9 +22,9 @@ if TYPE_CHECKING:
 
 _PHONE = re.compile(r"\+[1-9][0-9]{6,14}")  # E.164, as the centre matches SMS senders
 
-_REGISTRY = click.option("--registry", "registry_path", required=True,
-                         type=click.Path(dir_okay=False, path_type=Path),
-                         help="The centre's registry (STATE_DIR/registry.db of msa centre).")
+_REGISTRY = click.option("--registry", "registry_path", required=True, type=RegistryLocation(),
+                         help="The centre's registry (STATE_DIR/registry.db of msa centre), or"
+                              " its PostgreSQL database (postgresql://USER@HOST:PORT/DBNAME).")
 
 
 def _phone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
@@ -50,7 +52,7 @@ def case() -> None:
 @click.option("--measure", "measures", multiple=True,
               help="A protective measure, e.g. 'restraining order, 500 m' (repeatable).")
 @click.option("--weapons", is_flag=True, help="The suspect is known to have weapons.")
-def case_add(registry_path: Path, case_ref: str, victim: str, victim_phone: str,
+def case_add(registry_path: Path | str, case_ref: str, victim: str, victim_phone: str,
              host_phone: str, suspect: str, suspect_notes: str, measures: tuple[str, ...],
              weapons: bool) -> None:
     """Add a case (or update it): what the operator sees with the case's alarms.
@@ -60,9 +62,11 @@ def case_add(registry_path: Path, case_ref: str, victim: str, victim_phone: str,
     """
     from msa.centre.registry import Case, Registry
 
+    from .dbopt import make_registry_folder
+
     if not case_ref.strip() or not victim.strip():
         raise click.BadParameter("must not be empty", param_hint="--case/--victim")
-    registry_path.parent.mkdir(parents=True, exist_ok=True)
+    make_registry_folder(registry_path)
     registry = Registry(registry_path)
     try:
         existed = registry.case(case_ref) is not None
@@ -76,7 +80,7 @@ def case_add(registry_path: Path, case_ref: str, victim: str, victim_phone: str,
 @case.command("show")
 @_REGISTRY
 @click.option("--case", "case_ref", required=True, help="The case reference.")
-def case_show(registry_path: Path, case_ref: str) -> None:
+def case_show(registry_path: Path | str, case_ref: str) -> None:
     """Show a case and the buttons in service for it (ids only: keys are never shown).
 
     Example: msa case show --registry /var/lib/msa-centre/registry.db --case GENT-2026-0147
@@ -84,19 +88,19 @@ def case_show(registry_path: Path, case_ref: str) -> None:
     from msa.centre.audit import AuditLog
     from msa.centre.registry import Registry
 
+    from .dbopt import require_registry
     from .errors import ToolError
     from .who import cli_actor
 
-    if not registry_path.exists():
-        raise ToolError(f"no registry at {registry_path}", "check --registry")
+    require_registry(registry_path)
     registry = Registry(registry_path)
     try:
         found = registry.case(case_ref)
         if found is None:
-            raise ToolError(f"no case {case_ref!r} in {registry_path}",
+            raise ToolError(f"no case {case_ref!r} in {registry.path}",
                             "add it with msa case add")
         # A view of a case file, as on the operator's page: audited before it is shown.
-        audit = AuditLog(registry_path.parent / "audit.db")
+        audit = AuditLog(registry.place.sibling("audit"))
         try:
             audit.append(cli_actor(), "case.view", case_ref, "cli", {"via": "msa case show"})
         finally:
@@ -146,13 +150,12 @@ def _fresh(*outs: Path | None) -> None:
                             " existing folder (a secret is never overwritten)")
 
 
-def _open(registry_path: Path) -> Registry:
+def _open(registry_path: Path | str) -> Registry:
     from msa.centre.registry import Registry
 
-    from .errors import ToolError
+    from .dbopt import require_registry
 
-    if not registry_path.exists():
-        raise ToolError(f"no registry at {registry_path}", "check --registry")
+    require_registry(registry_path)
     return Registry(registry_path)
 
 
@@ -166,7 +169,7 @@ def _open(registry_path: Path) -> Registry:
               help="Write the API token to this new file (mode 600) instead of printing it.")
 @click.option("--dc09-key-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the DC-09 key to this new file (mode 600) instead of printing it.")
-def case_issue(registry_path: Path, case_ref: str, name: str | None, token_out: Path | None,
+def case_issue(registry_path: Path | str, case_ref: str, name: str | None, token_out: Path | None,
                dc09_key_out: Path | None) -> None:
     """Issue a host's credentials: an API token and a DC-09 account with its own AES key,
     good for the buttons of this case only. They are shown this once (printed, or written to
@@ -218,7 +221,7 @@ def _secret(path: Path, text: str) -> None:
 @_REGISTRY
 @click.option("--host", "name", default=None, help="The host to take out of service.")
 @click.option("--case", "case_ref", default=None, help="Or: every host of this case.")
-def case_revoke(registry_path: Path, name: str | None, case_ref: str | None) -> None:
+def case_revoke(registry_path: Path | str, name: str | None, case_ref: str | None) -> None:
     """Revoke a host's credentials (or every host's of a case): its token and DC-09 account
     stop working at once, also for a centre that is running.
 
@@ -252,7 +255,7 @@ def case_revoke(registry_path: Path, name: str | None, case_ref: str | None) -> 
                    " warned.")
 @click.option("--token-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the tag's secret to this new file (mode 600) instead of printing it.")
-def case_tag_add(registry_path: Path, case_ref: str, interval_s: int,
+def case_tag_add(registry_path: Path | str, case_ref: str, interval_s: int,
                  token_out: Path | None) -> None:
     """Add a GPS tag worn by the case's suspect. Its secret is shown this once (printed, or
     written to the file given): it is the tag's OsmAnd device id and its bearer token for the
@@ -284,7 +287,7 @@ def case_tag_add(registry_path: Path, case_ref: str, interval_s: int,
 @case.command("tag-retire")
 @_REGISTRY
 @click.option("--tag", "tag_id", required=True, help="The tag to take out of service.")
-def case_tag_retire(registry_path: Path, tag_id: str) -> None:
+def case_tag_retire(registry_path: Path | str, tag_id: str) -> None:
     """Retire a tag: its secret stops working at once (also for a running centre) and it is
     no longer supervised.
 

@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from .dbopt import DATABASE, centre_places
 from .errors import ToolError
 from .who import cli_actor
+
+if TYPE_CHECKING:
+    from msa.centre.errors import CentreError
 
 
 def _address(text: str, option: str) -> tuple[str, int]:
@@ -18,9 +23,11 @@ def _address(text: str, option: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-STATE_DIR = click.option("--state-dir", required=True,
-                         type=click.Path(file_okay=False, path_type=Path),
-                         help="The centre's state folder (as given to msa centre run).")
+# For the commands that only read and write the centre's data: the state folder is not
+# needed where --database names where that data is.
+STATE_DIR = click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                         help="The centre's state folder (as given to msa centre run); not"
+                              " needed with --database.")
 
 
 @click.group()
@@ -61,10 +68,11 @@ def centre() -> None:
 @click.option("--audit-retention-days", default=None, metavar="DAYS",
               type=click.FloatRange(365),
               help="Prune audit entries older than this, at least 365 (default: kept).")
+@DATABASE
 def centre_run(state_dir: Path, listen: str, operator_port: int, dc09_listen: str | None,
                ghost_call_ttl: float, ghost_calls_kept: int, victim_retention_h: float,
                tag_retention_days: float | None, track_retention_days: float | None,
-               audit_retention_days: float | None) -> None:
+               audit_retention_days: float | None, database: str | None) -> None:
     """Run the reference dispatch centre: API for hosts, operator's page, until Ctrl-C.
     Every listener's address is printed at start. Each host authenticates with the
     credentials `msa case issue` gave it, good for its own case's buttons only.
@@ -76,6 +84,7 @@ def centre_run(state_dir: Path, listen: str, operator_port: int, dc09_listen: st
 
     from msa.centre.retention import DAY_S, Retention
     from msa.centre.server import CentreConfig, start_centre
+    from msa.centre.storage import redact
 
     def days(value: float | None) -> float | None:
         return None if value is None else value * DAY_S
@@ -92,11 +101,12 @@ def centre_run(state_dir: Path, listen: str, operator_port: int, dc09_listen: st
         running = await start_centre(CentreConfig(
             state_dir, api_host, api_port, operator_port, dc09_port=dc09_port,
             dc09_host=dc09_host, ghost_ttl_s=ghost_call_ttl, max_ghosts=ghost_calls_kept,
-            retention_s=victim_retention_h * 3600, retention=retention))
+            retention_s=victim_retention_h * 3600, retention=retention, database=database))
+        registry = state_dir / "registry.db" if database is None else redact(database)
         for line in running.listeners:
             click.echo(f"listening: {line}")
         click.echo(f"dispatch API: {running.api_url} (CA: {running.tls.ca_cert}; each host"
-                   f" its own token: msa case issue --registry {state_dir / 'registry.db'})")
+                   f" its own token: msa case issue --registry {registry})")
         click.echo(f"operator's page: {running.operator_url}")
         if running.dc09 is None:
             click.echo("DC-09 receiver: off (give --dc09-listen)")
@@ -132,21 +142,24 @@ def _password(password_file: Path | None, name: str) -> str:
 
 
 class _Desk:
-    """The state folder's accounts and audit log, opened for one command."""
+    """The centre's accounts and audit log (its state folder's or its database's), opened
+    for one command."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path | None, database: str | None) -> None:
         from msa.centre.accounts import Accounts
         from msa.centre.audit import AuditLog
         from msa.centre.registry import Registry
         from msa.centre.sessions import Sessions
+        from msa.centre.storage import Engine
 
-        if not (state_dir / "registry.db").exists():
+        paths = centre_places(state_dir, database)
+        if paths.registry.kind is Engine.SQLITE and not Path(paths.registry.target).exists():
             raise ToolError(f"no centre in {state_dir}",
                             "give the --state-dir of msa centre run (it makes the folder)")
-        self.registry = Registry(state_dir / "registry.db")
+        self.registry = Registry(paths.registry)
         self.accounts = Accounts(self.registry)
         self.sessions = Sessions(self.registry)
-        self.audit = AuditLog(state_dir / "audit.db")
+        self.audit = AuditLog(paths.audit)
 
     def record(self, action: str, subject: str, detail: dict[str, object] | None = None
                ) -> None:
@@ -171,13 +184,15 @@ _PASSWORD_FILE = click.option("--password-file", type=click.Path(dir_okay=False,
 
 @user.command("add")
 @STATE_DIR
+@DATABASE
 @click.argument("name")
 @click.option("--role", required=True,
               type=click.Choice(["operator", "supervisor", "administrator"]))
 @_PASSWORD_FILE
-def user_add(state_dir: Path, name: str, role: str, password_file: Path | None) -> None:
+def user_add(state_dir: Path | None, name: str, role: str, password_file: Path | None,
+             database: str | None) -> None:
     """Add an account. Example: msa centre user add --state-dir DIR --role operator alice"""
-    desk = _Desk(state_dir)
+    desk = _Desk(state_dir, database)
     try:
         desk.accounts.validate(name, role)
         if desk.accounts.get(name) is not None:
@@ -194,10 +209,11 @@ def user_add(state_dir: Path, name: str, role: str, password_file: Path | None) 
 
 @user.command("remove")
 @STATE_DIR
+@DATABASE
 @click.argument("name")
-def user_remove(state_dir: Path, name: str) -> None:
+def user_remove(state_dir: Path | None, name: str, database: str | None) -> None:
     """Take an account out of service (its sessions end at their next request)."""
-    desk = _Desk(state_dir)
+    desk = _Desk(state_dir, database)
     try:
         account = desk.accounts.get(name)
         if account is None:
@@ -218,11 +234,13 @@ def _admins(desk: _Desk) -> int:
 
 @user.command("passwd")
 @STATE_DIR
+@DATABASE
 @click.argument("name")
 @_PASSWORD_FILE
-def user_passwd(state_dir: Path, name: str, password_file: Path | None) -> None:
+def user_passwd(state_dir: Path | None, name: str, password_file: Path | None,
+                database: str | None) -> None:
     """Give an account a new password (its sessions end)."""
-    desk = _Desk(state_dir)
+    desk = _Desk(state_dir, database)
     try:
         account = desk.accounts.get(name)
         if account is None:
@@ -239,11 +257,12 @@ def user_passwd(state_dir: Path, name: str, password_file: Path | None) -> None:
 
 @user.command("role")
 @STATE_DIR
+@DATABASE
 @click.argument("name")
 @click.argument("role", type=click.Choice(["operator", "supervisor", "administrator"]))
-def user_role(state_dir: Path, name: str, role: str) -> None:
+def user_role(state_dir: Path | None, name: str, role: str, database: str | None) -> None:
     """Give an account another role (its sessions end)."""
-    desk = _Desk(state_dir)
+    desk = _Desk(state_dir, database)
     try:
         account = desk.accounts.get(name)
         if account is None:
@@ -258,9 +277,10 @@ def user_role(state_dir: Path, name: str, role: str) -> None:
 
 @user.command("list")
 @STATE_DIR
-def user_list(state_dir: Path) -> None:
+@DATABASE
+def user_list(state_dir: Path | None, database: str | None) -> None:
     """The accounts in service (names and roles; never a password or hash)."""
-    desk = _Desk(state_dir)
+    desk = _Desk(state_dir, database)
     try:
         for account in desk.accounts.all():
             click.echo(f"{account.name}\t{account.role.value}")
@@ -275,13 +295,15 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @STATE_DIR
-def audit_verify(state_dir: Path) -> None:
+@DATABASE
+def audit_verify(state_dir: Path | None, database: str | None) -> None:
     """Check the audit log's hash chain; exits 1 if an entry was altered, removed or added.
     Prints the head (entries, last hash): keep it elsewhere to detect a rewritten log."""
     from msa.centre.audit import AuditLog
+    from msa.centre.storage import Engine
 
-    path = state_dir / "audit.db"
-    if not path.exists():
+    path = centre_places(state_dir, database).audit
+    if path.kind is Engine.SQLITE and not Path(path.target).exists():
         raise ToolError(f"no audit log at {path}", "give the --state-dir of msa centre run")
     log = AuditLog(path)
     try:
@@ -294,6 +316,51 @@ def audit_verify(state_dir: Path) -> None:
                         f" {result.first_bad_seq})",
                         "restore the log from a backup and find out who changed it")
     click.echo(f"audit log intact: {result.entries} entries; head {count} {digest.hex()}")
+
+
+def _storage_error(path: str, detail: str) -> CentreError:
+    """The error of an area that cannot be opened or migrated (any of the three)."""
+    from msa.centre.errors import CentreError
+
+    return CentreError(f"centre data {path}: {detail}")
+
+
+@centre.command("migrate")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The state folder of a SQLite centre (made 0700 if missing).")
+@DATABASE
+def centre_migrate(state_dir: Path | None, database: str | None) -> None:
+    """Bring the centre's data (registry, records, audit) to this msa's schema, printing
+    what each area got. A PostgreSQL centre needs it before its nodes start, after every
+    upgrade of msa (nodes refuse another version's schema); a state folder's files are
+    migrated when the centre opens them, so there it is optional. Safe to run again, and
+    from two nodes at once.
+
+    Example: msa centre migrate --database postgresql://msa@db.example:5432/msa
+    """
+    from msa.centre.migrations import latest, migrate_all
+    from msa.centre.server import private_folder
+
+    if (state_dir is None) == (database is None):
+        raise click.UsageError("give --state-dir or --database (also from"
+                               " MSA_CENTRE_DATABASE): one of them")
+    where: Path | str
+    if database is None:
+        assert state_dir is not None
+        try:
+            private_folder(state_dir)
+        except OSError as exc:
+            raise ToolError(f"cannot make the state folder {state_dir}: {exc.strerror}",
+                            "give a folder you may write, or a path where one can be made"
+                            ) from None
+        where = state_dir / "registry.db"
+    else:
+        where = database
+    for area, applied in migrate_all(where, _storage_error).items():
+        if not applied:
+            click.echo(f"{area}: at version {latest(area)}, nothing to do")
+        for m in applied:
+            click.echo(f"{area}: migrated to version {m.version} ({m.name})")
 
 
 # The centre's other commands, each in a module of its own (issue 15).

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .dbopt import RegistryLocation
+
 _PORT_HELP = "The button's serial device (e.g. /dev/ttyACM0) or socket://HOST:PORT."
 
 
@@ -54,9 +56,9 @@ def flash(port: str, board: str) -> None:
 @click.command("provision")
 @click.option("--port", required=True, help=_PORT_HELP)
 @click.option("--case", "case_ref", required=True, help="The case reference in the registry.")
-@click.option("--registry", "registry_path", required=True,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The centre's case registry (SQLite).")
+@click.option("--registry", "registry_path", required=True, type=RegistryLocation(exists=True),
+              help="The centre's case registry: its SQLite file, or the centre's PostgreSQL"
+                   " database (postgresql://USER@HOST:PORT/DBNAME).")
 @click.option("--button-id", callback=_button_id, help="Button id in hex (default: random).")
 @click.option("--gesture", type=click.Choice(["hold", "single", "multi"]), default="hold",
               show_default=True, help="The gesture that raises the alarm.")
@@ -68,7 +70,7 @@ def flash(port: str, board: str) -> None:
                    " battery); sleep: deep sleep between presses and hourly heartbeats (months),"
                    " a press costs a boot.")
 @click.option("--force", is_flag=True, help="Replace a button's existing configuration.")
-def provision(port: str, case_ref: str, registry_path: Path, button_id: int | None,
+def provision(port: str, case_ref: str, registry_path: Path | str, button_id: int | None,
               gesture: str, key_out: Path | None, power: str, force: bool) -> None:
     """Give a button a fresh key and id over USB and register it for a case. No personal data
     goes on the button, and the key is never printed.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .dbopt import DATABASE
 from .errors import ToolError
 from .who import cli_actor
 
@@ -26,17 +27,21 @@ _BUTTON = re.compile(r"(?:0x)?([0-9a-fA-F]{1,8})", re.ASCII)
 @click.option("--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="A new (or empty) folder for the bundle.")
-def export(state_dir: Path, ref: str, out_dir: Path) -> None:
+@DATABASE
+def export(state_dir: Path, ref: str, out_dir: Path, database: str | None) -> None:
     """Export one incident as a signed evidence bundle (recorded in the audit log).
 
     Example: msa centre export --state-dir /var/lib/msa-centre --incident INC-000012
     --out ./INC-000012-evidence
+
+    With --database the incident is read from the centre's PostgreSQL database; the bundle
+    is signed with the key in --state-dir all the same.
     """
     from msa.centre.evidence import export as export_bundle
     from msa.centre.signing import signing_key
 
-    folder = export_bundle(state_dir, ref, out_dir, actor=cli_actor(),
-                           source="cli")
+    folder = export_bundle(state_dir, ref, out_dir, actor=cli_actor(), source="cli",
+                           database=database)
     click.echo(f"bundle: {folder}")
     click.echo(f"signed by centre key {signing_key(state_dir).fingerprint}")
 

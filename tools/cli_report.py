@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .dbopt import DATABASE, centre_places
 from .errors import ToolError
 from .who import cli_actor
 
@@ -62,8 +63,10 @@ def _write_private(path: Path, text: str) -> None:
 
 
 @click.command("report")
-@click.option("--state-dir", required=True, type=click.Path(path_type=Path),
-              help="The centre's state folder (that of msa centre run).")
+@click.option("--state-dir", type=click.Path(path_type=Path),
+              help="The centre's state folder (that of msa centre run); not needed with"
+                   " --database.")
+@DATABASE
 @click.option("--day", callback=_day, metavar="YYYY-MM-DD",
               help="The local day to report on (default: yesterday in --tz).")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md",
@@ -72,8 +75,8 @@ def _write_private(path: Path, text: str) -> None:
               help="Write the report to this file (0600) instead of standard output.")
 @click.option("--tz", "tz", default="UTC", show_default=True, callback=_zone,
               help="The zone whose midnights bound the day: UTC, an IANA name or +HH:MM.")
-def report(state_dir: Path, day: dt.date | None, fmt: str, out: Path | None,
-           tz: dt.tzinfo) -> None:
+def report(state_dir: Path | None, day: dt.date | None, fmt: str, out: Path | None,
+           tz: dt.tzinfo, database: str | None) -> None:
     """The supervisor's daily report: per button and tag, last word, battery and its trend,
     alarms and tests, messages against those expected, and silent periods.
 
@@ -84,20 +87,23 @@ def report(state_dir: Path, day: dt.date | None, fmt: str, out: Path | None,
     from msa.centre.core import Centre
     from msa.centre.registry import Registry
     from msa.centre.report import audit_subject, daily_report, to_csv, to_markdown
+    from msa.centre.storage import Engine
     from msa.centre.tags import Tags
 
-    for name in ("registry.db", "records.db"):
-        if not (state_dir / name).is_file():
-            raise ToolError(f"{state_dir} holds no {name}: it is no centre's state folder",
+    paths = centre_places(state_dir, database)
+    for area in (paths.registry, paths.records):
+        if area.kind is Engine.SQLITE and not Path(area.target).is_file():
+            raise ToolError(f"{state_dir} holds no {Path(area.target).name}: it is no"
+                            " centre's state folder",
                             "give the --state-dir that msa centre run uses")
     now = time.time()
     if day is None:
         day = dt.datetime.fromtimestamp(now, tz).date() - dt.timedelta(days=1)
-    registry = Registry(state_dir / "registry.db")
+    registry = Registry(paths.registry)
     try:
-        centre = Centre(state_dir / "records.db", registry)
+        centre = Centre(paths.records, registry)
         tags = Tags(registry)
-        audit = AuditLog(state_dir / "audit.db")
+        audit = AuditLog(paths.audit)
         try:
             made = daily_report(centre, registry, tags, audit, day, now, tz)
             # Recorded before anything is shown: no view goes unaudited.

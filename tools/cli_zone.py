@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from .dbopt import RegistryLocation, require_registry
 from .errors import ToolError
 
 if TYPE_CHECKING:
@@ -18,18 +19,17 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_REGISTRY = click.option("--registry", "registry_path", required=True,
-                         type=click.Path(dir_okay=False, path_type=Path),
-                         help="The centre's registry (STATE_DIR/registry.db of msa centre).")
+_REGISTRY = click.option("--registry", "registry_path", required=True, type=RegistryLocation(),
+                         help="The centre's registry (STATE_DIR/registry.db of msa centre), or"
+                              " its PostgreSQL database (postgresql://USER@HOST:PORT/DBNAME).")
 _CASE = click.option("--case", "case_ref", required=True, help="The case reference.")
 
 
-def _with_store(registry_path: Path, action: Callable[[ProximityStore], T]) -> T:
+def _with_store(registry_path: Path | str, action: Callable[[ProximityStore], T]) -> T:
     from msa.centre.proxstore import ProximityStore
     from msa.centre.registry import Registry
 
-    if not registry_path.exists():
-        raise ToolError(f"no registry at {registry_path}", "check --registry")
+    require_registry(registry_path)
     registry = Registry(registry_path)
     try:
         store = ProximityStore(registry)
@@ -63,7 +63,7 @@ def _numbers(text: str, count: int, option: str) -> list[float]:
 @click.option("--moving/--fixed-only", default=True, show_default=True,
               help="Whether a zone moves with the victim (her host reports her position), or"
                    " only her fixed zones count.")
-def case_proximity(registry_path: Path, case_ref: str, radius_m: float,
+def case_proximity(registry_path: Path | str, case_ref: str, radius_m: float,
                    prealert_m: float | None, moving: bool) -> None:
     """Set a case's proximity radii (a running centre applies them within 10 s).
 
@@ -85,7 +85,7 @@ def case_proximity(registry_path: Path, case_ref: str, radius_m: float,
               help="A circle: its centre and radius (0: a point).")
 @click.option("--polygon", default=None, metavar="LAT,LON;LAT,LON;...",
               help="A polygon: 3 to 64 corners, in order, not closed.")
-def case_zone_add(registry_path: Path, case_ref: str, name: str, circle: str | None,
+def case_zone_add(registry_path: Path | str, case_ref: str, name: str, circle: str | None,
                   polygon: str | None) -> None:
     """Add a fixed zone to a case: the alert is raised when the tag comes within the case's
     radius of the zone's edge (or inside it).
@@ -116,7 +116,7 @@ def case_zone_add(registry_path: Path, case_ref: str, name: str, circle: str | N
 @_REGISTRY
 @_CASE
 @click.option("--name", required=True, help="The zone to remove.")
-def case_zone_remove(registry_path: Path, case_ref: str, name: str) -> None:
+def case_zone_remove(registry_path: Path | str, case_ref: str, name: str) -> None:
     """Remove a fixed zone from a case.
 
     Example: msa case zone-remove --registry /var/lib/msa-centre/registry.db --case
@@ -131,7 +131,7 @@ def case_zone_remove(registry_path: Path, case_ref: str, name: str) -> None:
 @_REGISTRY
 @click.option("--tag", "tag_id", required=True, help="A tag in service (of another case).")
 @_CASE
-def case_tag_link(registry_path: Path, tag_id: str, case_ref: str) -> None:
+def case_tag_link(registry_path: Path | str, tag_id: str, case_ref: str) -> None:
     """Watch a tag for a further case too: the same offender, another victim.
 
     Example: msa case tag-link --registry /var/lib/msa-centre/registry.db --tag TAG-1A2B3C4D
@@ -141,7 +141,7 @@ def case_tag_link(registry_path: Path, tag_id: str, case_ref: str) -> None:
     click.echo(f"tag {tag_id}: watched for case {case_ref} too")
 
 
-def proximity_lines(registry_path: Path, case_ref: str) -> list[str]:
+def proximity_lines(registry_path: Path | str, case_ref: str) -> list[str]:
     """What `msa case show` prints of a case's proximity rules and zones."""
     from msa.centre.proximity import shape_json
 

@@ -88,7 +88,7 @@ class ProvisionReport:
     heartbeat_s: int = 60  # the button's heartbeat period, as the firmware settled it
 
 
-def provision(usb: Usb, registry_path: Path, case_ref: str, button_id: int | None,
+def provision(usb: Usb, registry_path: Path | str, case_ref: str, button_id: int | None,
               gesture: str, force: bool, key_out: Path | None,
               power: str = "connected") -> ProvisionReport:
     """Writes a new button configuration with fresh keys over USB and registers the button
@@ -105,14 +105,14 @@ def provision(usb: Usb, registry_path: Path, case_ref: str, button_id: int | Non
     registry = Registry(registry_path)
     try:
         if registry.case(case_ref) is None:
-            raise CaseUnknown(str(registry_path), case_ref)
+            raise CaseUnknown(registry.path, case_ref)
         retired = registry.retired()
         if button_id is None:
             button_id = _new_button_id(set(registry.buttons()) | retired)
         elif button_id in retired:
-            raise ButtonIdRetired(str(registry_path), button_id)
+            raise ButtonIdRetired(registry.path, button_id)
         elif registry.key(button_id) is not None and not force:
-            raise ButtonIdTaken(str(registry_path), button_id)
+            raise ButtonIdTaken(registry.path, button_id)
         held = button_id_on(usb)
         if held != 0 and not force:
             raise AlreadyProvisioned(usb.port, held)
@@ -131,7 +131,7 @@ def provision(usb: Usb, registry_path: Path, case_ref: str, button_id: int | Non
     if key_out is not None:
         write_private(key_out, key.hex() + "\n")
     restart(usb)
-    return ProvisionReport(usb.port, button_id, case_ref, gesture, str(registry_path), held,
+    return ProvisionReport(usb.port, button_id, case_ref, gesture, registry.path, held,
                            key_out, power, heartbeat_s)
 
 

@@ -340,7 +340,7 @@ class Step:
     done: bool
 
 
-async def retire(config_path: Path, registry_path: Path, *, port: str | None = None,
+async def retire(config_path: Path, registry_path: Path | str, *, port: str | None = None,
                  button_id: int | None = None, backends: Backends | None = None
                  ) -> list[Step]:
     """Retires the button everywhere it is known: on the button over USB (with `port`), in
@@ -397,7 +397,7 @@ async def retire(config_path: Path, registry_path: Path, *, port: str | None = N
     return steps
 
 
-def _retire_at_centre(registry_path: Path, button_id: int) -> Step:
+def _retire_at_centre(registry_path: Path | str, button_id: int) -> Step:
     """The registry forgets the button's key and unlinks its case."""
     try:
         registry = Registry(registry_path)

@@ -1,0 +1,76 @@
+"""The centre's two storage backends for the tests: the `state` fixture runs a test once on a
+state folder's SQLite files and once on a fresh database of a real PostgreSQL (tests/pg.py),
+migrated as `msa centre migrate` would. Tests ask `state` for where each area is and build
+their stores and centres from it, so that the same test checks both.
+
+Test modules import the fixtures: `from backends import State, state  # noqa: F401`, plus
+`from pg import pg_database, pg_server  # noqa: F401` (the PostgreSQL side needs them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from msa.centre.errors import CentreError
+from msa.centre.migrations import migrate_all
+from msa.centre.retention import StatePaths
+from msa.centre.server import CentreConfig
+from msa.centre.storage import Engine, Place
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class State:
+    """One centre's data: its state folder (TLS, keys, and on SQLite the databases) and, on
+    PostgreSQL, its database's URL."""
+
+    dir: Path
+    database: str | None
+
+    @property
+    def paths(self) -> StatePaths:
+        return StatePaths.of(self.dir, self.database)
+
+    @property
+    def registry(self) -> Place:
+        return self.paths.registry
+
+    @property
+    def records(self) -> Place:
+        return self.paths.records
+
+    @property
+    def audit(self) -> Place:
+        return self.paths.audit
+
+    @property
+    def engine(self) -> Engine:
+        return self.registry.kind
+
+    def config(self, **kwargs: Any) -> CentreConfig:
+        """A CentreConfig for a centre on this state."""
+        return CentreConfig(state_dir=self.dir, database=self.database, **kwargs)
+
+
+def _error(path: str, detail: str) -> CentreError:
+    return CentreError(f"{path}: {detail}")
+
+
+def make_state(folder: Path, database: str | None) -> State:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if database is not None:
+        migrate_all(database, _error)
+    return State(folder, database)
+
+
+@pytest.fixture(params=BACKENDS)
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> State:
+    """A fresh centre state on each backend in turn."""
+    database = None
+    if request.param == "postgresql":
+        database = str(request.getfixturevalue("pg_database"))
+    return make_state(tmp_path / "state", database)
