@@ -103,7 +103,7 @@ class Target:
     def stored(self) -> set[str]:
         """The keys of the messages the centre holds (a track point comes with its key)."""
         db = self.running.centre._db
-        return self.do(lambda: {str(k) for (k,) in db.execute("SELECT key FROM messages")})
+        return self.do(lambda: {str(k) for (k,) in db.rows("SELECT key FROM messages")})
 
     def operator_headers(self) -> dict[str, str]:
         """The cookie of an operator's session (made once, through the centre's own

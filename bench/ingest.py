@@ -33,6 +33,7 @@ from msa.wire.api import body
 from msa.wire.protocol import verify_centre
 from msa.common.sqlite import open_wal
 
+from . import ingest_pg
 from .figures import Better, Figure, Options, median, percentile
 from .ingest_load import MIX, Fleet, Item, Tally, build_fleet, drive, fix, fleet_minute, quiet
 
@@ -303,7 +304,8 @@ def run(options: Options) -> list[Figure]:
         for _ in range(options.runs):
             for name, value in floors(root, fleet, options, tls).items():
                 add(name, value)
-    return _figures({k: median(v) for k, v in s.items()}, s, fleet, cold, minute, held)
+    return _figures({k: median(v) for k, v in s.items()}, s, fleet, cold, minute, held) + \
+        ingest_pg.run(options)  # the same on PostgreSQL, and two nodes' failover (issue 17)
 
 
 def _figures(f: dict[str, float], s: dict[str, list[float]], fleet: Fleet, cold: Tally,

@@ -41,7 +41,8 @@ class Item:
 class Fleet:
     """Provisioned buttons: ids, keys, and each one's next sequence number (boot 1)."""
 
-    def __init__(self, registry: Path, keys: dict[int, tuple[ButtonKeys, CentreKey]]) -> None:
+    def __init__(self, registry: Path | str, keys: dict[int, tuple[ButtonKeys, CentreKey]]
+                 ) -> None:
         self.registry = registry
         self.keys = keys
         self.ids = sorted(keys)
@@ -65,10 +66,13 @@ class Fleet:
         return replace(m, frame=m.frame[:-1] + bytes([m.frame[-1] ^ 1]))
 
 
-def build_fleet(folder: Path, size: int, rng: random.Random) -> Fleet:
-    """A registry with `size` cases, one button each, provisioned in one transaction."""
+def build_fleet(folder: Path, size: int, rng: random.Random,
+                database: str | None = None) -> Fleet:
+    """A registry with `size` cases, one button each, provisioned in one transaction: in
+    `folder`'s registry.db, or in the (migrated) PostgreSQL `database`."""
     folder.mkdir(parents=True, exist_ok=True)
-    registry = Registry(folder / "registry.db")
+    where: Path | str = folder / "registry.db" if database is None else database
+    registry = Registry(where)
     keys: dict[int, tuple[ButtonKeys, CentreKey]] = {}
     with registry.transaction():
         for button_id in rng.sample(range(1, 2 ** 32), size):
@@ -80,7 +84,7 @@ def build_fleet(folder: Path, size: int, rng: random.Random) -> Fleet:
             keys[button_id] = (ButtonKeys.from_master(master),
                                CentreKey.from_master(centre_master))
     registry.close()
-    return Fleet(folder / "registry.db", keys)
+    return Fleet(where, keys)
 
 
 def fix(rng: random.Random, now: float) -> Fix:

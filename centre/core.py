@@ -331,13 +331,15 @@ class Centre(RecordReads):
                     int(m.kind is MessageKind.LOW_BATTERY), int(m.kind is MessageKind.BOOT)))
         if m.kind in INCIDENT_KINDS and row is None:
             case = self.registry.case_of(m.button_id)
-            cur = db.execute("INSERT INTO incidents (key, button_id, test, case_ref, opened_at,"
-                             " pressed_at, channel, battery_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                             " RETURNING id",
-                             (key, m.button_id, int(m.kind is MessageKind.TEST),
-                              None if case is None else case.case_ref, now, m.pressed_at,
-                              m.channel, frame.battery_pct))
-            row = (cur.rows[0][0], "open")
+            # The next number, in this transaction: a rollback gives it back (migrations.py).
+            number = db.execute("UPDATE counters SET value = value + 1 WHERE name = 'incident'"
+                                " RETURNING value").rows[0][0]
+            db.execute("INSERT INTO incidents (id, key, button_id, test, case_ref, opened_at,"
+                       " pressed_at, channel, battery_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (number, key, m.button_id, int(m.kind is MessageKind.TEST),
+                        None if case is None else case.case_ref, now, m.pressed_at, m.channel,
+                        frame.battery_pct))
+            row = (number, "open")
         if row is not None:
             db.execute("UPDATE messages SET incident = ? WHERE key = ?", (row[0], key))
             db.execute(_ARRIVAL, (row[0], key, m.kind.value, m.channel, now,

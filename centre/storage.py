@@ -271,6 +271,7 @@ class PostgresConnection(Connection):
     def __init__(self, where: Place, error: ErrorFactory, synced: bool = True) -> None:
         super().__init__(where, error)
         self._synced = synced
+        self._closed = False  # by close(): used again, it is an error as on SQLite
         self._db = self._connect()
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -287,6 +288,8 @@ class PostgresConnection(Connection):
 
     def _run(self, sql: str, args: tuple[object, ...]) -> Result:
         if self._db.closed:
+            if self._closed:
+                raise self.wrap(psycopg.InterfaceError("the connection is closed"))
             self._db = self._connect()
         try:
             cursor = self._db.execute(_pg_sql(sql), args)
@@ -298,6 +301,12 @@ class PostgresConnection(Connection):
         except psycopg.Error as exc:
             raise self.wrap(exc) from exc
 
+    def wrap(self, exc: Exception) -> CentreError:
+        # The server's message alone, as SQLite's one line: its CONTEXT and DETAIL lines
+        # name our statement's insides, not what went wrong.
+        primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+        return self._error(str(self.place), primary or str(exc).strip() or type(exc).__name__)
+
     @property
     def in_transaction(self) -> bool:
         return self._db.info.transaction_status in (psycopg.pq.TransactionStatus.INTRANS,
@@ -307,6 +316,7 @@ class PostgresConnection(Connection):
         self._run(f"SET synchronous_commit = {'on' if synced else 'off'}", ())
 
     def close(self) -> None:
+        self._closed = True
         self._db.close()
 
 

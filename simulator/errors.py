@@ -59,3 +59,14 @@ class TagStreamError(SimError):
         self.what = what
         self.sent = sent
         super().__init__(f"{what} ({sent} report{'' if sent == 1 else 's'} sent before)")
+
+
+class NodeError(SimError):
+    """A centre node of the failover drill (simulator/nodes.py) did not start, or the drill's
+    premise failed (no traffic before a kill, no acknowledgement after one); `node` names the
+    node ("" for the drill), `detail` says what, with the node's last log lines."""
+
+    def __init__(self, node: str, detail: str) -> None:
+        self.node = node
+        self.detail = detail
+        super().__init__(f"centre node {node}: {detail}" if node else f"failover drill: {detail}")

@@ -18,6 +18,8 @@ from msa.centre.accounts import Role
 from msa.centre.authweb import COOKIE, CSRF_HEADER, Workplace
 from msa.centre.server import CentreConfig, RunningCentre, start_centre
 
+from backends import State
+
 
 @pytest.fixture
 def cheap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,9 +28,12 @@ def cheap(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @asynccontextmanager
-async def operator_centre(tmp: Path) -> AsyncIterator[tuple[RunningCentre, str]]:
-    """A started centre in `tmp`, and its operator page's base URL."""
-    running = await start_centre(CentreConfig(state_dir=tmp / "centre"))
+async def operator_centre(where: Path | State) -> AsyncIterator[tuple[RunningCentre, str]]:
+    """A started centre, and its operator page's base URL: on a State's backend (the
+    `state` fixture of tests/backends.py), or on SQLite files in a folder `where`."""
+    config = where.config() if isinstance(where, State) else \
+        CentreConfig(state_dir=where / "centre")
+    running = await start_centre(config)
     try:
         yield running, f"http://127.0.0.1:{running.operator_port}"
     finally:

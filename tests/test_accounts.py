@@ -3,16 +3,17 @@ trips, refusals that write nothing, salted scrypt hashes, the failed-login locko
 injected clock (kept in the database), and an unknown name costing the same scrypt work."""
 from __future__ import annotations
 
-import sqlite3
 import time
-from pathlib import Path
 
 import pytest
+from backends import State, sql, state  # noqa: F401
+from pg import pg_database, pg_server  # noqa: F401
 
 from msa.centre import accounts as acc
 from msa.centre.accounts import Account, AccountLocked, Accounts, Role
 from msa.centre.errors import RegistryError
 from msa.centre.registry import Registry
+from msa.centre.storage import Place
 
 from staff import cheap  # noqa: F401  (a fixture)
 
@@ -22,20 +23,19 @@ T0 = 1_800_000_000.0
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "registry.db"
+def path(state: State) -> Place:
+    return state.registry
 
 
 @pytest.fixture
-def accounts(path: Path, cheap: None) -> Accounts:
+def accounts(path: Place, cheap: None) -> Accounts:
     return Accounts(Registry(path))
 
 
-def stored(path: Path) -> list[tuple[str, str, str]]:
-    """The accounts table as SQLite holds it (name, role, hash), read past the module."""
-    with sqlite3.connect(path) as db:
-        return [(str(a), str(b), str(c)) for a, b, c in
-                db.execute("SELECT name, role, password_hash FROM accounts ORDER BY id")]
+def stored(path: Place) -> list[tuple[str, str, str]]:
+    """The accounts table as the database holds it (name, role, hash), read past the module."""
+    return [(str(a), str(b), str(c)) for a, b, c in
+            sql(path, "SELECT name, role, password_hash FROM accounts ORDER BY id")]
 
 
 def test_add_check_passwd_remove_round_trip(accounts: Accounts) -> None:
@@ -54,7 +54,7 @@ def test_add_check_passwd_remove_round_trip(accounts: Accounts) -> None:
     assert accounts.check("alice", OTHER, T0) is None
     assert not accounts.set_password("alice", PASSWORD)
     assert not accounts.set_role("alice", "supervisor")
-    assert stored(accounts.path)[0][2] == ""  # a removed account's hash is forgotten
+    assert stored(accounts.place)[0][2] == ""  # a removed account's hash is forgotten
     # The name may be given again, to a new account.
     assert accounts.add("alice", Role.SUPERVISOR, OTHER).role is Role.SUPERVISOR
 
@@ -90,17 +90,17 @@ def test_bad_input_refused_nothing_written(accounts: Accounts, name: str, role: 
                                            password: str, message: str) -> None:
     with pytest.raises(RegistryError, match=message):
         accounts.add(name, role, password)
-    assert accounts.all() == [] and stored(accounts.path) == []
+    assert accounts.all() == [] and stored(accounts.place) == []
 
 
 def test_bad_password_or_duplicate_name_changes_nothing(accounts: Accounts) -> None:
     accounts.add("bob", "operator", PASSWORD)
-    before = stored(accounts.path)
+    before = stored(accounts.place)
     with pytest.raises(RegistryError, match="12 to 1024"):
         accounts.set_password("bob", "short")
     with pytest.raises(RegistryError, match="in service already"):
         accounts.add("BOB", "administrator", OTHER)
-    assert stored(accounts.path) == before
+    assert stored(accounts.place) == before
     assert accounts.check("bob", PASSWORD, T0) is not None
     accounts.add("x" * 64, "operator", "y" * 1024)  # the bounds themselves are allowed
     assert accounts.check("x" * 64, "y" * 1024, T0) is not None
@@ -110,7 +110,7 @@ def test_bad_password_or_duplicate_name_changes_nothing(accounts: Accounts) -> N
 def test_hash_is_salted_and_not_the_password(accounts: Accounts) -> None:
     accounts.add("a", "operator", PASSWORD)
     accounts.add("b", "operator", PASSWORD)
-    (_, _, ha), (_, _, hb) = stored(accounts.path)
+    (_, _, ha), (_, _, hb) = stored(accounts.place)
     assert ha != hb
     for h in (ha, hb):
         assert PASSWORD not in h and PASSWORD.encode().hex() not in h
@@ -120,7 +120,7 @@ def test_hash_is_salted_and_not_the_password(accounts: Accounts) -> None:
     assert PASSWORD not in repr(accounts.all()) + repr(accounts)
 
 
-def test_default_cost_is_stored_and_raised_cost_rehashes(path: Path,
+def test_default_cost_is_stored_and_raised_cost_rehashes(path: Place,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     accounts = Accounts(Registry(path))
     accounts.add("a", "operator", PASSWORD)
@@ -158,7 +158,7 @@ def test_lockout_sequence(accounts: Accounts) -> None:
     assert accounts.locked_until("carol", now) == now + 1.0
 
 
-def test_lockout_caps_at_15_minutes_and_survives_a_restart(path: Path, cheap: None) -> None:
+def test_lockout_caps_at_15_minutes_and_survives_a_restart(path: Place, cheap: None) -> None:
     accounts = Accounts(Registry(path))
     accounts.add("dave", "operator", PASSWORD)
     now = T0
@@ -181,7 +181,7 @@ def test_unknown_names_lock_out_alike(accounts: Accounts) -> None:
         accounts.check("nobody", PASSWORD, T0)
 
 
-def test_unknown_name_costs_the_same_scrypt_time(path: Path) -> None:
+def test_unknown_name_costs_the_same_scrypt_time(path: Place) -> None:
     accounts = Accounts(Registry(path))  # the default cost: the claim is about the real one
     accounts.add("erin", "operator", PASSWORD)
 
@@ -197,7 +197,7 @@ def test_unknown_name_costs_the_same_scrypt_time(path: Path) -> None:
     assert unknown > known / 3 and unknown < known * 3
 
 
-def test_second_instance_sees_changes(path: Path, cheap: None) -> None:
+def test_second_instance_sees_changes(path: Place, cheap: None) -> None:
     first, second = Accounts(Registry(path)), Accounts(Registry(path))
     first.add("frank", "operator", PASSWORD)
     assert second.check("frank", PASSWORD, T0) == first.get("frank")
@@ -211,7 +211,6 @@ def test_second_instance_sees_changes(path: Path, cheap: None) -> None:
 
 def test_unreadable_stored_hash_is_an_error(accounts: Accounts) -> None:
     accounts.add("gina", "operator", PASSWORD)
-    with sqlite3.connect(accounts.path) as db:
-        db.execute("UPDATE accounts SET password_hash = 'scrypt$99999999999$8$1$AA==$AA=='")
+    sql(accounts.place, "UPDATE accounts SET password_hash = 'scrypt$99999999999$8$1$AA==$AA=='")
     with pytest.raises(RegistryError, match="stored hash unreadable"):
         accounts.check("gina", PASSWORD, T0)

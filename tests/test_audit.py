@@ -1,11 +1,10 @@
-"""The centre's audit log: entries round-trip, the chain and head catch edits made to the
-database with plain sqlite3, appenders in two processes share one chain, bad input writes
-nothing."""
+"""The centre's audit log, on SQLite and on PostgreSQL: entries round-trip, the chain and head
+catch edits made to the database behind the log's back (plain sqlite3, plain psycopg),
+appenders in two processes share one chain, bad input writes nothing."""
 from __future__ import annotations
 
 import hashlib
 import math
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -13,16 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from backends import State, sql, state  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg import pg_database, pg_server  # noqa: F401
 
 from msa.centre.audit import GENESIS, AuditLog, entry_hash
 from msa.centre.errors import AuditError
+from msa.centre.storage import Engine
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[AuditLog]:
-    audit = AuditLog(tmp_path / "audit.db")
+def log(state: State) -> Iterator[AuditLog]:
+    audit = AuditLog(state.audit)
     yield audit
     audit.close()
 
@@ -33,11 +36,10 @@ def _fill(log: AuditLog, n: int = 5) -> None:
                    at=1_700_000_000.0 + i)
 
 
-def _raw(log: AuditLog, sql: str, args: tuple[Any, ...] = ()) -> None:
-    # What someone with the file would do: another connection, no AuditLog involved.
-    db = sqlite3.connect(log.path, isolation_level=None)
-    db.execute(sql, args)
-    db.close()
+def _raw(log: AuditLog, statement: str, args: tuple[Any, ...] = ()) -> None:
+    # What someone with the file or the database's password would do: another connection,
+    # no AuditLog involved.
+    sql(log.place, statement, args)
 
 
 def test_append_and_verify_round_trip(log: AuditLog) -> None:
@@ -65,11 +67,11 @@ def test_any_finite_time_verifies(log: AuditLog, at: float) -> None:
     assert log.verify().ok and log.entries()[0].at == at
 
 
-def test_entries_survive_reopening(tmp_path: Path) -> None:
-    audit = AuditLog(tmp_path / "audit.db")
+def test_entries_survive_reopening(state: State) -> None:
+    audit = AuditLog(state.audit)
     entry = audit.append("alice", "note.add", "INC-1", "cli", {"text": "called back"})
     audit.close()
-    again = AuditLog(tmp_path / "audit.db")
+    again = AuditLog(state.audit)
     assert again.entries() == [entry] and again.verify().ok
     again.close()
 
@@ -91,6 +93,10 @@ def test_the_encoding_is_unambiguous() -> None:
     assert one != two
 
 
+# The wrong-typed edits below that PostgreSQL's columns refuse (SQLite stores anything).
+WRONG_TYPES_PG = {("at", str), ("at", bytes)}
+
+
 @pytest.mark.parametrize("column, value", [
     ("seq", 100), ("at", 1.5), ("actor", "mallory"), ("action", "case.ignore"),
     ("subject", "CASE-X"), ("source", "10.9.9.9"), ("detail", '{"i":99}'),
@@ -104,6 +110,12 @@ def test_editing_any_column_of_any_entry_fails_at_that_seq(
     _fill(log)
     if column == "prev_hash" and seq == 1:
         value = b"\x02" * 32  # entry 1's prev_hash already is zeros
+    if log.place.kind is Engine.POSTGRESQL and (column, type(value)) in WRONG_TYPES_PG:
+        # PostgreSQL's typed columns refuse the edit itself: the log stays as it was.
+        with pytest.raises((psycopg.DataError, psycopg.ProgrammingError)):
+            _raw(log, f"UPDATE entries SET {column} = ? WHERE seq = ?", (value, seq))
+        assert log.verify().ok
+        return
     _raw(log, f"UPDATE entries SET {column} = ? WHERE seq = ?", (value, seq))
     result = log.verify()
     assert not result.ok
@@ -174,7 +186,9 @@ def test_a_gap_in_seqs_is_refused_even_when_chain_and_head_agree(log: AuditLog) 
     assert "seq" in result.reason
 
 
-def test_a_head_of_the_wrong_type_is_an_audit_error(log: AuditLog) -> None:
+def test_a_head_of_the_wrong_type_is_an_audit_error(tmp_path: Path) -> None:
+    # SQLite only: PostgreSQL's typed column refuses a text count (WRONG_TYPES_PG).
+    log = AuditLog(tmp_path / "audit.db")
     _fill(log, 2)
     _raw(log, "UPDATE head SET count = 'two'")
     assert not log.verify().ok
@@ -216,8 +230,8 @@ def test_inserting_an_entry_is_detected(log: AuditLog, where: str) -> None:
     assert (result.ok, result.first_bad_seq) == (False, expected_bad), result.reason
 
 
-def test_two_logs_on_one_file_share_one_chain(tmp_path: Path) -> None:
-    one, two = AuditLog(tmp_path / "audit.db"), AuditLog(tmp_path / "audit.db")
+def test_two_logs_on_one_file_share_one_chain(state: State) -> None:
+    one, two = AuditLog(state.audit), AuditLog(state.audit)
     a = one.append("alice", "case.view", "CASE-1", "cli")
     b = two.append("bob", "case.view", "CASE-2", "cli")
     c = one.append("alice", "note.add", "CASE-1", "cli")
@@ -236,8 +250,10 @@ for i in range(int(sys.argv[3])):
 """
 
 
-def test_two_processes_appending_at_once_never_fork_the_chain(tmp_path: Path) -> None:
-    path = str(tmp_path / "audit.db")
+def test_two_processes_appending_at_once_never_fork_the_chain(state: State,
+                                                              tmp_path: Path) -> None:
+    # The file, or the database's URL (AuditLog takes either).
+    path = state.database or state.audit.target
     AuditLog(path).close()  # the schema exists before both start
     procs = [subprocess.Popen([sys.executable, "-c", _APPENDER, path, who, "60"],
                               cwd=tmp_path, stderr=subprocess.PIPE)
@@ -288,6 +304,7 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_siz
                           st.dictionaries(st.text(max_size=5), _JSON, max_size=3),
                           st.floats(allow_nan=False, allow_infinity=False)), max_size=8))
 def test_any_sequence_of_appends_verifies(tmp_path: Path, appends: list[Any]) -> None:
+    # SQLite only: a fresh log per example (a PostgreSQL database each would cost ten times).
     with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
         _appends_verify(AuditLog(Path(folder) / "audit.db"), appends)
 

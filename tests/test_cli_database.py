@@ -15,7 +15,7 @@ from staff import cheap  # noqa: F401
 
 from msa.centre.audit import AuditLog
 from msa.centre.errors import EvidenceError, SchemaError
-from msa.centre.migrations import MIGRATIONS
+from msa.centre.migrations import MIGRATIONS, latest
 from msa.centre.storage import place
 from msa.tools.cli import cli, main
 from msa.tools.errors import ToolError
@@ -30,16 +30,21 @@ def msa(*args: str, env: dict[str, str | None] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env={"MSA_CENTRE_DATABASE": None, **(env or {})})
 
 
-def _migrated(area: str) -> str:
-    m = MIGRATIONS[area][0]
-    return f"{area}: migrated to version {m.version} ({m.name})"
+def _migrated(*areas: str) -> list[str]:
+    """What migrate prints for a new centre: every migration of each area, in order."""
+    return [f"{area}: migrated to version {m.version} ({m.name})"
+            for area in areas for m in MIGRATIONS[area]]
+
+
+def _nothing(*areas: str) -> list[str]:
+    return [f"{a}: at version {latest(a)}, nothing to do" for a in areas]
 
 
 def test_migrate_makes_a_private_state_folder_then_finds_nothing_to_do(tmp_path: Path) -> None:
     state = tmp_path / "new" / "centre"
     first = msa("centre", "migrate", "--state-dir", str(state))
     assert first.exit_code == 0, first.output
-    assert first.output.splitlines() == [_migrated(a) for a in ("registry", "records", "audit")]
+    assert first.output.splitlines() == _migrated("registry", "records", "audit")
     assert first.output.splitlines()[0] == ("registry: migrated to version 1 (cases, buttons,"
                                             " hosts, tags, proximity, accounts, sessions)")
     assert state.stat().st_mode & 0o777 == 0o700
@@ -47,8 +52,7 @@ def test_migrate_makes_a_private_state_folder_then_finds_nothing_to_do(tmp_path:
                                                           "registry.db"]
     again = msa("centre", "migrate", "--state-dir", str(state))
     assert again.exit_code == 0, again.output
-    assert again.output.splitlines() == [f"{a}: at version 1, nothing to do"
-                                         for a in ("registry", "records", "audit")]
+    assert again.output.splitlines() == _nothing("registry", "records", "audit")
 
 
 def test_migrate_refuses_a_schema_newer_than_its_own_through_the_error_boundary(
@@ -56,15 +60,18 @@ def test_migrate_refuses_a_schema_newer_than_its_own_through_the_error_boundary(
     state = tmp_path / "centre"
     assert msa("centre", "migrate", "--state-dir", str(state)).exit_code == 0
     with sqlite3.connect(state / "records.db") as db:  # as a later msa would leave it
-        db.execute("INSERT INTO schema_migrations VALUES (2, 'from the future', 0)")
+        db.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)",
+                   (latest("records") + 1,))
     with pytest.raises(SystemExit) as exit_info:
         main(["centre", "migrate", "--state-dir", str(state)])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
-    assert err == (f"msa: {state / 'records.db'}: schema version 2, this msa needs 1: it was"
-                   " migrated by a newer msa: run that version (no downgrades)\n")
+    assert err == (f"msa: {state / 'records.db'}: schema version {latest('records') + 1}, this"
+                   f" msa needs {latest('records')}: it was migrated by a newer msa: run that"
+                   " version (no downgrades)\n")
     with sqlite3.connect(state / "records.db") as db:  # and nothing was changed
-        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (2,)
+        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone() == (
+            latest("records") + 1,)
 
 
 @pytest.mark.parametrize("args, env", [
@@ -169,10 +176,9 @@ def test_a_technician_and_an_admin_work_on_a_postgresql_centre(
 
     first = run("centre", "migrate", "--database", url)
     assert first.exit_code == 0, first.output
-    assert first.output.splitlines() == [_migrated(a) for a in ("registry", "records", "audit")]
+    assert first.output.splitlines() == _migrated("registry", "records", "audit")
     again = run("centre", "migrate", "--database", url)
-    assert again.output.splitlines() == [f"{a}: at version 1, nothing to do"
-                                         for a in ("registry", "records", "audit")]
+    assert again.output.splitlines() == _nothing("registry", "records", "audit")
 
     added = run("case", "add", "--registry", url, "--case", "GENT-2026-0147", "--victim",
                 "Jane Example", "--victim-phone", "+32470000001")

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 from msa.centre.registry import Case
-from msa.centre.server import CentreConfig, RunningCentre, start_centre
+from msa.centre.server import RunningCentre, start_centre
 from msa.centre.tls import make_tls
 from msa.wire import protocol as hp
 from msa.wire.message import Fix, FixQuality, Message, MessageKind
@@ -23,6 +23,9 @@ from msa.host.errors import ChannelError
 from msa.host.events import Via, event_for
 from msa.host.https import HttpsChannel
 from msa.host.outbox import Outbox
+
+from backends import State, state  # noqa: F401
+from pg import pg_database, pg_server  # noqa: F401
 
 T = TypeVar("T")
 KEY = secrets.token_bytes(32)
@@ -70,8 +73,8 @@ def run(body: Callable[[], Awaitable[T]], timeout: float = 60) -> T:
     return asyncio.run(main())
 
 
-async def centre_at(root: Path) -> RunningCentre:
-    running = await start_centre(CentreConfig(state_dir=root / "centre"))
+async def centre_at(state: State) -> RunningCentre:
+    running = await start_centre(state.config())
     running.centre.registry.put_case(Case("C-1", "V. Victim", "+32470000001", "S. Suspect",
                                           measures=("no contact",), weapons=True))
     running.centre.registry.register(BID, CENTRE_KEY, "C-1")
@@ -105,9 +108,9 @@ def channel(c: RunningCentre, **kw: Any) -> HttpsChannel:
     return HttpsChannel(**args)
 
 
-def test_alarm_is_created_once_with_case_and_location(tmp_path: Path) -> None:
+def test_alarm_is_created_once_with_case_and_location(state: State) -> None:
     async def body() -> tuple[Receipt, Receipt, list[dict[str, Any]]]:
-        c = await centre_at(tmp_path)
+        c = await centre_at(state)
         ch = channel(c)
         try:
             m = alarm_message(5)
@@ -136,10 +139,10 @@ def test_alarm_is_created_once_with_case_and_location(tmp_path: Path) -> None:
     ("untrusted_ca", False, "TLS certificate not trusted"),
     ("nobody_listening", True, "Cannot connect"),
 ])
-def test_refusals_and_failures_are_clear(tmp_path: Path, case: str, retryable: bool,
-                                         words: str) -> None:
+def test_refusals_and_failures_are_clear(tmp_path: Path, state: State, case: str,
+                                         retryable: bool, words: str) -> None:
     async def body() -> ChannelError:
-        c = await centre_at(tmp_path)
+        c = await centre_at(state)
         raw = bytearray(frame(hp.Kind.ALARM, 9))
         kw: dict[str, Any] = {}
         if case == "forged":
@@ -164,9 +167,10 @@ def test_refusals_and_failures_are_clear(tmp_path: Path, case: str, retryable: b
     assert err.retryable is retryable and words in str(err), str(err)
 
 
-def test_host_killed_before_delivery_delivers_on_restart_exactly_once(tmp_path: Path) -> None:
+def test_host_killed_before_delivery_delivers_on_restart_exactly_once(
+        tmp_path: Path, state: State) -> None:
     async def body() -> tuple[int, int]:
-        c = await centre_at(tmp_path)
+        c = await centre_at(state)
         raw = button_frame(hp.Kind.ALARM, 12)
         event = event_for(hp.verify(raw, KEYS), Via.GATT, time.time())
         # First life: the channel points nowhere, so the alarm stays in the outbox; the
@@ -197,9 +201,9 @@ def test_host_killed_before_delivery_delivers_on_restart_exactly_once(tmp_path: 
     assert counted == 1 and left == 0
 
 
-def test_tracking_every_10_s_for_2_h_then_stops(tmp_path: Path) -> None:
+def test_tracking_every_10_s_for_2_h_then_stops(tmp_path: Path, state: State) -> None:
     async def body() -> tuple[list[dict[str, Any]], float]:
-        c = await centre_at(tmp_path)
+        c = await centre_at(state)
         clock = VirtualClock()
         ch = channel(c, deadline_s=10)
         d = Dispatcher(Outbox(tmp_path / "outbox.db"), [ch], StillSource(clock.time),
@@ -226,9 +230,9 @@ def test_tracking_every_10_s_for_2_h_then_stops(tmp_path: Path) -> None:
 
 
 def test_host_killed_after_the_centre_accepted_but_before_the_receipt_counts_once(
-        tmp_path: Path) -> None:
+        tmp_path: Path, state: State) -> None:
     async def body() -> tuple[int, str, int]:
-        c = await centre_at(tmp_path)
+        c = await centre_at(state)
         outbox = Outbox(tmp_path / "outbox.db")
         raw = frame(hp.Kind.ALARM, 30)
         m = alarm_message(30, raw)
@@ -257,15 +261,15 @@ def test_host_killed_after_the_centre_accepted_but_before_the_receipt_counts_onc
     assert counted == 1 and incidents == 1 and via == "https"
 
 
-def test_centre_warns_of_silent_buttons_and_low_batteries(tmp_path: Path) -> None:
+def test_centre_warns_of_silent_buttons_and_low_batteries(state: State) -> None:
     from msa.centre.core import Centre, Inbound, Verdict
     from msa.centre.registry import Registry
 
     now = [1_800_000_000.0]
-    reg = Registry(tmp_path / "reg.db")
+    reg = Registry(state.registry)
     reg.put_case(Case("C-9", "V"))
     reg.register(BID, CENTRE_KEY, "C-9")
-    centre = Centre(tmp_path / "rec.db", reg, clock=lambda: now[0])
+    centre = Centre(state.records, reg, clock=lambda: now[0])
     assert centre.warnings() == [{"button_id": BID, "case_ref": "C-9", "warning": "silent",
                                   "last_seen": None}]
     hb = frame(hp.Kind.HEARTBEAT, 40)

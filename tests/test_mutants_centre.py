@@ -4,15 +4,17 @@ of the records, the bounds, and errors that carry their path."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
+from backends import State, sql, state  # noqa: F401
+from pg import pg_database, pg_server  # noqa: F401
 
 from msa.centre.core import (FRAME_KINDS, SILENT_HEARTBEATS, UPDATE_LEAD, Centre, Inbound,
                              Ingested, Verdict, incident_ref)
 from msa.centre.errors import RecordError, RegistryError
 from msa.centre.registry import Case, Registry
+from msa.centre.storage import Engine, place
 from msa.wire import protocol as hp
 from msa.wire.message import MAX_UPDATE_NO, Fix, FixQuality, Message, MessageKind
 
@@ -48,30 +50,30 @@ def msg(kind: MessageKind, seq: int, *, button_id: int = BID, channel: str = "ht
 
 
 @pytest.fixture
-def reg(tmp_path: Path) -> Registry:
-    r = Registry(tmp_path / "reg.db")
+def reg(state: State) -> Registry:
+    r = Registry(state.registry)
     r.put_case(Case("C-1", "Victim", "+32 1", "Suspect", "notes", ("500 m",), True, "+32 9"))
     r.register(BID, CENTRE_KEY, "C-1")
     return r
 
 
 @pytest.fixture
-def centre(tmp_path: Path, reg: Registry) -> Centre:
+def centre(state: State, reg: Registry) -> Centre:
     now = [T]
-    c = Centre(tmp_path / "rec.db", reg, clock=lambda: now[0])
+    c = Centre(state.records, reg, clock=lambda: now[0])
     c.now = now  # type: ignore[attr-defined]  # the test moves the clock
     return c
 
 
 # --- registry --------------------------------------------------------------------------------
 
-def test_registry_button_ids_and_keys_at_their_bounds(tmp_path: Path) -> None:
-    r = Registry(tmp_path / "r.db")
+def test_registry_button_ids_and_keys_at_their_bounds(state: State) -> None:
+    r = Registry(state.registry)
     for bad in (0, 2 ** 32):
         with pytest.raises(RegistryError) as err:
             r.register(bad, CENTRE_KEY, None)
         assert err.value.detail == f"button id {bad} out of range"
-        assert err.value.path == str(tmp_path / "r.db")
+        assert err.value.path == str(state.registry)
     for size in (31, 33):
         with pytest.raises(RegistryError) as err:
             r.register(5, bytes(size), None)
@@ -144,6 +146,7 @@ def test_registry_transaction_is_all_or_nothing(reg: Registry) -> None:
 
 
 def test_registry_errors_carry_the_path(tmp_path: Path) -> None:
+    # SQLite only: a file in a missing folder; a closed store on both is the test below.
     path = tmp_path / "missing" / "reg.db"
     with pytest.raises(RegistryError) as err:
         Registry(path)
@@ -154,6 +157,14 @@ def test_registry_errors_carry_the_path(tmp_path: Path) -> None:
         r.buttons()
     assert err.value.path == str(tmp_path / "r.db")
     assert err.value.detail == "Cannot operate on a closed database."
+
+
+def test_a_closed_registry_is_an_error_naming_its_place(state: State) -> None:
+    r = Registry(state.registry)
+    r.close()
+    with pytest.raises(RegistryError) as err:
+        r.buttons()
+    assert err.value.path == str(state.registry) and "closed" in err.value.detail
 
 
 # --- core: what a message must be ------------------------------------------------------------
@@ -174,10 +185,10 @@ def test_button_ids_outside_the_range_or_unknown_are_refused(centre: Centre, but
     assert centre.count() == 0
 
 
-def test_the_highest_button_id_is_served(tmp_path: Path, reg: Registry) -> None:
+def test_the_highest_button_id_is_served(state: State, reg: Registry) -> None:
     top = 2 ** 32 - 1
     reg.register(top, CENTRE_KEY, None)
-    c = Centre(tmp_path / "r2.db", reg)
+    c = Centre(state.records, reg)
     got = c.ingest(msg(MessageKind.HEARTBEAT, 1, button_id=top))
     assert got == Ingested(Verdict.ACCEPTED)
 
@@ -383,29 +394,44 @@ def test_submit_commits_a_batch_once_and_resumes_every_caller(centre: Centre) ->
     assert centre.count() == 2
 
 
+# A write the database itself refuses, each in its own trigger language.
+REFUSE = {
+    Engine.SQLITE: ("CREATE TRIGGER refuse BEFORE INSERT ON incidents"
+                    " BEGIN SELECT RAISE(ABORT, 'disk says no'); END",),
+    Engine.POSTGRESQL: ("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+                        " AS $$ BEGIN RAISE EXCEPTION 'disk says no'; END $$",
+                        "CREATE TRIGGER refuse BEFORE INSERT ON incidents"
+                        " FOR EACH ROW EXECUTE FUNCTION refuse()"),
+}
+ALLOW = {Engine.SQLITE: "DROP TRIGGER refuse",
+         Engine.POSTGRESQL: "DROP TRIGGER refuse ON incidents"}
+
+
 def test_a_record_that_cannot_be_written_is_a_record_error_and_rolls_back(
-        tmp_path: Path, centre: Centre) -> None:
-    path = tmp_path / "rec.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON incidents"
-                   " BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+        state: State, centre: Centre) -> None:
+    for statement in REFUSE[state.engine]:
+        sql(state.records, statement)
     with pytest.raises(RecordError) as err:
         centre.ingest(msg(MessageKind.ALARM, 5))
-    assert err.value.path == str(path)
+    assert err.value.path == str(state.records)
     assert err.value.detail == "disk says no"
     assert centre.count() == 0  # the message row went with the failed incident
-    with sqlite3.connect(path) as db:
-        db.execute("DROP TRIGGER refuse")
+    sql(state.records, ALLOW[state.engine])
     assert centre.ingest(msg(MessageKind.ALARM, 5)).verdict is Verdict.ACCEPTED
     assert centre.count() == 1
 
 
-def test_an_unopenable_record_file_is_a_record_error_naming_it(tmp_path: Path,
+def test_an_unopenable_record_file_is_a_record_error_naming_it(state: State, tmp_path: Path,
                                                                reg: Registry) -> None:
-    path = tmp_path / "missing" / "rec.db"
+    # A file in a missing folder; on PostgreSQL, a database that does not exist.
+    if state.database is None:
+        where, why = place(tmp_path / "missing" / "rec.db"), "No such file or directory"
+    else:
+        where, why = place(state.database.rsplit("/", 1)[0] + "/missing", "records"), \
+            'database "missing" does not exist'
     with pytest.raises(RecordError) as err:
-        Centre(path, reg)
-    assert err.value.path == str(path) and "No such file or directory" in err.value.detail
+        Centre(where, reg)
+    assert err.value.path == str(where) and why in err.value.detail
 
 
 def test_a_changed_key_in_the_registry_is_used_at_once(centre: Centre, reg: Registry) -> None:
@@ -417,33 +443,43 @@ def test_a_changed_key_in_the_registry_is_used_at_once(centre: Centre, reg: Regi
     assert centre.ingest(msg(MessageKind.HEARTBEAT, 3)).reason == "unknown or retired button"
 
 
-def test_ingest_commits_before_it_returns(tmp_path: Path, centre: Centre) -> None:
+def test_ingest_commits_before_it_returns(state: State, centre: Centre) -> None:
     centre.ingest(msg(MessageKind.HEARTBEAT, 1))
-    other = sqlite3.connect(tmp_path / "rec.db")
-    assert other.execute("SELECT key, kind, channel FROM messages").fetchall() == [
+    # Another connection sees it.
+    assert sql(state.records, "SELECT key, kind, channel FROM messages") == [
         (f"{BID:08x}-1-1", "heartbeat", "https")]
-    other.close()
 
 
-def test_only_a_batch_of_heartbeats_is_left_unsynced(centre: Centre) -> None:
-    """A power cut must not take back an alarm the host was told is safe: an alarm that comes
-    after a heartbeat in the same batch commits that batch and starts a synced one. (SQLite's
-    own setting is read back: no other way shows a sync level without cutting the power.)"""
-    def synchronous() -> int:
+# Each database's own sync level of the centre's record connection, read back: no other way
+# shows one without cutting the power. SQLite: PRAGMA synchronous NORMAL (1) or FULL (2);
+# PostgreSQL: synchronous_commit off or on.
+UNSYNCED = {Engine.SQLITE: 1, Engine.POSTGRESQL: "off"}
+SYNCED = {Engine.SQLITE: 2, Engine.POSTGRESQL: "on"}
+
+
+def synchronous(centre: Centre) -> int | str:
+    if centre.place.kind is Engine.SQLITE:
         return int(centre._db.rows("PRAGMA synchronous")[0][0])
+    return str(centre._db.rows("SHOW synchronous_commit")[0][0])
+
+
+def test_only_a_batch_of_heartbeats_is_left_unsynced(state: State, centre: Centre) -> None:
+    """A power cut must not take back an alarm the host was told is safe: an alarm that comes
+    after a heartbeat in the same batch commits that batch and starts a synced one."""
+    unsynced, synced = UNSYNCED[state.engine], SYNCED[state.engine]
 
     async def batch(*messages: Inbound) -> None:
         await asyncio.gather(*(centre.submit(m) for m in messages))
 
-    assert synchronous() == 1  # NORMAL, as the centre opens its records
+    assert synchronous(centre) == unsynced  # as the centre opens its records
     asyncio.run(batch(msg(MessageKind.HEARTBEAT, 1)))
-    assert synchronous() == 1
+    assert synchronous(centre) == unsynced
     asyncio.run(batch(msg(MessageKind.HEARTBEAT, 2), msg(MessageKind.ALARM, 3)))
-    assert synchronous() == 2  # FULL
+    assert synchronous(centre) == synced
     asyncio.run(batch(msg(MessageKind.ALARM, 4), msg(MessageKind.HEARTBEAT, 5)))
-    assert synchronous() == 2  # a heartbeat joins a synced batch as it is
+    assert synchronous(centre) == synced  # a heartbeat joins a synced batch as it is
     asyncio.run(batch(msg(MessageKind.LOW_BATTERY, 6)))
-    assert synchronous() == 2
+    assert synchronous(centre) == synced
     assert centre.count() == 6
 
 
@@ -464,6 +500,6 @@ def test_warnings_for_a_button_without_a_case_and_a_zero_threshold(
         {"button_id": BID + 1, "case_ref": None, "warning": "silent", "last_seen": T}]
 
 
-def test_a_first_alarm_is_synced(centre: Centre) -> None:
+def test_a_first_alarm_is_synced(state: State, centre: Centre) -> None:
     centre.ingest(msg(MessageKind.ALARM, 1))
-    assert int(centre._db.rows("PRAGMA synchronous")[0][0]) == 2
+    assert synchronous(centre) == SYNCED[state.engine]

@@ -109,7 +109,7 @@ def test_entry_hash_refuses_a_time_json_cannot_hold() -> None:
 
 def test_the_log_is_synced_in_full_and_errors_carry_the_path(tmp_path: Path,
                                                              log: AuditLog) -> None:
-    assert int(log._db.execute("PRAGMA synchronous").fetchone()[0]) == 2  # FULL
+    assert int(log._db.rows("PRAGMA synchronous")[0][0]) == 2  # FULL
     missing = tmp_path / "nowhere" / "audit.db"
     with pytest.raises(AuditError) as caught:
         AuditLog(missing)

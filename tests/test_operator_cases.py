@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from msa.centre.registry import Case
-from msa.centre.server import CentreConfig, start_centre
+from msa.centre.server import start_centre
 from msa.wire import protocol as hp
 
+from backends import State, state  # noqa: F401
+from pg import pg_database, pg_server  # noqa: F401
 from staff import session_headers
 from test_operator_page import BID, CENTRE_KEY, _alarm
 
@@ -23,10 +24,10 @@ BAD_NOTES = [("", 400), (" \n\t ", 400), ("x" * 4001, 400), ("nul\x00byte", 400)
 
 
 @pytest.mark.parametrize("text, status", BAD_NOTES)
-def test_a_bad_note_is_refused_with_nothing_stored(tmp_path: Path, text: object,
+def test_a_bad_note_is_refused_with_nothing_stored(state: State, text: object,
                                                    status: int) -> None:
     async def body() -> None:
-        running = await start_centre(CentreConfig(state_dir=tmp_path / "centre"))
+        running = await start_centre(state.config())
         try:
             running.centre.registry.register(BID, CENTRE_KEY, None)
             for m in _alarm(hp.Kind.ALARM, 4, 1, time.time()):
@@ -44,9 +45,9 @@ def test_a_bad_note_is_refused_with_nothing_stored(tmp_path: Path, text: object,
     asyncio.run(body())
 
 
-def test_case_file_and_note_while_an_alarm_batch_is_open(tmp_path: Path) -> None:
+def test_case_file_and_note_while_an_alarm_batch_is_open(state: State) -> None:
     async def body() -> None:
-        running = await start_centre(CentreConfig(state_dir=tmp_path / "centre"))
+        running = await start_centre(state.config())
         try:
             reg = running.centre.registry
             reg.put_case(Case("CASE-9", "Vera", "+32470000009"))
@@ -80,9 +81,9 @@ def test_case_file_and_note_while_an_alarm_batch_is_open(tmp_path: Path) -> None
     asyncio.run(body())
 
 
-def test_the_report_takes_a_past_day_only(tmp_path: Path) -> None:
+def test_the_report_takes_a_past_day_only(state: State) -> None:
     async def body() -> None:
-        running = await start_centre(CentreConfig(state_dir=tmp_path / "centre"))
+        running = await start_centre(state.config())
         try:
             base = f"http://127.0.0.1:{running.operator_port}"
             own = session_headers(running.work, "sven", "supervisor", base=base)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from pathlib import Path
 
 import aiohttp
 
@@ -16,6 +15,8 @@ from msa.centre import accounts as accounts_mod
 from msa.centre.authweb import COOKIE, CSRF_HEADER, PUBLIC, UNKNOWN_NAME
 from msa.centre.server import RunningCentre
 
+from backends import State, state  # noqa: F401
+from pg import pg_database, pg_server  # noqa: F401
 from staff import add_account, login
 from staff import operator_centre as centre
 
@@ -37,9 +38,9 @@ def operator_routes(running: RunningCentre) -> list[tuple[str, str]]:
     return out
 
 
-def test_without_a_session_everything_is_refused(tmp_path: Path) -> None:
+def test_without_a_session_everything_is_refused(state: State) -> None:
     async def body() -> None:
-        async with centre(tmp_path) as (running, base), aiohttp.ClientSession() as s:
+        async with centre(state) as (running, base), aiohttp.ClientSession() as s:
             routes = operator_routes(running)
             assert len(routes) >= 8 and ("GET", "/api/state") in routes
             for method, path in routes:
@@ -72,9 +73,9 @@ ROLE_MATRIX = [  # (method, path, body, statuses by role: operator, supervisor, 
 ]
 
 
-def test_each_role_reaches_its_own_part_only(tmp_path: Path) -> None:
+def test_each_role_reaches_its_own_part_only(state: State) -> None:
     async def body() -> None:
-        async with centre(tmp_path) as (running, base), aiohttp.ClientSession() as s:
+        async with centre(state) as (running, base), aiohttp.ClientSession() as s:
             sessions = {}
             for role in ("operator", "supervisor", "administrator"):
                 password = add_account(running.work, role[:4], role)
@@ -91,16 +92,16 @@ def test_each_role_reaches_its_own_part_only(tmp_path: Path) -> None:
     asyncio.run(body())
 
 
-def test_a_session_ends_at_logout_and_with_its_account(tmp_path: Path) -> None:
+def test_a_session_ends_at_logout_and_with_its_account(state: State) -> None:
     async def body() -> None:
-        async with centre(tmp_path) as (running, base), aiohttp.ClientSession() as s:
+        async with centre(state) as (running, base), aiohttp.ClientSession() as s:
             work = running.work
-            state = base + "/api/state"
+            state_url = base + "/api/state"
             for change in ("logout", "remove", "password", "role", "expiry", "idle"):
                 name = f"op-{change}"
                 password = add_account(work, name, "operator")
                 own = (await login(s, base, name, password)).headers
-                async with s.get(state, headers=own) as r:
+                async with s.get(state_url, headers=own) as r:
                     assert r.status == 200
                 if change == "logout":
                     async with s.post(base + "/api/logout", headers=own) as r:
@@ -117,15 +118,15 @@ def test_a_session_ends_at_logout_and_with_its_account(tmp_path: Path) -> None:
                         work.sessions.idle_s
                     now = work.clock()
                     work.clock = lambda: now + later + 1
-                async with s.get(state, headers=own) as r:
+                async with s.get(state_url, headers=own) as r:
                     assert r.status == 401, change
                 work.clock = time.time
     asyncio.run(body())
 
 
-def test_failed_logins_are_slowed_and_audited(tmp_path: Path) -> None:
+def test_failed_logins_are_slowed_and_audited(state: State) -> None:
     async def body() -> None:
-        async with centre(tmp_path) as (running, base), aiohttp.ClientSession() as s:
+        async with centre(state) as (running, base), aiohttp.ClientSession() as s:
             password = add_account(running.work, "olga", "operator")
             async with s.get(base + "/login") as r:
                 token = re.search(r'name="msa-csrf" content="([^"]+)">', await r.text())
@@ -164,9 +165,9 @@ def test_failed_logins_are_slowed_and_audited(tmp_path: Path) -> None:
     asyncio.run(body())
 
 
-def test_the_administrator_manages_accounts_and_keeps_one(tmp_path: Path) -> None:
+def test_the_administrator_manages_accounts_and_keeps_one(state: State) -> None:
     async def body() -> None:
-        async with centre(tmp_path) as (running, base), aiohttp.ClientSession() as s:
+        async with centre(state) as (running, base), aiohttp.ClientSession() as s:
             password = add_account(running.work, "ada", "administrator")
             own = (await login(s, base, "ada", password)).headers
             url = base + "/api/accounts"
@@ -209,10 +210,10 @@ def test_the_administrator_manages_accounts_and_keeps_one(tmp_path: Path) -> Non
     asyncio.run(body())
 
 
-def test_a_login_does_not_hold_up_the_loop(tmp_path: Path) -> None:
+def test_a_login_does_not_hold_up_the_loop(state: State) -> None:
     """scrypt runs in a worker thread: the loop that takes alarms keeps turning meanwhile."""
     async def body() -> None:
-        async with centre(tmp_path) as (running, base), aiohttp.ClientSession() as s:
+        async with centre(state) as (running, base), aiohttp.ClientSession() as s:
             password = add_account(running.work, "olga", "operator")
             turns = 0
             stop = asyncio.Event()

@@ -16,12 +16,14 @@ import pytest
 from msa.centre.authweb import CSRF_HEADER
 from msa.centre.core import Inbound
 from msa.centre.registry import Case
-from msa.centre.server import CentreConfig, start_centre
+from msa.centre.server import start_centre
 from msa.wire import aml
 from msa.wire import protocol as hp
 from msa.wire.message import Fix, FixQuality, Message, MessageKind
 
+from backends import State, state  # noqa: F401
 from cdp import browser, chromium
+from pg import pg_database, pg_server  # noqa: F401
 from staff import add_account, login
 
 KEY = bytes(range(32))
@@ -64,11 +66,11 @@ def _alarm(kind: hp.Kind, seq: int, fixes: int, t0: float) -> list[Inbound]:
     return out
 
 
-def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path) -> None:
+def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path, state: State) -> None:
     chromium()
 
     async def body() -> tuple[str, str]:
-        c = await start_centre(CentreConfig(state_dir=tmp_path / "centre", dc09_port=None))
+        c = await start_centre(state.config(dc09_port=None))
         try:
             reg = c.centre.registry
             reg.put_case(Case("CASE-17", "Jane <Doe>", "+32470000017", "John Roe",
@@ -161,11 +163,11 @@ def test_the_page_fetches_nothing_from_outside(name: str) -> None:
         assert [r for r in probe.refs if _outside(r)], bad  # the check itself can fail
 
 
-def test_the_page_guards_its_origin_and_its_state_changes(tmp_path: Path) -> None:
+def test_the_page_guards_its_origin_and_its_state_changes(state: State) -> None:
     """Host and Origin are checked, a state change needs the page's own token and Origin,
     the CSP forbids framing; the resolve action the page's script sends still works."""
     async def body() -> None:
-        c = await start_centre(CentreConfig(state_dir=tmp_path / "centre"))
+        c = await start_centre(state.config())
         try:
             c.centre.registry.register(BID, CENTRE_KEY, None)
             for m in _alarm(hp.Kind.ALARM, 4, 1, time.time()):

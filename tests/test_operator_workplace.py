@@ -3,22 +3,24 @@ started centre: accounts made with `msa centre user add`; an operator logs in, s
 alarm, opens its case file and timeline and adds a note; a supervisor logs in and reads the
 daily report; a client without a session is refused everywhere. The audit log then holds
 exactly those actions, `msa centre audit verify` passes, and fails once an entry is edited in
-the database."""
+the database. On both backends: a state folder's SQLite files, and a PostgreSQL database
+(the CLI then given `--database`)."""
 from __future__ import annotations
 
 import asyncio
 import datetime
 import json
-import sqlite3
 import sys
 import time
 from pathlib import Path
 
 from msa.centre.registry import Case
-from msa.centre.server import CentreConfig, RunningCentre, start_centre
+from msa.centre.server import RunningCentre, start_centre
 from msa.wire import protocol as hp
 
+from backends import State, sql, state  # noqa: F401
 from cdp import Page, browser, chromium
+from pg import pg_database, pg_server  # noqa: F401
 from test_operator_page import BID, CENTRE_KEY, _alarm
 
 
@@ -32,12 +34,18 @@ async def msa(*args: str) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
-async def add_user(state: Path, name: str, role: str, tmp: Path) -> str:
+def where(state: State) -> list[str]:
+    """The CLI's options naming the centre's data: its state folder, and its database."""
+    return ["--state-dir", str(state.dir)] + \
+        ([] if state.database is None else ["--database", state.database])
+
+
+async def add_user(state: State, name: str, role: str, tmp: Path) -> str:
     password = f"{name}-correct-horse-battery"
     secret = tmp / f"{name}.pw"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
-    code, out = await msa("centre", "user", "add", "--state-dir", str(state), "--role", role,
+    code, out = await msa("centre", "user", "add", *where(state), "--role", role,
                           "--password-file", str(secret), name)
     assert code == 0, out
     return password
@@ -58,9 +66,8 @@ async def log_out(page: Page) -> None:
     await page.wait("location.pathname === '/login' && document.body.dataset.ready === '1'")
 
 
-def test_operator_supervisor_and_stranger_in_a_browser(tmp_path: Path) -> None:
+def test_operator_supervisor_and_stranger_in_a_browser(tmp_path: Path, state: State) -> None:
     chromium()
-    state = tmp_path / "centre"
 
     async def body(running: RunningCentre) -> dict[str, object]:
         base = f"http://127.0.0.1:{running.operator_port}"
@@ -119,7 +126,7 @@ def test_operator_supervisor_and_stranger_in_a_browser(tmp_path: Path) -> None:
         return seen
 
     async def run() -> dict[str, object]:
-        running = await start_centre(CentreConfig(state_dir=state, dc09_port=None))
+        running = await start_centre(state.config(dc09_port=None))
         try:
             return await body(running)
         finally:
@@ -140,8 +147,8 @@ def test_operator_supervisor_and_stranger_in_a_browser(tmp_path: Path) -> None:
 
     # The audit log holds exactly those actions, by whom, on what.
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-    db = sqlite3.connect(state / "audit.db")
-    rows = db.execute("SELECT actor, action, subject, source FROM entries ORDER BY seq").fetchall()
+    # Read from the database itself (no msa store in between).
+    rows = sql(state.audit, "SELECT actor, action, subject, source FROM entries ORDER BY seq")
     cli = f"cli:{__import__('getpass').getuser()}"
     assert [r[:3] for r in rows] == [
         (cli, "account.add", "olga"), (cli, "account.add", "sven"),
@@ -153,12 +160,10 @@ def test_operator_supervisor_and_stranger_in_a_browser(tmp_path: Path) -> None:
     assert {r[3] for r in rows} == {"cli", "127.0.0.1"}
 
     async def verify() -> tuple[int, str]:
-        return await msa("centre", "audit", "verify", "--state-dir", str(state))
+        return await msa("centre", "audit", "verify", *where(state))
     code, out = asyncio.run(verify())
     assert code == 0 and f"{len(rows)} entries" in out, out
     # Someone with the database edits who opened the case file: the chain breaks there.
-    with db:
-        db.execute("UPDATE entries SET actor = 'mallory' WHERE seq = 5")
-    db.close()
+    sql(state.audit, "UPDATE entries SET actor = 'mallory' WHERE seq = 5")
     code, out = asyncio.run(verify())
     assert code == 1 and "does not verify" in out and "entry 5" in out, out

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from msa.simulator import pgserver
 from pg import (PostgresServer, PostgresUnavailable, bootstrap, pg_database,  # noqa: F401
                 pg_server, start_server)
 
@@ -23,7 +24,7 @@ def test_the_server_answers_on_loopback_with_fsync_on(pg_server: PostgresServer)
         who = conn.execute("SELECT current_user").fetchone()
     # Tests may claim "committed before acknowledged": the server must really flush.
     assert settings == {"fsync": "on", "synchronous_commit": "on",
-                        "listen_addresses": "127.0.0.1", "max_connections": "50"}
+                        "listen_addresses": "127.0.0.1", "max_connections": "100"}
     assert who == ("msa",)
 
 
@@ -150,6 +151,8 @@ def test_bootstrap_finds_debian_postgresql_off_path(monkeypatch: pytest.MonkeyPa
     off_path = bootstrap.postgresql_bin()
     assert off_path is not None and off_path.parent.parent == bootstrap.POSTGRESQL_LIB
     assert "postgresql" not in bootstrap.missing_programs()
+    # The server module finds the same programs bootstrap.py installs (or leaves alone).
+    assert pgserver.postgresql_bin() == off_path
 
 
 def test_bootstrap_counts_postgresql_missing_without_all_three_programs(

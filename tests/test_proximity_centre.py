@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import State, state  # noqa: F401
 from geographiclib.geodesic import Geodesic
+from pg import pg_database, pg_server  # noqa: F401
 
 from msa.centre.geo import Circle
 from msa.centre.registry import Case
@@ -35,8 +37,8 @@ def at(east_m: float) -> tuple[float, float]:
 class Prox(Centre):
     """test_tags' centre, with a second case (its own host) and helpers for proximity."""
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
+    def __init__(self, state: State) -> None:
+        super().__init__(state)
         reg = self.running.centre.registry
         self.do(lambda: reg.put_case(Case("C-O", "O. Other", suspect="S. Other")))
         self.other_token = self.do(lambda: self.running.issue_host("C-O")).token
@@ -71,8 +73,8 @@ class Prox(Centre):
 
 
 @pytest.fixture
-def prox(tmp_path: Path) -> Iterator[Prox]:
-    c = Prox(tmp_path / "centre")
+def prox(state: State) -> Iterator[Prox]:
+    c = Prox(state)
     yield c
     c.close()
 
@@ -193,7 +195,9 @@ def test_a_fixed_zone_alerts_without_any_victim_position(prox: Prox) -> None:
 
 def test_victim_positions_are_kept_only_for_the_retention(prox: Prox) -> None:
     store = prox.store
-    now = time.time()
+    # A day ahead of the clock: the centre's own prune, which runs off the loop as it starts
+    # (and may still be running now), must find none of these old enough to remove.
+    now = time.time() + 86_400.0
     for case, age in (("C-T", 90_000.0), ("C-T", 10.0), ("C-O", 90_000.0)):
         prox.do(lambda c=case, a=age: store.record_victim(c, now - a, now - a, LAT, LON, 5.0))
     # C-O has an alert open: its positions are the alarm's evidence and stay.
@@ -214,13 +218,13 @@ def test_the_real_host_client_against_the_real_centre(prox: Prox, tmp_path: Path
     out = tmp_path / "hook.json"
     hook = tmp_path / "hook.py"
     hook.write_text(f"import sys\nopen({str(out)!r}, 'w').write(sys.stdin.read())\n")
-    state = tmp_path / "host"
-    state.mkdir()
+    host_state = tmp_path / "host"
+    host_state.mkdir()
 
     async def run() -> list[Any]:
         client = ProximityClient(ProximitySettings(
             prox.running.api_url, prox.host_token, str(prox.running.tls.ca_cert)),
-            Warner([], Hook([sys.executable, str(hook)])), state)
+            Warner([], Hook([sys.executable, str(hook)])), host_state)
         try:
             lat, lon = at(0.0)
             every = await client.report_once(Fix(lat=lat, lon=lon, accuracy_m=6.0,
@@ -240,13 +244,13 @@ def test_the_real_host_client_against_the_real_centre(prox: Prox, tmp_path: Path
     assert delivered[0]["detail"] == {"haptic": "not connected", "hook": "ok"}
 
 
-def test_the_watch_prunes_victim_positions_past_the_retention(tmp_path: Path) -> None:
+def test_the_watch_prunes_victim_positions_past_the_retention(state: State) -> None:
     from msa.centre.proxstore import ProximityStore
     from msa.centre.registry import Registry
     from msa.centre.watch import PRUNE_EVERY_S, ProximityWatch
     from msa.wire.proximity import VictimFix
 
-    registry = Registry(tmp_path / "registry.db")
+    registry = Registry(state.registry)
     registry.put_case(Case("C-R", "V"))
     store = ProximityStore(registry, retention_s=3600.0)
     watch = ProximityWatch(store)
@@ -262,7 +266,7 @@ def test_the_watch_prunes_victim_positions_past_the_retention(tmp_path: Path) ->
 
 
 def test_an_open_alert_keeps_her_positions_and_is_flagged_until_delivered(
-        tmp_path: Path) -> None:
+        state: State) -> None:
     from msa.centre.proxstore import ProximityStore
     from msa.centre.registry import Registry
     from msa.centre.tags import Tags
@@ -270,7 +274,7 @@ def test_an_open_alert_keeps_her_positions_and_is_flagged_until_delivered(
     from msa.wire.proximity import VictimFix
     from msa.wire.tag import TagReport
 
-    registry = Registry(tmp_path / "registry.db")
+    registry = Registry(state.registry)
     registry.put_case(Case("C-A", "V", suspect="S"))
     tags = Tags(registry)
     store = ProximityStore(registry, retention_s=3600.0)

@@ -20,15 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from backends import State, make_state, state  # noqa: F401
 from click.testing import CliRunner
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pg import pg_database, pg_server  # noqa: F401
 
 from msa.centre.audit import AuditLog
 from msa.centre.core import Centre, Inbound, Verdict
 from msa.centre.errors import ReportError
 from msa.centre.registry import Case, Registry
-from msa.centre.server import CentreConfig, start_centre
+from msa.centre.server import start_centre
 from msa.centre.report import (DailyReport, Silence, daily_report, to_csv, to_json,
                                to_markdown)
 from msa.centre.tags import Tags
@@ -70,7 +72,7 @@ def inbound(button_id: int, kind: hp.Kind, seq: int, t: float, battery: int | No
 
 @dataclass
 class World:
-    root: Path
+    state: State
     registry: Registry
     centre: Centre
     tags: Tags
@@ -93,15 +95,21 @@ class World:
             closing.close()
 
 
-def make_world(root: Path) -> World:
-    registry = Registry(root / "registry.db")
-    return World(root, registry, Centre(root / "records.db", registry), Tags(registry),
-                 AuditLog(root / "audit.db"))
+def make_world(state: State) -> World:
+    registry = Registry(state.registry)
+    return World(state, registry, Centre(state.records, registry), Tags(registry),
+                 AuditLog(state.audit))
+
+
+def where(state: State) -> list[str]:
+    """The CLI's options naming the centre's data."""
+    database = [] if state.database is None else ["--database", state.database]
+    return ["--state-dir", str(state.dir), *database]
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = make_world(tmp_path)
+def world(state: State) -> Iterator[World]:
+    w = make_world(state)
     yield w
     w.close()
 
@@ -343,8 +351,10 @@ _GAPS = st.one_of(st.sampled_from([0, 179, 180, 181, 1799, 1800, 1801]),
 def test_silent_periods_are_exactly_the_long_gaps(first: int | None, gaps: list[int],
                                                   now_offset: int | None,
                                                   period: int | None) -> None:
+    # SQLite only: a fresh centre per example, and a PostgreSQL database per example would
+    # cost ten times the test.
     with tempfile.TemporaryDirectory() as tmp:
-        w = make_world(Path(tmp))
+        w = make_world(make_state(Path(tmp), None))
         try:
             w.registry.register(A, CENTRE_KEY, None)
             if period is not None:
@@ -367,30 +377,29 @@ def test_silent_periods_are_exactly_the_long_gaps(first: int | None, gaps: list[
 
 # The command: run against the state folder as `msa centre report`; every view is audited.
 
-def test_the_cli_writes_csv_and_markdown_and_audits_each_view(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
+def test_the_cli_writes_csv_and_markdown_and_audits_each_view(state: State,
+                                                              tmp_path: Path) -> None:
     w = make_world(state)
     try:
         fleet(w)
     finally:
         w.close()
     runner = CliRunner()
-    result = runner.invoke(report_command, ["--state-dir", str(state), "--day", DAY.isoformat(),
+    result = runner.invoke(report_command, [*where(state), "--day", DAY.isoformat(),
                                             "--tz", "+01:00", "--format", "csv"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert [row["id"] for row in rows][:4] == ["0a000001", "0b000002", "0c000003", "0d000004"]
     assert rows[0]["received"] == "5" and rows[0]["last_seen"] == at("23:59:59")
     out = tmp_path / "report.md"
-    result = runner.invoke(report_command, ["--state-dir", str(state), "--day", DAY.isoformat(),
+    result = runner.invoke(report_command, [*where(state), "--day", DAY.isoformat(),
                                             "--tz", "+01:00", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.output == "" and stat.S_IMODE(os.stat(out).st_mode) == 0o600
     text = out.read_text()
     assert text.startswith(f"# Daily report {DAY.isoformat()} (UTC+01:00)")
     assert "Audit log head: 1 entries" in text  # the first view's entry, before this one
-    log = AuditLog(state / "audit.db")
+    log = AuditLog(state.audit)
     try:
         views = log.entries()
         assert [(e.action, e.subject, e.source, e.detail) for e in views] == \
@@ -401,15 +410,16 @@ def test_the_cli_writes_csv_and_markdown_and_audits_each_view(tmp_path: Path) ->
         log.close()
 
 
-def test_the_cli_defaults_to_yesterday_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+def test_the_cli_defaults_to_yesterday_and_refuses_what_it_cannot_do(state: State,
+                                                                     tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(report_command, ["--state-dir", str(tmp_path / "nowhere")])
     assert result.exit_code != 0 and isinstance(result.exception, ToolError)
     assert not (tmp_path / "nowhere").exists()  # nothing made where no centre is
-    w = make_world(tmp_path)
+    w = make_world(state)
     w.registry.register(A, CENTRE_KEY, None)
     w.close()
-    result = runner.invoke(report_command, ["--state-dir", str(tmp_path), "--tz",
+    result = runner.invoke(report_command, [*where(state), "--tz",
                                             "Europe/Brussels", "--format", "csv"])
     assert result.exit_code == 0, result.output
     yesterday = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Brussels")).date() - \
@@ -417,31 +427,28 @@ def test_the_cli_defaults_to_yesterday_and_refuses_what_it_cannot_do(tmp_path: P
     assert {row["day"] for row in csv.DictReader(io.StringIO(result.output))} == \
         {yesterday.isoformat()}
     for bad in (["--tz", "Mars/Olympus"], ["--tz", "+25:00"], ["--day", "2026-13-01"]):
-        result = runner.invoke(report_command, ["--state-dir", str(tmp_path), *bad])
+        result = runner.invoke(report_command, [*where(state), *bad])
         assert result.exit_code == 2 and "Invalid value" in result.output
     future = dt.date.today() + dt.timedelta(days=2)
-    result = runner.invoke(report_command, ["--state-dir", str(tmp_path), "--day",
-                                            future.isoformat()])
+    result = runner.invoke(report_command, [*where(state), "--day", future.isoformat()])
     assert isinstance(result.exception, ReportError) and result.exit_code != 0
-    log = AuditLog(tmp_path / "audit.db")
+    log = AuditLog(state.audit)
     try:  # one view: the refused one was not shown, so not recorded
         assert [e.detail["day"] for e in log.entries()] == [yesterday.isoformat()]
     finally:
         log.close()
 
 
-def test_the_cli_reads_the_state_of_a_running_centre(tmp_path: Path) -> None:
-    state = tmp_path / "centre"
-
+def test_the_cli_reads_the_state_of_a_running_centre(state: State) -> None:
     async def body() -> tuple[str, Verdict]:
-        c = await start_centre(CentreConfig(state_dir=state, dc09_port=None))
+        c = await start_centre(state.config(dc09_port=None))
         try:
             c.centre.registry.register(A, CENTRE_KEY, None)
             for seq, offset in enumerate((10.0, 500.0), start=1):
                 assert c.centre.ingest(inbound(A, hp.Kind.HEARTBEAT, seq, START + offset,
                                                88)).verdict is Verdict.ACCEPTED
             result = CliRunner().invoke(report_command, [
-                "--state-dir", str(state), "--day", DAY.isoformat(), "--tz", "+01:00",
+                *where(state), "--day", DAY.isoformat(), "--tz", "+01:00",
                 "--format", "csv"])
             assert result.exit_code == 0, result.output
             # The report left no lock behind: the centre records the next message at once.

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql as pgsql
+from backends import BACKENDS, State, make_state, sql, state  # noqa: F401
+from pg import PostgresServer, pg_database, pg_server  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "hostile"))
 
@@ -25,7 +28,6 @@ from msa.centre.errors import AuditError, CentreConfigError  # noqa: E402
 from msa.centre.proximity import Change  # noqa: E402
 from msa.centre.proxstore import ProximityStore  # noqa: E402
 from msa.centre.registry import Case, Registry  # noqa: E402
-from msa.centre.storage import Place  # noqa: E402
 from msa.centre.retention import (DAY_S, PRUNE_ACTOR, PruneReport, Retention,  # noqa: E402
                                   StatePaths, prune, run_retention)
 from msa.centre.tags import Tags  # noqa: E402
@@ -37,22 +39,14 @@ CASE = "C-H"
 
 
 @pytest.fixture
-def paths(tmp_path: Path) -> Iterator[StatePaths]:
-    p = StatePaths.of(tmp_path)
+def paths(state: State) -> Iterator[StatePaths]:
+    p = state.paths
     registry = Registry(p.registry)
     registry.put_case(Case(CASE, "V. Victim", suspect="S. Suspect"))
     registry.put_case(Case("C-A", "A. Victim", suspect="T. Suspect"))
     registry.register(BID, CENTRE_KEY, CASE)
     registry.close()
     yield p
-
-
-def _sql(path: Path | Place, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-    db = sqlite3.connect(str(path), isolation_level=None)  # a SQLite Place's str is its file
-    try:
-        return list(db.execute(sql, args).fetchall())
-    finally:
-        db.close()
 
 
 # --- the settings ---
@@ -88,7 +82,7 @@ def test_victim_positions_go_past_their_limit_except_an_open_alerts(paths: State
     store.close()
     report = prune(paths, Retention(victim_positions_s=100.0), now=1000.0)
     assert report == PruneReport(victim_positions=2)
-    left = _sql(paths.registry, "SELECT case_ref, received_at FROM victim_positions"
+    left = sql(paths.registry, "SELECT case_ref, received_at FROM victim_positions"
                 " ORDER BY case_ref, received_at")
     assert left == [("C-A", 0.0), ("C-A", 899.0), ("C-A", 900.0), ("C-A", 950.0),
                     (CASE, 900.0), (CASE, 950.0)]
@@ -122,7 +116,7 @@ def test_tag_positions_go_past_their_limit_and_the_warnings_stay(paths: StatePat
     registry.close()
     report = prune(paths, Retention(tag_positions_s=15.0), now=60.0)  # before 45.0
     assert report == PruneReport(tag_positions=3)  # kept's 10 and 30, retired's tamper at 5
-    left = _sql(paths.registry, "SELECT tag_id, received_at FROM tag_positions ORDER BY id")
+    left = sql(paths.registry, "SELECT tag_id, received_at FROM tag_positions ORDER BY id")
     assert left == [(kept.tag_id, 20.0), (kept.tag_id, 45.0), (kept.tag_id, 50.0),
                     (retired.tag_id, 6.0), (quiet.tag_id, 1.0)]
     registry = Registry(paths.registry)
@@ -159,7 +153,7 @@ def test_tracks_go_only_for_incidents_resolved_past_the_limit(paths: StatePaths)
     registry.close()
 
     def points() -> dict[int, int]:
-        return {int(i): int(n) for i, n in _sql(
+        return {int(i): int(n) for i, n in sql(
             paths.records, "SELECT incident, COUNT(*) FROM track GROUP BY incident")}
     assert points() == {1: 3, 2: 3, 3: 3}
     keep = Retention(resolved_tracks_s=500.0)
@@ -168,8 +162,8 @@ def test_tracks_go_only_for_incidents_resolved_past_the_limit(paths: StatePaths)
     assert points() == {2: 3, 3: 3}
     assert prune(paths, Retention(resolved_tracks_s=1.0), now=1e12).track_points == 3
     assert points() == {3: 3}  # the open incident's, though it opened long ago
-    assert _sql(paths.records, "SELECT COUNT(*) FROM incidents") == [(3,)]
-    assert _sql(paths.records, "SELECT COUNT(*) FROM messages") == [(9,)]
+    assert sql(paths.records, "SELECT COUNT(*) FROM incidents") == [(3,)]
+    assert sql(paths.records, "SELECT COUNT(*) FROM messages") == [(9,)]
 
 
 def test_kinds_left_at_none_are_kept(paths: StatePaths) -> None:
@@ -177,10 +171,11 @@ def test_kinds_left_at_none_are_kept(paths: StatePaths) -> None:
     audit.append("alice", "case.view", CASE, "cli", at=0.0)
     audit.close()
     assert prune(paths, Retention(), now=1e12) == PruneReport()
-    assert _sql(paths.audit, "SELECT COUNT(*) FROM entries") == [(1,)]
+    assert sql(paths.audit, "SELECT COUNT(*) FROM entries") == [(1,)]
 
 
 def test_prune_refuses_a_folder_without_registry(tmp_path: Path) -> None:
+    # SQLite only: a folder holding no file (a database that is not there: the test below).
     with pytest.raises(CentreConfigError, match="no registry"):
         prune(StatePaths.of(tmp_path), Retention(), now=0.0)
     assert list(tmp_path.iterdir()) == []
@@ -189,16 +184,17 @@ def test_prune_refuses_a_folder_without_registry(tmp_path: Path) -> None:
 # --- the audit log ---
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[AuditLog]:
-    audit = AuditLog(tmp_path / "audit.db")
+def log(state: State) -> Iterator[AuditLog]:
+    audit = AuditLog(state.audit)
     for i in range(10):
         audit.append(f"op{i}", "case.view", CASE, "10.0.0.7", {"i": i}, at=i * DAY_S)
     yield audit
     audit.close()
 
 
-def _raw(log: AuditLog, sql: str, args: tuple[Any, ...] = ()) -> None:
-    _sql(Path(log.path), sql, args)
+def _raw(log: AuditLog, statement: str, args: tuple[Any, ...] = ()) -> None:
+    """A tamper behind the log's back, on its own connection."""
+    sql(log.place, statement, args)
 
 
 def test_audit_prune_removes_a_prefix_and_still_verifies(log: AuditLog) -> None:
@@ -228,8 +224,8 @@ def test_a_second_prune_moves_the_anchor_and_verifies(log: AuditLog) -> None:
     assert log.verify().ok
 
 
-def test_only_a_prefix_goes_when_times_are_out_of_order(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.db")
+def test_only_a_prefix_goes_when_times_are_out_of_order(state: State) -> None:
+    log = AuditLog(state.audit)
     for at in (0.0, 10 * DAY_S, 1 * DAY_S):
         log.append("alice", "case.view", CASE, "cli", at=at)
     assert log.prune(5 * DAY_S, "a", "cli") == 1  # the old third entry waits for the second
@@ -243,12 +239,12 @@ def test_only_a_prefix_goes_when_times_are_out_of_order(tmp_path: Path) -> None:
     ("DELETE FROM entries WHERE seq = 6", 6),  # one more from the front
     ("DELETE FROM anchor", 1),  # the chain then claims to start at 1
     ("UPDATE anchor SET seq = 4", 5),
-    ("UPDATE anchor SET hash = zeroblob(32)", 6),
+    ("UPDATE anchor SET hash = ?", 6),  # 32 zero bytes
 ])
 def test_after_a_prune_tampering_is_still_detected(log: AuditLog, tamper: str,
                                                    bad_seq: int) -> None:
     log.prune(5 * DAY_S, "a", "cli")
-    _raw(log, tamper)
+    _raw(log, tamper, (bytes(32),) if "?" in tamper else ())
     result = log.verify()
     assert not result.ok
     assert result.first_bad_seq == bad_seq, result.reason
@@ -287,8 +283,39 @@ def test_prune_through_retention_names_the_centre(paths: StatePaths) -> None:
 
 # --- the running centre's task ---
 
-def test_run_retention_prunes_and_survives_a_failed_prune(tmp_path: Path) -> None:
-    paths = StatePaths.of(tmp_path / "state")  # no registry yet: the first prunes fail
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_retention_prunes_and_survives_a_failed_prune(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    # No registry yet, so the first prunes fail: a state folder without its files, or a
+    # database that does not exist yet.
+    server: PostgresServer | None = None
+    later = "msa_later_" + os.urandom(4).hex()
+    made: list[str] = []
+    if backend == "postgresql":
+        server = request.getfixturevalue("pg_server")
+        paths = StatePaths.of(tmp_path / "state", server.dsn_for(later))
+    else:
+        paths = StatePaths.of(tmp_path / "state")
+
+    def make_aside() -> None:
+        """Made aside and renamed into place: a prune sees nothing or the whole of it."""
+        if server is None:
+            aside = make_state(tmp_path / "aside", None)
+        else:
+            name, dsn = server.new_database()
+            made.append(name)
+            aside = make_state(tmp_path / "aside", dsn)
+        registry = Registry(aside.registry)
+        store = ProximityStore(registry)
+        store.record_victim(CASE, 1.0, 1.0, 51.0, 3.7, 10.0)
+        store.close()
+        registry.close()
+        if server is None:
+            os.rename(tmp_path / "aside", tmp_path / "state")
+        else:
+            with psycopg.connect(server.dsn, autocommit=True) as admin:
+                admin.execute(pgsql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    pgsql.Identifier(name), pgsql.Identifier(later)))
 
     async def main() -> PruneReport:
         pruned = asyncio.Event()
@@ -300,21 +327,21 @@ def test_run_retention_prunes_and_survives_a_failed_prune(tmp_path: Path) -> Non
         task = asyncio.create_task(run_retention(paths, Retention(victim_positions_s=10.0),
                                                  lambda: 1000.0, 0.01, on_pruned))
         await asyncio.sleep(0)
-        # Made aside and renamed into place: a prune sees no folder or the whole of it.
-        (tmp_path / "aside").mkdir()
-        registry = Registry(tmp_path / "aside" / "registry.db")
-        store = ProximityStore(registry)
-        store.record_victim(CASE, 1.0, 1.0, 51.0, 3.7, 10.0)
-        store.close()
-        registry.close()
-        os.rename(tmp_path / "aside", tmp_path / "state")
+        make_aside()
         try:
             await asyncio.wait_for(pruned.wait(), 60)
         finally:
             task.cancel()
         return got[0]
 
-    assert asyncio.run(main()) == PruneReport(victim_positions=1)
+    try:
+        assert asyncio.run(main()) == PruneReport(victim_positions=1)
+    finally:
+        if server is not None:
+            with psycopg.connect(server.dsn, autocommit=True) as admin:
+                for name in (later, *made):
+                    admin.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        pgsql.Identifier(name)))
 
 
 def _meanwhile(log: AuditLog, monkeypatch: pytest.MonkeyPatch, act: Any) -> None:
@@ -331,7 +358,7 @@ def _meanwhile(log: AuditLog, monkeypatch: pytest.MonkeyPatch, act: Any) -> None
 
 def test_entries_appended_while_prune_verifies_are_kept_and_checked(
         log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
-    other = AuditLog(log.path)
+    other = AuditLog(log.place)
     _meanwhile(log, monkeypatch, lambda: other.append("bob", "case.view", CASE, "cli"))
     assert log.prune(5 * DAY_S, "a", "cli") == 5
     monkeypatch.undo()
@@ -342,18 +369,18 @@ def test_entries_appended_while_prune_verifies_are_kept_and_checked(
 def test_an_edit_while_prune_verifies_refuses_the_prune(
         log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
     _meanwhile(log, monkeypatch, lambda: _raw(
-        log, "UPDATE entries SET hash = zeroblob(32) WHERE seq = 10"))
+        log, "UPDATE entries SET hash = ? WHERE seq = 10", (bytes(32),)))
     with pytest.raises(AuditError, match="changed while it was verified"):
         log.prune(5 * DAY_S, "a", "cli")
     assert len(log.entries()) == 10
 
 
-def test_run_retention_beside_a_running_centre(tmp_path: Path) -> None:
+def test_run_retention_beside_a_running_centre(state: State) -> None:
     # As the lead wires it: the task on the centre's own loop, the centre's connections open.
-    from msa.centre.server import CentreConfig, start_centre
+    from msa.centre.server import start_centre
 
     async def main() -> tuple[PruneReport, list[float]]:
-        running = await start_centre(CentreConfig(state_dir=tmp_path / "c"))
+        running = await start_centre(state.config())
         try:
             running.centre.registry.put_case(Case(CASE, "V. Victim", suspect="S. Suspect"))
             tag = running.tags.issue(CASE, 60, now=0.0).tag
@@ -366,7 +393,7 @@ def test_run_retention_beside_a_running_centre(tmp_path: Path) -> None:
                 got.append(report)
                 pruned.set()
             task = asyncio.create_task(run_retention(
-                StatePaths.of(tmp_path / "c"), Retention(tag_positions_s=10.0),
+                state.paths, Retention(tag_positions_s=10.0),
                 lambda: 100.0, on_pruned=on_pruned))
             try:
                 await asyncio.wait_for(pruned.wait(), 60)

@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import pytest
+from backends import BACKENDS, State, fresh_state, make_state, state  # noqa: F401
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from pg import pg_database, pg_server  # noqa: F401
 
 from msa.centre.registry import Case
-from msa.centre.server import CentreConfig, RunningCentre, start_centre
+from msa.centre.server import RunningCentre, start_centre
 from msa.centre.tags import SILENCE_GRACE_S
 from msa.wire.tag import TagError, osmand_time, read_osmand
 from staff import session_headers
@@ -42,11 +44,13 @@ class Centre:
     """A started centre on a loop thread of its own, with one case, its suspect's tag and a
     host; every call into the centre runs on that loop."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, state: State | Path) -> None:
+        if isinstance(state, Path):  # a state folder (tests/test_sim_tag.py): SQLite
+            state = make_state(state, None)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.running: RunningCentre = self.call(start_centre(CentreConfig(state_dir=root)))
+        self.running: RunningCentre = self.call(start_centre(state.config()))
         reg = self.running.centre.registry
         self.do(lambda: reg.put_case(Case("C-T", "V. Victim", suspect="S. Suspect")))
         self.do(lambda: reg.put_case(Case("C-N", "N. Nosuspect")))
@@ -109,11 +113,14 @@ class Centre:
         return list(data["warnings"])
 
 
-@pytest.fixture(scope="module")
-def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Centre]:
-    c = Centre(tmp_path_factory.mktemp("tags") / "centre")
-    yield c
-    c.close()
+@pytest.fixture(scope="module", params=BACKENDS)
+def centre(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Centre]:
+    """One centre per backend for the module (started once: the tests share it)."""
+    with fresh_state(request, tmp_path_factory.mktemp("tags") / "centre", request.param) as s:
+        c = Centre(s)
+        yield c
+        c.close()
 
 
 def good(secret: str, **over: str) -> dict[str, str]:
@@ -345,8 +352,8 @@ def test_read_osmand_names_the_field_at_fault() -> None:
     assert err.value.field == "lat"
 
 
-def test_cli_adds_shows_and_retires_a_tag(tmp_path: Path) -> None:
-    reg = str(tmp_path / "registry.db")
+def test_cli_adds_shows_and_retires_a_tag(state: State, tmp_path: Path) -> None:
+    reg = str(state.database or state.registry)
     assert msa("case", "add", "--registry", reg, "--case", "GENT-1", "--victim", "V",
                "--suspect", "S").returncode == 0
     out = tmp_path / "tag.secret"
@@ -381,7 +388,8 @@ def test_cli_adds_shows_and_retires_a_tag(tmp_path: Path) -> None:
 def test_silence_property(tmp_path_factory: pytest.TempPathFactory, interval_s: int,
                           first_off_s: float, gap_off_s: float) -> None:
     """Silent exactly when the last word (or the issue, before any) is older than the
-    interval + the grace; a report resets it; the warning is computed for any `now`."""
+    interval + the grace; a report resets it; the warning is computed for any `now`.
+    SQLite only: a registry per example (a PostgreSQL database each would cost ten times)."""
     from msa.centre.registry import Registry
     from msa.centre.tags import Tags
     from msa.wire.tag import TagReport

@@ -2,7 +2,10 @@
 its own in a background thread so that plain sockets, http.client and Hypothesis can throw
 input at it synchronously, with one provisioned button and its genuine messages to mutate. The
 button's case has a host with credentials of its own (token, DC-09 account and key), and a
-second case, OTHER, another host and button: a stranger that holds genuine credentials."""
+second case, OTHER, another host and button: a stranger that holds genuine credentials.
+
+The conftest's `live` runs on SQLite files; a module that imports `live_on_both_backends`
+(with the fixtures of tests/backends.py and tests/pg.py) gets a `live` on each backend in turn."""
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +28,8 @@ from msa.wire import dc09
 from msa.wire import protocol as hp
 from msa.wire.message import Fix, FixQuality, Message, MessageKind
 from msa.wire.api import body
+
+from backends import State
 from staff import session_headers
 
 T = TypeVar("T")
@@ -71,13 +76,14 @@ def update(seq: int, n: int, lat: float = 51.05) -> Message:
 class Live:
     """A started centre on its own loop thread; every call into it runs on that loop."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, database: str | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.root = root
+        self.database = database  # None: the SQLite files in root
         self.running: RunningCentre = self.call(start_centre(CentreConfig(
-            state_dir=root, dc09_port=0)))
+            state_dir=root, dc09_port=0, database=database)))
         reg = self.running.centre.registry
         self.do(lambda: reg.put_case(Case("C-H", "V. Victim", host_phone=HOST_PHONE)))
         self.do(lambda: reg.register(BID, CENTRE_KEY, "C-H"))
@@ -110,7 +116,7 @@ class Live:
 
     def keys(self) -> set[str]:
         db = self.running.centre._db
-        return self.do(lambda: {str(k) for (k,) in db.execute("SELECT key FROM messages")})
+        return self.do(lambda: {str(k) for (k,) in db.rows("SELECT key FROM messages")})
 
     def operator_headers(self) -> dict[str, str]:
         """The cookie of an operator's session (made once, through the centre's own
@@ -190,3 +196,11 @@ class Live:
         return self.do(lambda: self.running.sms.receive(sender, text))
 
 
+@pytest.fixture(name="live")
+def live_on_both_backends(state: State) -> Iterator[Live]:
+    """A Live centre on the state's backend (the `state` fixture: SQLite, then PostgreSQL)."""
+    c = Live(state.dir, state.database)
+    try:
+        yield c
+    finally:
+        c.close()

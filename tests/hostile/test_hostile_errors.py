@@ -10,14 +10,17 @@ import socket
 import ssl
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from backends import State, state  # noqa: F401
 from hostile_kit import BID, CENTRE_KEY, Live, alarm, frame, key
+from hostile_kit import live_on_both_backends  # noqa: F401  (`live`, on both backends)
+from pg import pg_database, pg_server  # noqa: F401
 
 from msa.centre.core import Centre, Inbound, Verdict
 from msa.centre.errors import RecordError
 from msa.centre.registry import Registry
+from msa.centre.storage import Engine
 from msa.wire import dc09
 from msa.wire import protocol as hp
 from msa.host.dc09_channel import Dc09Channel
@@ -84,15 +87,21 @@ def test_integer_overflow_in_paths_and_deep_json_get_4xx(live: Live) -> None:
     assert live.post("/alarms", "x" * 70_000)[0] == 413
 
 
-def test_a_batch_is_aborted_whole_on_any_exception(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "registry.db")
+# A latitude no decoder lets through, as a decoder bug would hand it on, that the database
+# cannot store: SQLite no integer beyond 64 bits (PostgreSQL takes it as a double), PostgreSQL
+# no text in a DOUBLE PRECISION column (SQLite keeps it as text).
+UNSTORABLE_LAT: dict[Engine, object] = {Engine.SQLITE: 2 ** 70,
+                                        Engine.POSTGRESQL: "51.05 N"}
+
+
+def test_a_batch_is_aborted_whole_on_any_exception(state: State) -> None:
+    registry = Registry(state.registry)
     registry.register(BID, CENTRE_KEY, None)
-    centre = Centre(tmp_path / "records.db", registry)
+    centre = Centre(state.records, registry)
     good = Inbound("https", key(1), MessageKind.ALARM, BID, frame(hp.Kind.ALARM, 1))
-    # A position no decoder lets through, as a decoder bug would hand it on: SQLite cannot
-    # store the integer, after the message row is already written in the batch.
+    # The position fails to be stored after the message row is already written in the batch.
     bad_fix = object.__new__(Fix)
-    for name, value in dict(lat=2 ** 70, lon=0.0, accuracy_m=1.0, time=1.0,
+    for name, value in dict(lat=UNSTORABLE_LAT[state.engine], lon=0.0, accuracy_m=1.0, time=1.0,
                             quality=FixQuality.GNSS, source="x", altitude_m=None).items():
         object.__setattr__(bad_fix, name, value)
     bad = Inbound("https", key(2), MessageKind.ALARM, BID, frame(hp.Kind.ALARM, 2), bad_fix)

@@ -9,9 +9,13 @@ import logging
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
+from backends import State, state  # noqa: F401
 from hostile_kit import (BID, HOST_PHONE, OTHER_BID, OTHER_KEY, Live, alarm, frame, key,
                          update)
+from hostile_kit import live_on_both_backends  # noqa: F401  (`live`, on both backends)
+from pg import pg_database, pg_server  # noqa: F401
 
 from msa.centre.core import Centre
 from msa.centre.hosts import secret_hash
@@ -99,17 +103,16 @@ def test_an_msa1_counts_only_from_the_registered_number(live: Live) -> None:
     assert incident["channel"] == "sms" and incident["track"][0]["lat"] == pytest.approx(51.06)
 
 
-def _inbox(tmp_path: Path, clock: list[float], ttl_s: float = 600.0, cap: int = 100
+def _inbox(state: State, clock: list[float], ttl_s: float = 600.0, cap: int = 100
            ) -> SmsInbox:
-    registry = Registry(tmp_path / "registry.db")
+    registry = Registry(state.registry)
     registry.put_case(Case("C-1", "V", host_phone="+32470000001"))
-    return SmsInbox(Centre(tmp_path / "records.db", registry), ttl_s, cap,
-                    clock=lambda: clock[0])
+    return SmsInbox(Centre(state.records, registry), ttl_s, cap, clock=lambda: clock[0])
 
 
-def test_unknown_numbers_ghost_calls_expire_and_are_capped(tmp_path: Path) -> None:
+def test_unknown_numbers_ghost_calls_expire_and_are_capped(state: State) -> None:
     clock = [1_000_000.0]
-    inbox = _inbox(tmp_path, clock, ttl_s=600.0, cap=100)
+    inbox = _inbox(state, clock, ttl_s=600.0, cap=100)
     text = aml.build(Fix(51.0, 3.7, 10.0, clock[0], FixQuality.GNSS, "nmea"), now=clock[0])
     inbox.receive("+32470000001", text)  # the case's host: kept, with its case
     for i in range(250):
@@ -138,6 +141,22 @@ def test_the_operator_sees_unknown_ghost_calls_as_unverified(live: Live) -> None
                                " (+32470000777)")}
 
 
+def _registry_bytes(live: Live) -> bytes:
+    """Everything the registry holds: its SQLite files (WAL and all), or every value of every
+    table of its PostgreSQL schema."""
+    if live.database is None:
+        return b"".join(p.read_bytes() for p in live.root.glob("registry.db*"))
+    out = []
+    with psycopg.connect(live.database) as pg:
+        tables = [t for (t,) in pg.execute("SELECT table_name FROM information_schema.tables"
+                                           " WHERE table_schema = 'registry'")]
+        assert "hosts" in tables
+        for table in tables:
+            for row in pg.execute(f'SELECT * FROM registry."{table}"'):
+                out += [v if isinstance(v, bytes) else str(v).encode() for v in row]
+    return b"\0".join(out)
+
+
 def test_no_token_or_key_is_logged_or_the_token_stored(live: Live,
                                                        caplog: pytest.LogCaptureFixture
                                                        ) -> None:
@@ -147,7 +166,7 @@ def test_no_token_or_key_is_logged_or_the_token_stored(live: Live,
     live.post("/alarms", body(alarm(2)), headers=_as(live.other_token))
     live.dc09_tcp(live.dc09_event(alarm(3), account=live.other_account, key=live.other_key))
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    stored = b"".join(p.read_bytes() for p in live.root.glob("registry.db*"))  # and WAL
+    stored = _registry_bytes(live)
     assert secret_hash(live.token) in stored  # what the centre keeps instead
     for secret in (live.token, live.other_token):
         assert secret not in logged and secret.encode() not in stored
@@ -156,15 +175,15 @@ def test_no_token_or_key_is_logged_or_the_token_stored(live: Live,
 
 
 def test_msa_case_issues_shows_and_revokes_a_hosts_credentials(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        state: State, capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
     import http.client
     import ssl
 
-    from msa.centre.server import CentreConfig, start_centre
+    from msa.centre.server import start_centre
     from msa.tools.cli import main
 
-    reg = str(tmp_path / "centre" / "registry.db")
+    reg = state.database or str(state.dir / "registry.db")
     main(["case", "add", "--registry", reg, "--case", "GENT-1", "--victim", "V"])
     main(["case", "issue", "--registry", reg, "--case", "GENT-1"])
     printed = capsys.readouterr().out
@@ -197,7 +216,7 @@ def test_msa_case_issues_shows_and_revokes_a_hosts_credentials(
         return await asyncio.to_thread(post)
 
     async def body_() -> tuple[int, int]:
-        c = await start_centre(CentreConfig(state_dir=tmp_path / "centre"))
+        c = await start_centre(state.config())
         try:
             before = await status_with(c, token)  # authenticated: the body is what is wrong
             # Revoked from another process (the CLI) while the centre runs.
@@ -210,10 +229,10 @@ def test_msa_case_issues_shows_and_revokes_a_hosts_credentials(
 
 
 def test_msa_case_issue_writes_the_secrets_to_private_files_when_asked(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, state: State, capsys: pytest.CaptureFixture[str]) -> None:
     from msa.tools.cli import main
 
-    reg = str(tmp_path / "registry.db")
+    reg = state.database or str(state.dir / "registry.db")
     main(["case", "add", "--registry", reg, "--case", "GENT-2", "--victim", "V"])
     token, aes = tmp_path / "api.token", tmp_path / "dc09.key"
     main(["case", "issue", "--registry", reg, "--case", "GENT-2", "--host", "gent-2/phone",
@@ -255,14 +274,15 @@ def test_a_ghost_call_stays_until_a_verified_msa1_from_its_number(live: Live) ->
     assert live.do(live.running.sms.ghost_calls) == []
 
 
-def test_the_ghost_call_limits_are_the_centres_settings(tmp_path: Path) -> None:
+def test_the_ghost_call_limits_are_the_centres_settings(tmp_path: Path, state: State) -> None:
     import asyncio
 
     from msa.centre.errors import CentreConfigError
     from msa.centre.server import CentreConfig, start_centre
 
     async def body_() -> tuple[float, int]:
-        c = await start_centre(CentreConfig(tmp_path / "a", ghost_ttl_s=5.0, max_ghosts=2))
+        c = await start_centre(CentreConfig(tmp_path / "a", ghost_ttl_s=5.0, max_ghosts=2,
+                                            database=state.database))
         try:
             return c.sms.ghost_ttl_s, c.sms.max_ghosts
         finally:
@@ -270,4 +290,5 @@ def test_the_ghost_call_limits_are_the_centres_settings(tmp_path: Path) -> None:
     assert asyncio.run(body_()) == (5.0, 2)
     for bad in ({"ghost_ttl_s": 0.0}, {"max_ghosts": 0}):
         with pytest.raises(CentreConfigError):
-            asyncio.run(start_centre(CentreConfig(tmp_path / "b", **bad)))  # type: ignore[arg-type]
+            asyncio.run(start_centre(CentreConfig(tmp_path / "b", database=state.database,
+                                                  **bad)))  # type: ignore[arg-type]

@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from backends import State, state  # noqa: F401
 from hostile_kit import Live, alarm
+from hostile_kit import live_on_both_backends  # noqa: F401  (`live`, on both backends)
+from pg import pg_database, pg_server  # noqa: F401
 
 import msa.centre.dc09 as centre_dc09
 import msa.centre.server as centre_server
@@ -96,7 +99,8 @@ def test_slow_header_and_idle_http_clients_are_cut_off(live: Live,
     monkeypatch.setattr(centre_server, "HEADER_TIMEOUT_S", 0.5)
 
     async def body() -> None:
-        c = await start_centre(CentreConfig(state_dir=live.root.parent / "c2"))
+        c = await start_centre(CentreConfig(state_dir=live.root.parent / "c2",
+                                            database=live.database))
         try:
             slow_r, slow_w = await asyncio.open_connection("127.0.0.1", c.operator_port)
             slow_w.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1")  # never ends
@@ -121,8 +125,8 @@ def test_issued_tokens_are_long_and_a_short_or_empty_one_never_authenticates(
     for i, short in enumerate(["", "short", "fifteen chars!!"]):
         live.do(lambda: db.execute(
             "INSERT INTO hosts (name, case_ref, token_sha256, dc09_account, dc09_key,"
-            " issued_at) VALUES (?, 'C-H', ?, ?, X'00', 0)",
-            (f"hand-{i}", secret_hash(short), f"ABC{i}")))
+            " issued_at) VALUES (?, 'C-H', ?, ?, ?, 0)",
+            (f"hand-{i}", secret_hash(short), f"ABC{i}", b"\x00")))
         status, _ = live.post("/alarms", body(alarm(1)),
                               headers={"Authorization": f"Bearer {short}"}, auth=False)
         assert status == 401, short
@@ -138,16 +142,17 @@ def test_only_the_bearer_scheme_is_accepted(live: Live, header: str) -> None:
     assert live.post("/alarms", body(alarm(1)))[0] == 201  # "Bearer <token>" is
 
 
-def test_dc09_runs_only_when_asked_and_never_plain(tmp_path: Path) -> None:
+def test_dc09_runs_only_when_asked_and_never_plain(tmp_path: Path, state: State) -> None:
     async def body_() -> None:
-        c = await start_centre(CentreConfig(state_dir=tmp_path / "a"))
+        c = await start_centre(CentreConfig(state_dir=tmp_path / "a", database=state.database))
         try:
             assert c.dc09 is None
             assert [line.split(":")[0] for line in c.listeners] == \
                 ["dispatch API (HTTPS)", "operator's page (HTTP)"]
         finally:
             await c.stop()
-        c = await start_centre(CentreConfig(state_dir=tmp_path / "c", dc09_port=0))
+        c = await start_centre(CentreConfig(state_dir=tmp_path / "c", dc09_port=0,
+                                            database=state.database))
         try:
             assert c.dc09 is not None and c.listeners[-1].endswith(f":{c.dc09.port}")
         finally:
