@@ -62,6 +62,11 @@ def _pg_commits(url: str, synced: bool, n: int) -> float:
                                              (b"x" * 64,)))
 
 
+def _pg_round_trips(url: str, n: int) -> float:
+    with psycopg.connect(url, autocommit=True) as db:
+        return _rate(n, lambda i: db.execute("SELECT 1"))
+
+
 def _sqlite_commits(path: Path, n: int) -> float:
     db = open_wal(str(path), ("CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY,"
                               " v BLOB NOT NULL)",), "FULL")
@@ -130,6 +135,7 @@ def _measure(root: Path, server: PostgresServer, options: Options) -> list[Figur
             add("ratio", pg[0] / sq[0])
             add("pg on", _pg_commits(url, True, options.count(1000)))
             add("pg off", _pg_commits(url, False, options.count(5000)))
+            add("pg trip", _pg_round_trips(url, options.count(5000)))
             add("sqlite full", _sqlite_commits(root / "commit.db", options.count(1000)))
     _, drill_url = server.new_database()
     migrate_all(drill_url, _error)
@@ -142,7 +148,10 @@ def _measure(root: Path, server: PostgresServer, options: Options) -> list[Figur
 
 def _figures(f: dict[str, float], s: dict[str, list[float]], size: int, gaps: list[float],
              worst: list[float], messages: int) -> list[Figure]:
-    floor = (f"one commit: PostgreSQL {f['pg on']:,.0f}/s synced, {f['pg off']:,.0f}/s not"
+    trip_us = 1e6 / f["pg trip"]
+    floor = (f"one round trip to the server {trip_us:.0f} µs, and a message takes 3 (a"
+             " heartbeat) to 11 (an alarm with a position) statements; one commit:"
+             f" PostgreSQL {f['pg on']:,.0f}/s synced, {f['pg off']:,.0f}/s not"
              f" (synchronous_commit off); SQLite FULL {f['sqlite full']:,.0f}/s")
 
     def spread(key: str) -> str:

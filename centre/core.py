@@ -6,8 +6,9 @@ Every copy of an incident's messages that arrives, counted or duplicate, is reco
 frame in the same batch (arrivals; an incident's review reads it: centre/timeline.py).
 Records live in SQLite (WAL) or PostgreSQL (centre/storage.py); every accepted message is
 committed before it is acknowledged, and every kind but a heartbeat is also synced to disk
-first (a power cut must not take back an alarm the host was told is safe). Receivers on the event loop use submit(): what arrives within
-one turn of the loop shares one commit (group commit; docs/performance.md, "ingest").
+first (a power cut must not take back an alarm the host was told is safe). Receivers on the
+event loop use submit(): what arrives within one turn of the loop shares one commit (group
+commit; docs/performance.md, "ingest").
 
 Keys are the centre's own: it builds each one from the verified frame ("<button hex8>-<boot>-
 <seq>", a location update adding "/<n>") and refuses a message whose key is anything else, so

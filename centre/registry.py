@@ -1,7 +1,7 @@
-"""The centre's case registry: which button belongs to which case, the button's centre
-key K_c (so the centre verifies every alarm itself, with a key no host holds), and what the operator must know at once — the
-victim, the suspect, the measures imposed, whether weapons are feared. Held by police only:
-never on the button, never on the air, never on the victim's host.
+"""The centre's case registry: which button belongs to which case, the button's centre key K_c
+(so the centre verifies every alarm itself, with a key no host holds), and what the operator
+must know at once — the victim, the suspect, the measures imposed, whether weapons are feared.
+Held by police only: never on the button, never on the air, never on the victim's host.
 """
 from __future__ import annotations
 
