@@ -9,17 +9,26 @@ modem, which is how the driver recovers from a modem reset or a USB re-enumerati
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import functools
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import serial
 
+from .atcodes import CME_ERRORS as CME_ERRORS
+from .atcodes import CMS_ERRORS as CMS_ERRORS
+from .atcodes import CREG_STATES, REGISTERED
+from .atcodes import explain as explain
 from .errors import ModemError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # 3GPP TS 23.038 default alphabet: the character at index n is septet n (0x1B escapes to the
 # extension table).
@@ -36,109 +45,8 @@ MAX_SEPTETS = 160
 CTRL_Z = b"\x1a"
 ESC = b"\x1b"
 _NUMBER = re.compile(r"\+?\d{3,20}")
-
-# TS 27.005 §3.2.5 +CMS ERROR codes: meaning, and whether trying again can help. 0-127 are
-# TS 24.011 RP causes, 128-255 TS 23.040 TP-FCS values, 300-500 the modem's own.
-CMS_ERRORS: dict[int, tuple[str, bool]] = {
-    1: ("unassigned (unallocated) number", False),
-    8: ("operator determined barring", False),
-    10: ("call barred", False),
-    21: ("short message transfer rejected", False),
-    27: ("destination out of service", True),
-    28: ("unidentified subscriber", False),
-    29: ("facility rejected", False),
-    30: ("unknown subscriber", False),
-    38: ("network out of order", True),
-    41: ("temporary failure", True),
-    42: ("congestion", True),
-    47: ("resources unavailable, unspecified", True),
-    50: ("requested facility not subscribed", False),
-    69: ("requested facility not implemented", False),
-    81: ("invalid short message transfer reference value", True),
-    95: ("invalid message, unspecified", False),
-    96: ("invalid mandatory information", False),
-    97: ("message type non-existent or not implemented", False),
-    98: ("message not compatible with short message protocol state", True),
-    99: ("information element non-existent or not implemented", False),
-    111: ("protocol error, unspecified", True),
-    127: ("interworking, unspecified", True),
-    128: ("telematic interworking not supported", False),
-    143: ("unspecified TP-PID error", False),
-    144: ("data coding scheme (alphabet) not supported", False),
-    159: ("unspecified TP-DCS error", False),
-    176: ("TPDU not supported", False),
-    192: ("SC busy", True),
-    193: ("no SC subscription", False),
-    194: ("SC system failure", True),
-    195: ("invalid SME address", False),
-    196: ("destination SME barred", False),
-    197: ("SM rejected, duplicate SM", False),
-    255: ("unspecified error cause", True),
-    300: ("ME failure", True),
-    301: ("SMS service of ME reserved", True),
-    302: ("operation not allowed", False),
-    303: ("operation not supported", False),
-    304: ("invalid PDU mode parameter", False),
-    305: ("invalid text mode parameter", False),
-    310: ("(U)SIM not inserted", False),
-    311: ("(U)SIM PIN required", False),
-    312: ("PH-(U)SIM PIN required", False),
-    313: ("(U)SIM failure", False),
-    314: ("(U)SIM busy", True),
-    315: ("(U)SIM wrong", False),
-    316: ("(U)SIM PUK required", False),
-    317: ("(U)SIM PIN2 required", False),
-    318: ("(U)SIM PUK2 required", False),
-    320: ("memory failure", True),
-    321: ("invalid memory index", False),
-    322: ("memory full", True),
-    330: ("SMSC address unknown", False),
-    331: ("no network service", True),
-    332: ("network timeout", True),
-    340: ("no +CNMA acknowledgement expected", True),
-    500: ("unknown error", True),
-}
-# TS 27.007 §9.2 +CME ERROR codes the commands used here can give.
-CME_ERRORS: dict[int, tuple[str, bool]] = {
-    0: ("phone failure", True),
-    3: ("operation not allowed", False),
-    4: ("operation not supported", False),
-    10: ("SIM not inserted", False),
-    11: ("SIM PIN required", False),
-    12: ("SIM PUK required", False),
-    13: ("SIM failure", False),
-    14: ("SIM busy", True),
-    15: ("SIM wrong", False),
-    30: ("no network service", True),
-    31: ("network timeout", True),
-    32: ("network not allowed, emergency calls only", False),
-    100: ("unknown", True),
-}
-# +CREG <stat>: meaning, and for the unregistered ones whether waiting can help.
-CREG_STATES: dict[int, tuple[str, bool]] = {
-    0: ("not registered, not searching for an operator", True),
-    1: ("registered, home network", True),
-    2: ("not registered, searching for an operator", True),
-    3: ("registration denied", False),
-    4: ("registration state unknown", True),
-    5: ("registered, roaming", True),
-}
-REGISTERED = frozenset({1, 5})
-
-
-def explain(family: str, code: int) -> tuple[str, bool]:
-    """Meaning of a +CMS/+CME ERROR code and whether retrying can help (unknown: it might)."""
-    table = CMS_ERRORS if family == "+CMS ERROR" else CME_ERRORS
-    if code in table:
-        return table[code]
-    if family == "+CMS ERROR":
-        if code < 128:
-            return ("network (RP) cause", True)
-        if code < 256:
-            return ("SMS centre (TP-FCS) failure", True)
-        if code >= 512:
-            return ("manufacturer specific error", True)
-    return ("unknown error code", True)
+# V.250 result codes that end a voice call: unsolicited after ATD's OK (or ATD's own final).
+CALL_END_CODES = frozenset({"NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE"})
 
 
 def gsm_encode(text: str) -> bytes:
@@ -190,7 +98,7 @@ _PROMPT = "> "
 _POLL_S = 0.05  # serial read timeout: how often a step looks at its deadline
 
 
-class _Port:
+class Port:
     """One open connection to the modem, used from the worker thread only."""
 
     def __init__(self, url: str, baudrate: int, write_timeout: float) -> None:
@@ -218,6 +126,17 @@ class _Port:
             if time.monotonic() >= deadline:
                 raise _Timeout
             self._buf += self.serial.read(max(1, self.serial.in_waiting))
+
+    def pending(self) -> list[str]:
+        """The whole lines the modem already sent, without waiting for more."""
+        for _ in range(4096):  # a modem that never stops talking still lets a command through
+            if not self.serial.in_waiting:
+                break
+            self._buf += self.serial.read(self.serial.in_waiting)
+        lines = []
+        while (line := self._pop_line()) is not None:
+            lines.append(line)
+        return lines
 
     def _pop_line(self) -> str | None:
         while True:
@@ -276,11 +195,14 @@ class GsmModem:
         self.url = url
         self.baudrate = baudrate
         self.timeouts = timeouts or Timeouts()
-        self._port: _Port | None = None
+        self._port: Port | None = None
         self._doing = ""  # the command under way, for errors
-        self._stale: list[_Port] = []  # ports set aside after a failure, to close
+        self._stale: list[Port] = []  # ports set aside after a failure, to close
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="modem")
         self._closed = False
+        # Call-end result codes the worker read unasked, with when (time.monotonic()): appended
+        # on the worker, taken by host/voicecall.py from any thread (deque ends are atomic).
+        self.call_urcs: collections.deque[tuple[str, float]] = collections.deque(maxlen=64)
 
     async def send_sms(self, number: str, text: str, *, deadline: float) -> int:
         """Sends one SMS and returns its message reference (+CMGS: <mr>). `deadline` is a
@@ -289,12 +211,19 @@ class GsmModem:
             raise ModemError("AT+CMGS", "the number must be 3 to 20 digits, optionally after +",
                              retryable=False)
         payload = gsm_encode(text)  # refused before anything touches the port
+        return await self.run(functools.partial(self._send, number, payload), "AT+CMGS",
+                              deadline=deadline)
+
+    async def run(self, job: Callable[[Port, float], T], doing: str, *, deadline: float) -> T:
+        """Runs `job(port, deadline)` on the worker thread, in turn with every send and job
+        before it, the port open and the modem initialised: how host/voicecall.py shares the
+        one port with the SMS. A timeout or a lost link sets the port aside. Raises
+        ModemError (`doing` names the step when the driver is closed)."""
         if self._closed:
-            raise ModemError("AT+CMGS", "the modem driver is closed", retryable=False)
+            raise ModemError(doing, "the modem driver is closed", retryable=False)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._send, number, payload,
-                                              deadline)
+            return await loop.run_in_executor(self._executor, self._job, job, doing, deadline)
         except ModemError:
             # pyserial's socket close sleeps 0.3 s: queued after the failure, not on its time.
             loop.run_in_executor(self._executor, self._close_stale)
@@ -309,20 +238,22 @@ class GsmModem:
 
     # Everything below runs on the worker thread.
 
-    def _send(self, number: str, payload: bytes, deadline: float) -> int:
-        if time.monotonic() >= deadline:  # queued behind another send: the port is fine
-            raise ModemError("AT+CMGS", "the deadline passed before the send began")
+    def _job(self, job: Callable[[Port, float], T], doing: str, deadline: float) -> T:
+        if time.monotonic() >= deadline:  # queued behind another step: the port is fine
+            raise ModemError(doing, "the deadline passed before it began")
         self._doing = "open"
         try:
-            port = self._port or self._open(deadline)
-            self._check_registration(port, deadline)
-            mr = self._submit(port, number, payload, deadline)
+            return job(self._port or self._open(deadline), deadline)
         except _Timeout:
             self._detach(cancel=True)
             raise ModemError(self._doing, "no answer in time") from None
         except (serial.SerialException, OSError) as exc:
             self._detach()
             raise ModemError(self._doing, f"link to the modem lost: {exc}") from None
+
+    def _send(self, number: str, payload: bytes, port: Port, deadline: float) -> int:
+        self.check_registration(port, deadline)
+        mr = self._submit(port, number, payload, deadline)
         log.info("SMS to %s accepted by the network, reference %d", mask(number), mr)
         return mr
 
@@ -347,25 +278,28 @@ class GsmModem:
         self._detach()
         self._close_stale()
 
-    def _open(self, deadline: float) -> _Port:
+    def _open(self, deadline: float) -> Port:
         if time.monotonic() >= deadline:
             raise _Timeout
-        self._port = port = _Port(self.url, self.baudrate, self.timeouts.command_s)
+        self._port = port = Port(self.url, self.baudrate, self.timeouts.command_s)
         port.write(ESC)  # a modem left in text entry by an earlier run drops it now
         try:
             for command in ("AT", "ATE0", "AT+CMEE=1", "AT+CMGF=1", 'AT+CSCS="GSM"'):
-                self._command(port, command, deadline)
+                self.command(port, command, deadline)
         except ModemError:
             self._detach()  # refused set-up: try it all again next time
             raise
         log.info("modem at %s initialised", self.url)
         return port
 
-    def _command(self, port: _Port, command: str, deadline: float,
-                 info: str = "") -> list[str]:
-        """Runs one command; returns its information lines starting with `info`. Echo and
-        unsolicited result codes are skipped, whatever arrives in between."""
-        name = self._doing = command.split("=")[0]
+    def command(self, port: Port, command: str, deadline: float, info: str = "", *,
+                name: str = "", finals: frozenset[str] = frozenset()) -> list[str]:
+        """Runs one command (on the worker, inside run()); returns its information lines
+        starting with `info`. Echo and unsolicited result codes are skipped, whatever arrives
+        in between; a line in `finals` ends the command as a ModemError. `name` is what
+        errors call it (never a number: ATD's)."""
+        name = self._doing = name or command.split("=")[0]
+        self.drain(port)  # an earlier URC is never taken for this command's answer
         port.write(command.encode("ascii") + b"\r")
         step = _until(self.timeouts.command_s, deadline)
         lines: list[str] = []
@@ -376,15 +310,29 @@ class GsmModem:
                 if final[0] == "OK":
                     return lines
                 raise _failure(name, *final)
+            if line in finals:
+                raise ModemError(name, f"the modem answered {line}", family=line)
             if info and line.startswith(info):
                 lines.append(line)
             elif line != command:  # not our own echo
-                log.debug("modem: unsolicited %s", _urc_name(line))
+                self._unsolicited(line)
 
-    def _check_registration(self, port: _Port, deadline: float) -> None:
+    def drain(self, port: Port) -> None:
+        """Takes in what the modem sent unasked since the last step."""
+        for line in port.pending():
+            self._unsolicited(line)
+
+    def _unsolicited(self, line: str) -> None:
+        if line in CALL_END_CODES:
+            self.call_urcs.append((line, time.monotonic()))
+            log.info("modem: a voice call ended: %s", line)
+        else:
+            log.debug("modem: unsolicited %s", _urc_name(line))
+
+    def check_registration(self, port: Port, deadline: float) -> None:
         # The answer is "+CREG: <n>,<stat>[,...]"; a URC is "+CREG: <stat>[,"<lac>",...]".
         answers = [ln[6:].replace(" ", "").split(",")
-                   for ln in self._command(port, "AT+CREG?", deadline, "+CREG:")]
+                   for ln in self.command(port, "AT+CREG?", deadline, "+CREG:")]
         solicited = [a for a in answers if len(a) >= 2 and a[1].isdigit()]
         if not solicited:
             raise ModemError("AT+CREG?", "no registration status in the answer")
@@ -394,8 +342,9 @@ class GsmModem:
             raise ModemError("AT+CREG?", f"not registered to a network: {meaning}", code=stat,
                              family="CREG", retryable=retry)
 
-    def _submit(self, port: _Port, number: str, payload: bytes, deadline: float) -> int:
+    def _submit(self, port: Port, number: str, payload: bytes, deadline: float) -> int:
         self._doing = "AT+CMGS"
+        self.drain(port)
         port.write(f'AT+CMGS="{number}"\r'.encode("ascii"))
         step = _until(self.timeouts.prompt_s, deadline)
         while True:
@@ -422,4 +371,4 @@ class GsmModem:
             if line.startswith("+CMGS:") and line[6:].strip().isdigit():
                 mr = int(line[6:].strip())
             else:  # a URC, or the echoed text on a modem that ignored ATE0
-                log.debug("modem: unsolicited %s", _urc_name(line))
+                self._unsolicited(line)

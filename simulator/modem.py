@@ -1,7 +1,8 @@
 """A simulated GSM modem on 127.0.0.1, reachable by pyserial as `socket://127.0.0.1:PORT`: it
 answers the TS 27.005/27.007 AT commands the host's driver uses like a real modem, delivers
-each SMS to a queue (and an optional callback) for the reference centre, and takes faults:
-lost registration, +CMS ERROR on a send, a hang, a dropped link, unsolicited result codes.
+each SMS to a queue (and an optional callback) for the reference centre, places voice calls
+(simulator/modem_voice.py, `SimModem.voice`), and takes faults: lost registration, +CMS ERROR
+on a send, a hang, a dropped link, unsolicited result codes.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from msa.host.modem import CMS_ERRORS, CTRL_Z, ESC, MAX_SEPTETS, gsm_decode
+from msa.host.modem import CME_ERRORS, CMS_ERRORS, CTRL_Z, ESC, MAX_SEPTETS, gsm_decode
+
+from .modem_voice import SimVoice
 
 _CR = 0x0D
 # URCs a real modem may emit at any time between lines (the driver must skip them).
@@ -54,9 +57,11 @@ class SimModem:
         self._fail_next: int | None = None
         self._drop_next = False
         self._hung = False
+        self._urc_after: tuple[str, str] | None = None
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._sessions: set[asyncio.Task[None]] = set()
+        self.voice = SimVoice(self)
 
     @property
     def port(self) -> int:
@@ -73,6 +78,7 @@ class SimModem:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
 
     async def stop(self) -> None:
+        await self.voice.stop()
         self.drop_connections()
         await asyncio.gather(*self._sessions)  # each ends on its link's close
         if self._server is not None:
@@ -100,6 +106,11 @@ class SimModem:
 
     def resume(self) -> None:
         self._hung = False
+
+    def urc_after(self, command: str, urc: str) -> None:
+        """Sends `urc` right after the answer to the next command starting with `command`:
+        the moment a host may take it for the answer to its following command."""
+        self._urc_after = (command.upper(), urc)
 
     def drop_connections(self) -> None:
         """Closes every open link now."""
@@ -160,8 +171,10 @@ class _Session:
         self.number = ""
 
     async def send(self, *lines: str) -> None:
-        self.writer.write("".join(self.modem._urc() + f"\r\n{ln}\r\n" for ln in lines)
-                          .encode("latin-1"))
+        for n, line in enumerate(lines):
+            if n:  # the modem's clock runs between lines: a call's URC can land in an answer
+                await asyncio.sleep(0)
+            self.writer.write((self.modem._urc() + f"\r\n{line}\r\n").encode("latin-1"))
         await self.writer.drain()
 
     async def feed(self, data: bytes) -> None:
@@ -174,6 +187,10 @@ class _Session:
                     self.writer.write(line.encode("latin-1") + b"\r")
                 if line:
                     await self._command(line)
+                    after = self.modem._urc_after
+                    if after is not None and line.upper().startswith(after[0]):
+                        self.modem._urc_after = None
+                        await self.send(after[1])
             elif byte not in (0x0A, ESC[0], CTRL_Z[0]):  # stray LF, ESC, Ctrl-Z: ignored
                 self.line.append(byte)
 
@@ -200,6 +217,8 @@ class _Session:
             await self.send(f"+CREG: 0,{self.modem.registration}", "OK")
         elif match := _CMGS.fullmatch(line):
             await self._start_text(match.group(1))
+        elif await self.modem.voice.command(self, line):
+            pass
         else:
             await self.send("ERROR")  # unknown commands: plain ERROR, whatever +CMEE says
 
@@ -247,9 +266,12 @@ class _Session:
             await self.send(f"+CMGS: {mr}", "OK")
 
     async def cms_error(self, code: int) -> None:
-        if self.cmee == 0:
-            await self.send("ERROR")
-        elif self.cmee == 1:
-            await self.send(f"+CMS ERROR: {code}")
-        else:
-            await self.send(f"+CMS ERROR: {CMS_ERRORS.get(code, ('unknown error',))[0]}")
+        await self._coded("+CMS ERROR", code, CMS_ERRORS.get(code, ("unknown error",))[0])
+
+    async def cme_error(self, code: int) -> None:
+        await self._coded("+CME ERROR", code, CME_ERRORS.get(code, ("unknown",))[0])
+
+    async def _coded(self, family: str, code: int, verbose: str) -> None:
+        """An error as AT+CMEE says: plain ERROR, the number, or the words."""
+        await self.send("ERROR" if self.cmee == 0 else
+                        f"{family}: {code if self.cmee == 1 else verbose}")

@@ -35,6 +35,7 @@ from msa.simulator.faults import Faults
 from msa.simulator.radio import serve_radio
 from msa.simulator.vboard import VirtualBoard
 from msa.tools import device
+from msa.tools.usb import Usb
 
 from test_technician_usb import ROOT, config_on, msa, record, registry_with_case, run
 
@@ -147,6 +148,10 @@ def registry_rows(path: Path) -> dict[int, tuple[bytes | None, str | None]]:
         registry.close()
 
 
+_BOND_SNIPPET = ("import store\nfrom bonds import Bonds\nb = Bonds(store.Store('.'))\n"
+                 "b.set(2, b'old-host', b'keys')\nb.close_window()\nb.flush()\n")
+
+
 def host_bond(flash: Path) -> bool:
     """Whether the button keeps the bond test_provision_and_wipe_... gave it, window closed."""
     bonds = Bonds(store.Store(str(flash)))
@@ -180,10 +185,9 @@ def test_provision_and_wipe_errors_register_nothing_and_keep_what_the_button_had
                                     "--button-id", "0b0b0b0b")
             seen["good"] = (config_on(flash), key_file.read_text())
             # Its host bonded: the button keeps that bond and closes its bond window.
-            bonds = Bonds(store.Store(str(flash)))
-            bonds.set(2, b"old-host", b"keys")
-            bonds.close_window()
-            bonds.flush()
+            # Written by the board's own interpreter (mpremote stops the firmware first): a
+            # second writer on the flash would race the running firmware's own records.
+            await asyncio.to_thread(Usb(port).exec, "bond", _BOND_SNIPPET)
             board.faults = Faults(corrupt_writes=("config.tmp",))
             out["forced"] = await msa("provision", "--port", port, *common, "--force",
                                       "--button-id", "0c0c0c0c")
