@@ -272,6 +272,7 @@ class PostgresConnection(Connection):
         super().__init__(where, error)
         self._synced = synced
         self._closed = False  # by close(): used again, it is an error as on SQLite
+        self._begun = False  # a BEGIN was sent and no COMMIT or ROLLBACK yet
         self._db = self._connect()
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -290,10 +291,21 @@ class PostgresConnection(Connection):
         if self._db.closed:
             if self._closed:
                 raise self.wrap(psycopg.InterfaceError("the connection is closed"))
+            if self._begun:
+                # What the lost transaction held is gone: its statements must fail, never
+                # carry on in a new connection outside any transaction (a batch committed
+                # there would acknowledge messages that were never stored).
+                self._begun = False
+                raise self.wrap(psycopg.OperationalError("the connection was lost inside a"
+                                                         " transaction"))
             self._db = self._connect()
         try:
             cursor = self._db.execute(_pg_sql(sql), args)
             rows = cursor.fetchall() if cursor.description is not None else []
+            if sql.startswith("BEGIN"):
+                self._begun = True
+            elif sql in ("COMMIT", "ROLLBACK"):
+                self._begun = False
             return Result(rows, cursor.rowcount)
         except psycopg.errors.IntegrityError as exc:
             raise StorageConflict(str(self.place), exc.diag.message_primary or str(exc)) \
@@ -312,8 +324,15 @@ class PostgresConnection(Connection):
         return self._db.info.transaction_status in (psycopg.pq.TransactionStatus.INTRANS,
                                                     psycopg.pq.TransactionStatus.INERROR)
 
+    def rollback(self) -> None:
+        if self._db.closed:  # the server ended the transaction with the connection
+            self._begun = False
+            return
+        super().rollback()
+
     def set_synced(self, synced: bool) -> None:
         self._run(f"SET synchronous_commit = {'on' if synced else 'off'}", ())
+        self._synced = synced  # a connection opened again later starts with it too
 
     def close(self) -> None:
         self._closed = True

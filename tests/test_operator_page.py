@@ -66,6 +66,9 @@ def _alarm(kind: hp.Kind, seq: int, fixes: int, t0: float) -> list[Inbound]:
     return out
 
 
+LIVE_S = 5.0  # under the page's 10 s slow refresh: only the event stream is that quick
+
+
 def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path, state: State) -> None:
     chromium()
 
@@ -95,6 +98,12 @@ def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path, state: Stat
                                 ".length === 2")
                 dom = await page.dom()
                 await page.screenshot(tmp_path / "operator.png")
+                # Live: a new alarm shows within LIVE_S, by the page's event stream (its slow
+                # timer reads the state only every 10 s).
+                for m in _alarm(hp.Kind.ALARM, 5, 1, time.time()):
+                    await c.centre.submit(m)
+                await page.wait("document.querySelectorAll('article.incident').length === 3",
+                                timeout_s=LIVE_S)
             return dom, c.operator_url
         finally:
             await c.stop()

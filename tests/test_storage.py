@@ -119,6 +119,30 @@ def test_a_dropped_postgresql_connection_is_opened_again(pg_database: str) -> No
     db.close()
 
 
+def test_a_connection_lost_inside_a_transaction_never_goes_on_outside_one(
+        pg_database: str) -> None:
+    """A batch whose connection dropped must fail as a whole: its later statements may not
+    run on a new connection in autocommit, where its COMMIT would acknowledge what the lost
+    transaction held. After the rollback the connection is opened again, with the sync level
+    it had."""
+    migrate_all(pg_database, _error)
+    db = open_area(pg_database, "records", _error, synced=False)
+    db.set_synced(True)
+    db.begin()
+    db.execute("INSERT INTO buttons (button_id, last_seen) VALUES (1, 0)")
+    with psycopg.connect(pg_database, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (db.rows("SELECT pg_backend_pid()")
+                                                           [0][0],))
+    with pytest.raises(RecordError):
+        db.execute("INSERT INTO buttons (button_id, last_seen) VALUES (2, 0)")
+    with pytest.raises(RecordError):
+        db.commit()  # never a COMMIT of nothing that would pass for the batch's
+    db.rollback()
+    assert db.rows("SELECT COUNT(*) FROM buttons") == [(0,)]
+    assert db.rows("SHOW synchronous_commit") == [("on",)]
+    db.close()
+
+
 def test_postgresql_is_migrated_only_by_migrate_and_never_downgraded(pg_database: str) -> None:
     with pytest.raises(SchemaError) as refused:
         open_area(pg_database, "registry", _error)
