@@ -179,6 +179,18 @@ CHANNELS: dict[str, dict[str, Field]] = {
         "deadline_s": Field("seconds, 5 to 300", _is_num(5, 300), 60.0),
     },
 }
+# [channel.voice] under an sms channel: the silent call after an alarm (docs/dispatch.md).
+VOICE: dict[str, Field] = {
+    "number": Field("the centre's voice number, 3 to 20 digits, optionally after +",
+                    lambda v: isinstance(v, str) and v.removeprefix("+").isdigit()
+                    and v.removeprefix("+").isascii()
+                    and 3 <= len(v.removeprefix("+")) <= 20),
+    "call": Field("true or false", _is_bool, False),
+    "redial_for_s": Field("seconds, 0 to 7200", _is_num(0, 7200), 1800.0),
+    "redial_first_s": Field("seconds, 2 to 60", _is_num(2, 60), 5.0),
+    "redial_max_s": Field("seconds, 5 to 600", _is_num(5, 600), 60.0),
+    "poll_s": Field("seconds, 0.5 to 10", _is_num(0.5, 10), 1.0),
+}
 _LOCATION_NEEDS = {"nmea": ("url",), "gpsd": (), "fixed": ("lat", "lon"), "sim": ()}
 
 
@@ -286,6 +298,19 @@ def _addresses(c: dict[str, Any], where: str, path: str, one: str, many: str,
     return listed
 
 
+def _voice(raw: Any, where: str, path: str) -> dict[str, Any]:
+    v = _section(raw, VOICE, where, path)
+    if "type" in raw:
+        raise ConfigError(f"{where}.type", "unknown key (see docs/configuration.md)", path)
+    if v["call"] and v["number"] is None:
+        raise ConfigError(f"{where}.number", f"missing; needed when call = true:"
+                          f" {VOICE['number'].expected}", path)
+    if v["redial_max_s"] < v["redial_first_s"]:
+        raise ConfigError(f"{where}.redial_max_s", f"at least redial_first_s"
+                          f" ({v['redial_first_s']:g}), got {v['redial_max_s']!r}", path)
+    return v
+
+
 def parse(data: Mapping[str, Any], path: str = "", base: Path | None = None) -> HostConfig:
     """Checks a parsed TOML document; secrets are read relative to `base`."""
     base = base or Path.cwd()
@@ -320,8 +345,14 @@ def parse(data: Mapping[str, Any], path: str = "", base: Path | None = None) -> 
         kind = raw.get("type") if isinstance(raw, dict) else None
         if kind not in CHANNELS:
             raise ConfigError(f"{where}.type", f"one of {', '.join(sorted(CHANNELS))}", path)
+        raw_voice = None
+        if kind == "sms" and "voice" in raw:
+            raw = {k: v for k, v in raw.items() if k != "voice"}
+            raw_voice = raw_channels[i]["voice"]
         c = _section(raw, CHANNELS[kind], where, path)
         c["type"] = kind
+        if kind == "sms":
+            c["voice"] = None if raw_voice is None else _voice(raw_voice, f"{where}.voice", path)
         if kind == "https":
             c["urls"] = _addresses(c, where, path, "url", "urls", lambda u: u.rstrip("/"))
             c["url"] = c["urls"][0]

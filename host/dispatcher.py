@@ -64,6 +64,9 @@ class Policy:
 
 
 Observer = Callable[[Message, Receipt], Awaitable[None]]
+# Told of each alarm as its first delivery attempt in this process gets under way (the silent
+# call, host/silentcall.py): it must only start work of its own, never wait.
+AttemptHook = Callable[[Message], None]
 
 
 class Dispatcher:
@@ -71,7 +74,8 @@ class Dispatcher:
 
     def __init__(self, outbox: Outbox, channels: Sequence[Channel], location: LocationSource,
                  policy: Policy | None = None, clock: Clock | None = None,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None,
+                 after_first_attempt: AttemptHook | None = None) -> None:
         if not channels:
             raise HostError("no dispatch channel configured")
         self.outbox = outbox
@@ -80,6 +84,8 @@ class Dispatcher:
         self.policy = policy or Policy()
         self.clock = clock or RealClock()
         self._observer = observer
+        self._after_first = after_first_attempt
+        self._attempted: set[str] = set()  # alarms whose first attempt the hook was told of
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -174,6 +180,7 @@ class Dispatcher:
             timeout = self._timeout(channel, message)
             if timeout <= 0:
                 continue  # the ghost-call deadline has passed: on to the SMS
+            self._first_attempt(message)
             budget = SEND_BUDGET_S.set(timeout)  # copied into the send's task below
             try:
                 receipt = await asyncio.wait_for(channel.send(message), timeout)
@@ -201,6 +208,15 @@ class Dispatcher:
         log.warning("%s %s not delivered (try %d): %s", message.kind.value, message.key, n + 1,
                     error)
         self.outbox.failed(message.key, error, self.clock.time() + delay)
+
+    def _first_attempt(self, message: Message) -> None:
+        """Tells the hook of an alarm's first try here, on the loop's next turn: once the
+        send is under way, so the hook can never delay it (nor raise into it)."""
+        if (self._after_first is None or message.kind is not MessageKind.ALARM
+                or message.key in self._attempted):
+            return
+        self._attempted.add(message.key)
+        asyncio.get_running_loop().call_soon(self._after_first, message)
 
     def _route(self, message: Message) -> list[Channel]:
         usable = [c for c in self.channels if c.accepts(message.kind)]

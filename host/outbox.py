@@ -181,6 +181,13 @@ class Outbox:
                     (message.key, message.button_id, message.kind.value, message.frame,
                      message.created_at, track_until))
 
+    def extend_incident(self, key: str, until: float) -> bool:
+        """Tracks an open incident until at least `until` (never shortens it: a call that
+        ends keeps the press's own window if that is later). False if it is closed or
+        unknown."""
+        return self._write("UPDATE incidents SET track_until = MAX(track_until, ?)"
+                           " WHERE key = ? AND closed_at IS NULL", (until, key)) == 1
+
     def incidents(self, now: float) -> list[Incident]:
         """Incidents still tracked at `now`."""
         rows = self._read("SELECT key, button_id, kind, frame, opened_at, track_until,"

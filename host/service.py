@@ -25,6 +25,7 @@ from .sequence import SequenceGuard
 
 if TYPE_CHECKING:  # imported when configured: aiohttp is a heavy import
     from .proximity import ProximityClient, ProximitySettings
+    from .silentcall import CallEvent, SilentCaller
 
 log = logging.getLogger("msa.host.service")
 
@@ -103,6 +104,32 @@ def proximity_settings(config: HostConfig) -> ProximitySettings:
                              report_position=p["report_position"], wait_s=p["poll_wait_s"])
 
 
+def log_call_event(incident: str, event: CallEvent) -> None:
+    """The call events' destination until they go to the centre with the incident."""
+    log.info("incident %s: call attempt %d %s%s", incident, event.attempt, event.kind.value,
+             f" ({event.cause})" if event.cause else "")
+
+
+def silent_caller(config: HostConfig, channels: list[Channel], outbox: Outbox,
+                  clock: Clock | None) -> SilentCaller | None:
+    """The silent call on the sms channel's modem, if its voice block says to call."""
+    voice = next((c["voice"] for c in config.channels
+                  if c["type"] == "sms" and c.get("voice") and c["voice"]["call"]), None)
+    if voice is None:
+        return None
+    from .silentcall import SilentCaller, VoiceSettings
+    from .sms import SmsChannel
+    from .voicecall import VoiceCalls
+    sms = next((c for c in channels if isinstance(c, SmsChannel)), None)
+    if sms is None:
+        raise HostError("voice.call = true needs the sms channel's modem, and none runs")
+    settings = VoiceSettings(voice["number"], voice["redial_for_s"], voice["redial_first_s"],
+                             voice["redial_max_s"], voice["poll_s"])
+    return SilentCaller(VoiceCalls(sms.modem), outbox, settings,
+                        window_s=config.tracking["window_s"], clock=clock,
+                        on_call_event=log_call_event)
+
+
 class HostService:
     """Everything one host runs. `await run()` until `await stop()`."""
 
@@ -121,8 +148,10 @@ class HostService:
         self.guard = SequenceGuard(config.state_dir / "receiver.db")
         keys = {b.button_id: ButtonKeys.from_master(b.key) for b in config.buttons}
         self.receiver = Receiver(keys, self.guard)
-        self.dispatcher = Dispatcher(self.outbox, self.channels, self.location,
-                                     policy_of(config), clock, observer)
+        self.caller = silent_caller(config, self.channels, self.outbox, clock)
+        self.dispatcher = Dispatcher(
+            self.outbox, self.channels, self.location, policy_of(config), clock, observer,
+            None if self.caller is None else self.caller.after_first_attempt)
         self._on_event = on_event
         self.links = [ButtonLink(ButtonTarget(b.button_id, b.address, keys[b.button_id]),
                                  self.receiver, self._sink, backends=backends)
@@ -169,6 +198,8 @@ class HostService:
                 await link.stop()
             await self.dispatcher.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.caller is not None:
+                await self.caller.close()
             for channel in self.channels:
                 await channel.close()
             await self.location.stop()

@@ -169,12 +169,18 @@ class _Session:
         self.line = bytearray()
         self.text: bytearray | None = None  # collecting an SMS's text after "> "
         self.number = ""
+        self.tail = ""  # a urc_after() code to follow this command's answer
 
     async def send(self, *lines: str) -> None:
         for n, line in enumerate(lines):
             if n:  # the modem's clock runs between lines: a call's URC can land in an answer
                 await asyncio.sleep(0)
-            self.writer.write((self.modem._urc() + f"\r\n{line}\r\n").encode("latin-1"))
+            text = self.modem._urc() + f"\r\n{line}\r\n"
+            if n == len(lines) - 1 and self.tail:
+                # urc_after(): in the same write as the final answer, so that it is there
+                # before the host can send its next command.
+                text, self.tail = text + f"\r\n{self.tail}\r\n", ""
+            self.writer.write(text.encode("latin-1"))
         await self.writer.drain()
 
     async def feed(self, data: bytes) -> None:
@@ -186,11 +192,12 @@ class _Session:
                 if self.echo:
                     self.writer.write(line.encode("latin-1") + b"\r")
                 if line:
-                    await self._command(line)
                     after = self.modem._urc_after
                     if after is not None and line.upper().startswith(after[0]):
                         self.modem._urc_after = None
-                        await self.send(after[1])
+                        self.tail = after[1]  # written with the answer's last line
+                    await self._command(line)
+                    self.tail = ""
             elif byte not in (0x0A, ESC[0], CTRL_Z[0]):  # stray LF, ESC, Ctrl-Z: ignored
                 self.line.append(byte)
 

@@ -37,6 +37,8 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert [ch["type"] for ch in c.channels] == ["dc09", "https", "sms"]
     assert c.channels[0]["key"] == bytes.fromhex("22" * 16) and c.channels[1]["token"] == "token"
     assert c.tracking == {"interval_s": 10, "window_s": 7200}
+    voice = c.channels[2]["voice"]
+    assert voice["call"] is True and voice["number"] == "+3292999112"
     assert "11" * 32 not in repr(c)  # keys are never printed
 
 
@@ -119,3 +121,72 @@ def test_toml_syntax_errors_say_where(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         config.load(conf)
     assert err.value.key == "(syntax)" and "line 1" in err.value.expected
+
+
+SMS_CHANNEL = {"type": "sms", "modem": "/dev/ttyUSB2", "number": "+32470999112"}
+
+
+def _voice(tmp_path: Path, voice: Any) -> config.HostConfig:
+    for name, content in (("b.key", KEY_HEX), ("t", "token")):
+        (tmp_path / name).write_text(content)
+        os.chmod(tmp_path / name, 0o600)
+    channel = dict(SMS_CHANNEL) if voice is None else {**SMS_CHANNEL, "voice": voice}
+    return config.parse({**BASE, "channel": [BASE["channel"][0], channel]}, "host.toml",
+                        tmp_path)
+
+
+def test_an_sms_channel_without_a_voice_block_places_no_call(tmp_path: Path) -> None:
+    assert _voice(tmp_path, None).channels[1]["voice"] is None
+
+
+def test_the_voice_block_defaults(tmp_path: Path) -> None:
+    v = _voice(tmp_path, {"number": "112"}).channels[1]["voice"]
+    assert v == {"number": "112", "call": False, "redial_for_s": 1800.0,
+                 "redial_first_s": 5.0, "redial_max_s": 60.0, "poll_s": 1.0}
+
+
+@pytest.mark.parametrize("name, low, high", [("redial_for_s", 0, 7200),
+                                             ("redial_first_s", 2, 60),
+                                             ("redial_max_s", 5, 600), ("poll_s", 0.5, 10)])
+def test_voice_ranges_are_inclusive_documented_and_clear(tmp_path: Path, name: str,
+                                                         low: float, high: float) -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    assert any(f"`{name}`" in line and f"{low:g}–{high:g}" in line for line in doc.splitlines())
+    base = {"number": "+4930112110", "call": True, "redial_first_s": 2, "redial_max_s": 600}
+    for good in (low, high):
+        assert _voice(tmp_path, {**base, name: good}).channels[1]["voice"][name] == good
+    for bad in (low - 0.1, high + 0.1, True, "5", float("nan")):
+        with pytest.raises(ConfigError) as err:
+            _voice(tmp_path, {**base, name: bad})
+        assert err.value.key == f"channel[1].voice.{name}"
+        assert f"{low:g} to {high:g}" in err.value.expected, str(err.value)
+
+
+@pytest.mark.parametrize("voice, key, words", [
+    ({"call": True}, "channel[1].voice.number", "needed when call = true"),
+    ({"number": "12"}, "channel[1].voice.number", "3 to 20 digits"),
+    ({"number": "+" + "1" * 21}, "channel[1].voice.number", "3 to 20 digits"),
+    ({"number": "+32 470"}, "channel[1].voice.number", "3 to 20 digits"),
+    ({"number": "١٢٣"}, "channel[1].voice.number", "3 to 20 digits"),  # not ASCII digits
+    ({"number": "112", "call": "yes"}, "channel[1].voice.call", "true or false"),
+    ({"number": "112", "redial_first_s": 30, "redial_max_s": 10},
+     "channel[1].voice.redial_max_s", "at least redial_first_s"),
+    ({"number": "112", "ring": True}, "channel[1].voice.ring", "unknown key"),
+    ({"number": "112", "type": "x"}, "channel[1].voice.type", "unknown key"),
+    ("+4930112110", "channel[1].voice", "must be a table"),
+])
+def test_voice_block_errors_name_the_key(tmp_path: Path, voice: Any, key: str,
+                                         words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _voice(tmp_path, voice)
+    assert err.value.key == key and words in err.value.expected, str(err.value)
+
+
+def test_only_the_sms_channel_takes_a_voice_block(tmp_path: Path) -> None:
+    data = _with("channel.0.voice", {"number": "112"})
+    for name, content in (("b.key", KEY_HEX), ("t", "token")):
+        (tmp_path / name).write_text(content)
+        os.chmod(tmp_path / name, 0o600)
+    with pytest.raises(ConfigError) as err:
+        config.parse(data, "host.toml", tmp_path)
+    assert err.value.key == "channel[0].voice" and "unknown key" in err.value.expected
