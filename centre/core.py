@@ -12,7 +12,8 @@ commit; docs/performance.md, "ingest").
 
 Keys are the centre's own: it builds each one from the verified frame ("<button hex8>-<boot>-
 <seq>", a location update adding "/<n>") and refuses a message whose key is anything else, so
-nothing a sender writes in a key can open an incident or count twice. An update number n is
+nothing a sender writes in a key can open an incident or count twice (a call event's key is
+"<incident>/c<n>": centre/calls.py). An update number n is
 accepted only from 1 to MAX_UPDATE_NO and at most UPDATE_LEAD past the highest one the incident
 has (docs/dispatch.md, "Keys and update numbers").
 """
@@ -31,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from msa.wire.call import CallPayload
 from msa.wire.errors import FrameError
-from msa.wire.message import (EVENT_KEY, INCIDENT_KINDS, MAX_UPDATE_NO, UPDATE_SUFFIX, Fix,
+from msa.wire.message import (INCIDENT_KINDS, MAX_UPDATE_NO, UPDATE_SUFFIX, Fix,
                               MessageKind)
 from msa.wire.protocol import CentreKey, Frame, Kind, verify_centre
 
+from .calls import check_call, lead_refusal, record_call
 from .errors import RecordError, StorageConflict
 from .migrations import open_area
 from .ratelog import Throttle
@@ -60,13 +63,13 @@ FRAME_KINDS: dict[MessageKind, frozenset[Kind]] = {
     MessageKind.LOW_BATTERY: frozenset({Kind.LOW_BATTERY}),
     MessageKind.HEARTBEAT: frozenset({Kind.HEARTBEAT}),
     MessageKind.BOOT: frozenset({Kind.BOOT}),
+    MessageKind.CALL: frozenset({Kind.ALARM}),  # the silent call follows an alarm only
 }
 
 # A genuine update number is never far past the highest the centre has: the host sends them
 # in order, at most a few at once. UPDATE_LEAD bounds how far a sender may jump ahead, so that
 # a made-up number cannot become the "latest" position and stay there.
 UPDATE_LEAD = 32
-_REFERENCE = re.compile(r"INC-([0-9]{6,12})", re.ASCII)
 _HEX8 = re.compile(r"[0-9a-f]{8}", re.ASCII)
 
 _ARRIVAL = ("INSERT INTO arrivals (incident, key, kind, channel, received_at, verdict, frame)"
@@ -99,17 +102,19 @@ class Inbound:
     update_no: int = 0
     pressed_at: float | None = None
     received_at: float = 0.0
+    call: CallPayload | None = None  # a CALL's event
 
     @classmethod
     def keyed(cls, channel: str, key: str, kind: MessageKind, frame: bytes, fix: Fix | None,
-              received_at: float, update_no: int = 0) -> Inbound:
+              received_at: float, update_no: int = 0,
+              call: CallPayload | None = None) -> Inbound:
         """For channels that carry only the key (DC-09, SMS): the button id is its first
         eight hex digits (0, refused, when they are not); the centre derives the incident
         and the update number from the verified frame and the key itself."""
         head = key[:8]
         return cls(channel=channel, key=key, kind=kind,
                    button_id=int(head, 16) if _HEX8.fullmatch(head) else 0, frame=frame,
-                   fix=fix, update_no=update_no, received_at=received_at)
+                   fix=fix, update_no=update_no, received_at=received_at, call=call)
 
 
 class _Checked(NamedTuple):
@@ -118,7 +123,7 @@ class _Checked(NamedTuple):
     frame: Frame
     key: str  # the message's key
     incident: str  # the incident's key ("" for a button's own notices)
-    update_no: int  # a LOCATION's n, else 0
+    update_no: int  # a LOCATION's or a CALL's n, else 0
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,14 @@ class Centre(RecordReads):
             if m.fix is None:
                 return "a location update without a position"
             return _Checked(frame, m.key, event, n)
+        if m.kind is MessageKind.CALL:  # exactly "<incident>/c<n>", and its event
+            n_or_why = check_call(m.key, event, m.call, m.fix is not None)
+            if isinstance(n_or_why, str):
+                return n_or_why
+            return "an update number on a call event" if m.update_no else \
+                _Checked(frame, m.key, event, n_or_why)
+        if m.call is not None:
+            return "a call on a message that is no call event"
         if m.key != event:
             return "key does not match the frame"
         if m.update_no:
@@ -297,6 +310,11 @@ class Centre(RecordReads):
         frame, key, incident_key, update_no = checked
         row = db.execute("SELECT id, status FROM incidents WHERE key = ?",
                          (incident_key,)).one() if incident_key else None
+        if m.kind is MessageKind.CALL:
+            why = "no incident for this call event (yet)" if row is None else \
+                lead_refusal(db, int(row[0]), update_no)
+            if why:
+                return Ingested(Verdict.REJECTED, why)
         if m.kind is MessageKind.LOCATION:
             if row is None:
                 return Ingested(Verdict.REJECTED, "no incident for this update (yet)")
@@ -351,37 +369,19 @@ class Centre(RecordReads):
                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            (row[0], update_no, m.fix.lat, m.fix.lon, m.fix.accuracy_m,
                             m.fix.time, m.fix.source, m.channel, now))
+            if m.call is not None:
+                record_call(db, int(row[0]), update_no, m.call, m.channel, now)
             return Ingested(Verdict.ACCEPTED, incident=incident_ref(int(row[0])),
                             status=str(row[1]))
         return Ingested(Verdict.ACCEPTED)
 
     def _notify(self, m: Inbound, result: Ingested) -> None:
+        detail: dict[str, object] = {"key": m.key, "button_id": m.button_id,
+                                     "incident": result.incident, "channel": m.channel}
+        if m.call is not None:
+            detail["call"] = m.call.as_json()
         for listener in self.listeners:
-            listener(m.kind.value, {"key": m.key, "button_id": m.button_id,
-                                    "incident": result.incident, "channel": m.channel})
-
-    def incident_id(self, reference: str) -> int | None:
-        """The row id for a reference ("INC-000012") or an alarm key; None for anything else
-        (whatever a request names, only these two forms reach the database)."""
-        found = self._incident(reference)
-        return None if found is None else found[0]
-
-    def incident_key(self, reference: str) -> str | None:
-        """The alarm key of the incident a reference or key names, None if there is none."""
-        found = self._incident(reference)
-        return None if found is None else found[1]
-
-    def _incident(self, reference: str) -> tuple[int, str] | None:
-        number = _REFERENCE.fullmatch(reference)
-        if number is not None:
-            row = self._db.execute("SELECT id, key FROM incidents WHERE id = ?",
-                                   (int(number[1]),)).one()
-        elif EVENT_KEY.fullmatch(reference):
-            row = self._db.execute("SELECT id, key FROM incidents WHERE key = ?",
-                                   (reference,)).one()
-        else:
-            return None
-        return None if row is None else (int(row[0]), str(row[1]))
+            listener(m.kind.value, detail)
 
     def resolve(self, reference: str) -> bool:
         """The operator closes an incident: the host stops tracking at its next update."""

@@ -155,6 +155,14 @@ _RECORDS_2 = (
     "INSERT INTO counters (name, value) SELECT 'incident', COALESCE(MAX(id), 0) FROM incidents",
 )
 
+# The silent call's events (issue 16, centre/calls.py): one row per CALL message counted,
+# numbered per incident by the host.
+_RECORDS_3 = (
+    "CREATE TABLE IF NOT EXISTS calls (incident INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " event TEXT NOT NULL, at REAL NOT NULL, attempt INTEGER NOT NULL, cause TEXT NOT NULL,"
+    " channel TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (incident, n))",
+)
+
 _AUDIT_1 = (
     "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, at REAL NOT NULL,"
     " actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, source TEXT NOT NULL,"
@@ -171,7 +179,8 @@ MIGRATIONS: dict[str, tuple[Migration, ...]] = {
     "registry": (Migration(1, "cases, buttons, hosts, tags, proximity, accounts, sessions",
                            _REGISTRY_1),),
     "records": (Migration(1, "messages, incidents, tracks, arrivals, notes", _RECORDS_1),
-                Migration(2, "gap-free incident numbers", _RECORDS_2)),
+                Migration(2, "gap-free incident numbers", _RECORDS_2),
+                Migration(3, "the silent call's events", _RECORDS_3)),
     "audit": (Migration(1, "the hash-chained audit log", _AUDIT_1),),
 }
 assert set(MIGRATIONS) == set(AREAS)

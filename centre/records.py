@@ -3,16 +3,20 @@ their case files and tracks, summaries of the resolved ones, each incident's arr
 buttons' warnings and message counts. Reads only: every write is core.py's."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from msa.wire.message import MessageKind
+from msa.wire.message import EVENT_KEY, MessageKind
+
+from .calls import call_events, call_state
 
 from .registry import Registry
 from .storage import Connection
 
 # A button is silent after missing this many heartbeats of its own period (see warnings()).
 SILENT_HEARTBEATS = 3
+_REFERENCE = re.compile(r"INC-([0-9]{6,12})", re.ASCII)
 
 
 def incident_ref(number: int) -> str:
@@ -53,6 +57,33 @@ class RecordReads:
     _clock: Callable[[], float]
     warning_sources: list[Callable[[float], list[dict[str, object]]]]
 
+    def incident_id(self, reference: str) -> int | None:
+        """The row id for a reference ("INC-000012") or an alarm key; None for anything else
+        (whatever a request names, only these two forms reach the database)."""
+        found = self._incident(reference)
+        return None if found is None else found[0]
+
+    def incident_key(self, reference: str) -> str | None:
+        """The alarm key of the incident a reference or key names, None if there is none."""
+        found = self._incident(reference)
+        return None if found is None else found[1]
+
+    def _incident(self, reference: str) -> tuple[int, str] | None:
+        number = _REFERENCE.fullmatch(reference)
+        if number is not None:
+            row = self._db.execute("SELECT id, key FROM incidents WHERE id = ?",
+                                   (int(number[1]),)).one()
+        elif EVENT_KEY.fullmatch(reference):
+            row = self._db.execute("SELECT id, key FROM incidents WHERE key = ?",
+                                   (reference,)).one()
+        else:
+            return None
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def calls(self, number: int) -> list[dict[str, object]]:
+        """Incident `number`'s call events, in the host's order."""
+        return call_events(self._db, number)
+
     def incident_row(self, number: int) -> IncidentRow | None:
         """Incident `number` (its row id), None if there is none."""
         row = self._db.execute("SELECT key, button_id, test, case_ref, opened_at, pressed_at,"
@@ -80,7 +111,8 @@ class RecordReads:
                         "test": bool(test), "opened_at": opened, "pressed_at": pressed,
                         "channel": channel, "status": status, "resolved_at": resolved,
                         "battery_pct": battery, "case": None if case is None
-                        else case.as_json(), "track": self.track(number)})
+                        else case.as_json(), "track": self.track(number),
+                        "call": call_state(self._db, number)})
         return out
 
     def resolved(self, limit: int) -> list[dict[str, object]]:

@@ -89,7 +89,8 @@ class SmsInbox:
         except ValueError as exc:
             self._refused("neither AML nor MSA1: %s", exc)
             return None
-        inbound = Inbound.keyed("sms", msa1.key, msa1.kind, msa1.frame, None, now)
+        inbound = Inbound.keyed("sms", msa1.key, msa1.kind, msa1.frame, None, now,
+                                call=msa1.call)
         try:
             case = self.centre.registry.case_of(inbound.button_id) if inbound.button_id else None
         except CentreError as exc:
@@ -100,6 +101,8 @@ class SmsInbox:
                           inbound.button_id)
             return Ingested(Verdict.REJECTED, "sender is not the button's host")
         ghost = self.known.get(sender)
+        if msa1.call is not None:
+            ghost = None  # a call event comes alone: an AML before it is another message's
         if ghost is not None and now - ghost.received_at <= AML_PAIRING_S:
             inbound = replace(inbound, fix=ghost.fix)
         try:
@@ -109,7 +112,7 @@ class SmsInbox:
             return None
         if result.verdict is Verdict.REJECTED:
             self.rejected += 1  # and the ghost call stays on the page: nothing verified it
-        else:
+        elif msa1.call is None:
             self.known.pop(sender, None)
         return result
 

@@ -11,6 +11,8 @@ Each event says who acted ("by") and when ("at", Unix seconds), and by whose clo
   accepted (counted and acknowledged) or duplicate (acknowledged again, not counted); the
   first accepted copy of the incident's own key is the "centre receipt" (one event, not two).
   The centre's clock, as are "location" (when each track point arrived) and "resolved".
+- "call": each step of the silent call (attempt, dialling, alerting, answered, ended with its
+  cause), at the host's clock, in the host's order; when it arrived is "received_at".
 - "proximity": the case's proximity record from an hour before the incident opened until it
   was resolved (or now).
 - "operator" (audit entries about the incident, with their hash to check against the log)
@@ -40,7 +42,7 @@ from .proxstore import ProximityStore
 FORMAT = "msa-timeline-1"
 PROXIMITY_BEFORE_S = 3600.0  # proximity events this long before the incident opened count
 # Events at the same time, in this order.
-_RANK = {"press": 0, "host receipt": 1, "centre receipt": 2, "arrival": 2, "location": 3,
+_RANK = {"press": 0, "host receipt": 1, "centre receipt": 2, "arrival": 2, "location": 3, "call": 3,
          "proximity": 4, "operator": 5, "note": 6, "resolved": 7}
 
 
@@ -103,6 +105,10 @@ def incident_timeline(centre: Centre, ref: str, *, notes: Notes, audit: AuditLog
                        **{name: point[name] for name in ("update_no", "lat", "lon",
                                                           "accuracy_m", "fix_time", "source",
                                                           "channel")}})
+    for call in centre.calls(number):  # the silent call's steps, by the host's clock
+        events.append({"at": call["at"], "what": "call", "by": "host",
+                       **{name: call[name] for name in ("n", "event", "attempt", "cause",
+                                                         "channel", "received_at")}})
     if proximity is not None and row.case_ref is not None:
         low = row.opened_at - PROXIMITY_BEFORE_S
         high = row.resolved_at if row.resolved_at is not None else \

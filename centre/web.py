@@ -71,7 +71,7 @@ def _inbound(request: web.Request, body: Any, allowed: frozenset[MessageKind]) -
         raise web.HTTPForbidden(text="this host's token is not good for this button")
     return Inbound(channel="https", key=p.key, kind=p.kind, button_id=p.button_id,
                    frame=p.frame, fix=p.fix, incident=p.incident, update_no=p.update_no,
-                   pressed_at=p.pressed_at, received_at=time.time())
+                   pressed_at=p.pressed_at, received_at=time.time(), call=p.call)
 
 
 def _answer(result: Ingested, created: bool) -> web.Response:
@@ -131,6 +131,15 @@ async def create_alarm(request: web.Request) -> web.Response:
 
 
 async def append_location(request: web.Request) -> web.Response:
+    return await _append(request, MessageKind.LOCATION)
+
+
+async def append_call(request: web.Request) -> web.Response:
+    return await _append(request, MessageKind.CALL)
+
+
+async def _append(request: web.Request, kind: MessageKind) -> web.Response:
+    """An update of an open incident (a location or a call event), named by the URL."""
     body = await _json(request)
     centre = request.app[CENTRE_KEY]
     named = centre.incident_key(request.match_info["incident"])  # a reference or a key
@@ -140,7 +149,7 @@ async def append_location(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such incident")
     if isinstance(body, dict) and not body.get("incident"):
         body["incident"] = named
-    m = _inbound(request, body, frozenset({MessageKind.LOCATION}))
+    m = _inbound(request, body, frozenset({kind}))
     if m.incident != named:
         raise _bad("the body names another incident than the URL")
     return _answer(await centre.submit(m), created=False)
@@ -258,6 +267,7 @@ def make_api_app(centre: Centre, hosts: Hosts) -> web.Application:
     app[HOSTS_KEY] = hosts
     app.router.add_post("/v1/alarms", create_alarm)
     app.router.add_post("/v1/alarms/{incident}/locations", append_location)
+    app.router.add_post("/v1/alarms/{incident}/calls", append_call)
     app.router.add_post("/v1/events", post_event)
     app.router.add_get(OPENAPI_PATH, openapi)
     return app

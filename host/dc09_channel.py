@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from msa.wire.dc09 import (KEY_LENGTHS, Dc09Message, Dc09Reply, Token, check_route, decode, encode, event_for, next_seq)
+from msa.wire.dc09 import (CARRIED_KINDS, KEY_LENGTHS, Dc09Message, Dc09Reply, Token, check_route, decode, encode, event_for, next_seq)
 from msa.wire.message import Message, MessageKind
 from .dispatch import Receipt
 from .errors import ChannelError, ConfigError
@@ -71,7 +71,7 @@ channel only an encrypted DUH: a plain one, like any NAK, is retryable); silence
         return self._offset
 
     def accepts(self, kind: MessageKind) -> bool:
-        return True  # DC-09 has a SIA code for every kind (see dc09.EVENT_CODES)
+        return kind in CARRIED_KINDS  # a SIA code for every kind but CALL (dc09.EVENT_CODES)
 
     async def send(self, message: Message) -> Receipt:
         try:
@@ -225,7 +225,7 @@ class Dc09Receivers:
         return self._receivers.order
 
     def accepts(self, kind: MessageKind) -> bool:
-        return True
+        return kind in CARRIED_KINDS
 
     async def send(self, message: Message) -> Receipt:
         _receiver, receipt = await self._receivers.first(

@@ -2,7 +2,7 @@
 outbox (with the best location at hand, never waiting for a fix), delivers it over the
 configured channels in order with deadlines and failover (the SMS "ghost call" when the IP
 channels have not acknowledged within `fallback_after_s` of the press), retries until a receipt
-is committed, and sends tracking updates for open alarms.
+is committed, and sends tracking updates and the silent call's events for open alarms.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .dispatch import SEND_BUDGET_S, Channel, LocationSource, Receipt
+from msa.wire.call import CallPayload
 from msa.wire.message import Message, MessageKind
 from . import crashpoint
 from .errors import ChannelError, HostError
@@ -93,6 +94,11 @@ class Dispatcher:
         # until the host restarts, so a refusal never costs another SMS or another wait.
         self._refused: dict[str, set[str]] = {}
 
+    def set_attempt_hook(self, hook: AttemptHook) -> None:
+        """Sets the first-attempt hook after construction (the silent caller, which reports
+        its events back here, is made once the dispatcher exists)."""
+        self._after_first = hook
+
     # --- in: verified events ---
     async def submit(self, event: ButtonEvent) -> Message:
         """Commits the event as a message (with the best fix now, or none) and wakes
@@ -107,6 +113,16 @@ class Dispatcher:
                           incident=key if kind is MessageKind.ALARM else "")
         if self.outbox.put(message) and kind is MessageKind.ALARM:
             self.outbox.open_incident(message, now + self.policy.track_window_s)
+        self._wake.set()
+        return message
+
+    def call_event(self, incident: str, call: CallPayload) -> Message | None:
+        """Commits a call event of an incident (the silent call's observer) as a CALL
+        message, numbered in order, and wakes delivery: it goes like a location update."""
+        message = self.outbox.add_call(incident, call, self.clock.time())
+        if message is None:
+            log.warning("incident %s: call event %s not reported: the incident has the most"
+                        " call events there may be", incident, call.event.value)
         self._wake.set()
         return message
 

@@ -5,6 +5,7 @@ with a bearer token, and the button's own frame rides along for end-to-end verif
 
     POST {base}/alarms                      create (ALARM, TEST): -> {"incident": id, "status"}
     POST {base}/alarms/{incident}/locations  append (LOCATION):    -> {"status": "open"|"resolved"}
+    POST {base}/alarms/{incident}/calls      append (CALL):        -> {"status": "open"|"resolved"}
     POST {base}/events                      LOW_BATTERY, HEARTBEAT, BOOT
 
 Every body carries the message key; the centre answers a repeated key with the first answer.
@@ -27,6 +28,8 @@ from .dispatch import Receipt
 from .errors import ChannelError
 from .failover import Failover
 
+# Where an incident's updates go, under /alarms/{incident}/.
+_UPDATE_PATHS = {MessageKind.LOCATION: "locations", MessageKind.CALL: "calls"}
 # Statuses after which trying the same request again cannot help.
 _FINAL_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 413, 422})
 
@@ -92,9 +95,10 @@ class HttpsChannel:
         known = self._incidents[base]
         if message.kind in INCIDENT_KINDS:
             path = "/alarms"
-        elif message.kind is MessageKind.LOCATION:
+        elif message.kind in _UPDATE_PATHS:
             # This node's own id once it gave one; else the key (every node maps it).
-            path = f"/alarms/{known.get(message.incident, message.incident)}/locations"
+            path = (f"/alarms/{known.get(message.incident, message.incident)}"
+                    f"/{_UPDATE_PATHS[message.kind]}")
         else:
             path = "/events"
         answer = await self._post(base + path, body(message))

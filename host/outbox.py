@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from msa.wire.call import MAX_CALL_NO, CallPayload
 from msa.wire.message import Fix, Message, MessageKind
 from .dispatch import Receipt
 from .errors import OutboxError
@@ -23,6 +24,7 @@ PRIORITY: dict[MessageKind, int] = {
     MessageKind.ALARM: 0,
     MessageKind.TEST: 1,
     MessageKind.LOCATION: 2,
+    MessageKind.CALL: 2,
     MessageKind.LOW_BATTERY: 3,
     MessageKind.BOOT: 4,
     MessageKind.HEARTBEAT: 5,
@@ -43,6 +45,10 @@ _SCHEMA = (
     " frame BLOB NOT NULL, opened_at REAL NOT NULL, track_until REAL NOT NULL,"
     " next_update_no INTEGER NOT NULL DEFAULT 1, closed_at REAL, close_reason TEXT,"
     " reference TEXT)",
+    # A CALL message's event, by its key (a table of its own: outboxes made before calls
+    # open as they are), numbered per incident.
+    "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, incident TEXT NOT NULL,"
+    " n INTEGER NOT NULL, payload TEXT NOT NULL, UNIQUE (incident, n))",
 )
 
 
@@ -70,17 +76,22 @@ def _fix_from(text: str | None) -> Fix | None:
 
 _MESSAGE_COLUMNS = ("key, kind, button_id, frame, created_at, fix, pressed_at, battery_pct,"
                     " update_no, incident")
+_READ_COLUMNS = (_MESSAGE_COLUMNS
+                 + ", (SELECT payload FROM calls WHERE calls.key = messages.key)")
 
 
 def _message(row: tuple[object, ...]) -> Message:
-    key, kind, button_id, frame, created_at, fix, pressed_at, battery, update_no, incident = row
+    (key, kind, button_id, frame, created_at, fix, pressed_at, battery, update_no, incident,
+     call) = row
     return Message(key=str(key), kind=MessageKind(kind), button_id=int(str(button_id)),
                    frame=bytes(frame) if isinstance(frame, (bytes, bytearray)) else b"",
                    created_at=float(str(created_at)), fix=_fix_from(fix if isinstance(fix, str)
                                                                      else None),
                    pressed_at=None if pressed_at is None else float(str(pressed_at)),
                    battery_pct=None if battery is None else int(str(battery)),
-                   update_no=int(str(update_no)), incident=str(incident))
+                   update_no=int(str(update_no)), incident=str(incident),
+                   call=CallPayload.from_json(json.loads(call)) if isinstance(call, str)
+                   else None)
 
 
 class Outbox:
@@ -118,7 +129,7 @@ class Outbox:
 
     def due(self, now: float, limit: int = 16) -> list[Message]:
         """Undelivered messages whose next try is due, most urgent first."""
-        rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE delivered_at IS NULL"
+        rows = self._read(f"SELECT {_READ_COLUMNS} FROM messages WHERE delivered_at IS NULL"
                           " AND next_try <= ? ORDER BY priority, created_at LIMIT ?",
                           (now, limit))
         return [_message(r) for r in rows]
@@ -207,6 +218,36 @@ class Outbox:
             self._db.execute("UPDATE incidents SET next_update_no = ? WHERE key = ?",
                              (message.update_no + 1, incident.key))
             self._db.execute("COMMIT")
+        except (sqlite3.Error, OutboxError) as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise OutboxError(self.path, str(exc)) from exc
+
+    def add_call(self, incident: str, call: CallPayload, now: float) -> Message | None:
+        """Stores a call event of an incident as a CALL message numbered after the
+        incident's last ("<incident>/c<n>"), in one commit. None once the incident has
+        MAX_CALL_NO of them (the centre would refuse more); OutboxError for an unknown one."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._read("SELECT button_id, frame FROM incidents WHERE key = ?",
+                              (incident,))
+            if not rows:
+                raise OutboxError(self.path, f"no incident {incident} for a call event")
+            n = int(str(self._read("SELECT COALESCE(MAX(n), 0) + 1 FROM calls"
+                                   " WHERE incident = ?", (incident,))[0][0]))
+            if n > MAX_CALL_NO:
+                self._db.execute("ROLLBACK")
+                return None
+            button_id, frame = rows[0]
+            message = Message(key=f"{incident}/c{n}", kind=MessageKind.CALL,
+                              button_id=int(str(button_id)),
+                              frame=bytes(frame) if isinstance(frame, bytes) else b"",
+                              created_at=now, incident=incident, call=call)
+            self.put(message)
+            self._db.execute("INSERT INTO calls (key, incident, n, payload) VALUES (?, ?, ?, ?)",
+                             (message.key, incident, n, json.dumps(call.as_json())))
+            self._db.execute("COMMIT")
+            return message
         except (sqlite3.Error, OutboxError) as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")

@@ -104,14 +104,23 @@ def proximity_settings(config: HostConfig) -> ProximitySettings:
                              report_position=p["report_position"], wait_s=p["poll_wait_s"])
 
 
-def log_call_event(incident: str, event: CallEvent) -> None:
-    """The call events' destination until they go to the centre with the incident."""
-    log.info("incident %s: call attempt %d %s%s", incident, event.attempt, event.kind.value,
-             f" ({event.cause})" if event.cause else "")
+def report_call_event(dispatcher: Dispatcher) -> Callable[[str, CallEvent], None]:
+    """The silent call's observer: each event is logged and goes to the centre with the
+    incident's other updates (a CALL message in the outbox: wire/call.py)."""
+    from msa.wire.call import CallEvent as WireEvent, CallPayload, clean_cause
+
+    def report(incident: str, event: CallEvent) -> None:
+        log.info("incident %s: call attempt %d %s%s", incident, event.attempt,
+                 event.kind.value, f" ({event.cause})" if event.cause else "")
+        dispatcher.call_event(incident, CallPayload(
+            WireEvent(event.kind.value), event.at, event.attempt, clean_cause(event.cause)))
+    return report
 
 
 def silent_caller(config: HostConfig, channels: list[Channel], outbox: Outbox,
-                  clock: Clock | None) -> SilentCaller | None:
+                  clock: Clock | None,
+                  on_call_event: Callable[[str, CallEvent], None] | None = None
+                  ) -> SilentCaller | None:
     """The silent call on the sms channel's modem, if its voice block says to call."""
     voice = next((c["voice"] for c in config.channels
                   if c["type"] == "sms" and c.get("voice") and c["voice"]["call"]), None)
@@ -127,7 +136,7 @@ def silent_caller(config: HostConfig, channels: list[Channel], outbox: Outbox,
                              voice["redial_max_s"], voice["poll_s"])
     return SilentCaller(VoiceCalls(sms.modem), outbox, settings,
                         window_s=config.tracking["window_s"], clock=clock,
-                        on_call_event=log_call_event)
+                        on_call_event=on_call_event)
 
 
 class HostService:
@@ -148,10 +157,12 @@ class HostService:
         self.guard = SequenceGuard(config.state_dir / "receiver.db")
         keys = {b.button_id: ButtonKeys.from_master(b.key) for b in config.buttons}
         self.receiver = Receiver(keys, self.guard)
-        self.caller = silent_caller(config, self.channels, self.outbox, clock)
-        self.dispatcher = Dispatcher(
-            self.outbox, self.channels, self.location, policy_of(config), clock, observer,
-            None if self.caller is None else self.caller.after_first_attempt)
+        self.dispatcher = Dispatcher(self.outbox, self.channels, self.location,
+                                     policy_of(config), clock, observer)
+        self.caller = silent_caller(config, self.channels, self.outbox, clock,
+                                    report_call_event(self.dispatcher))
+        if self.caller is not None:
+            self.dispatcher.set_attempt_hook(self.caller.after_first_attempt)
         self._on_event = on_event
         self.links = [ButtonLink(ButtonTarget(b.button_id, b.address, keys[b.button_id]),
                                  self.receiver, self._sink, backends=backends)

@@ -1,7 +1,7 @@
 """The SMS channel: the "ghost call" fallback that tells the centre a button was pressed when
 the IP channel did not acknowledge in time or there is no data connection. Each message goes
 as two SMS through a GSM modem: an ETSI AML body with the location, then an MSA1 line the
-centre verifies and dedupes on.
+centre verifies and dedupes on (a call event goes as its MSA1 line alone).
 
 The MSA1 form is the wire contract's (msa.wire.msa1).
 """
@@ -54,15 +54,17 @@ class SmsChannel:
                                retryable=False)
         deadline = time.monotonic() + self.deadline_s
         try:
-            msa1 = render_msa1(message.kind, message.key, message.frame)
-            position = aml.build(message.fix, identity=self.identity,
-                                 now=message.pressed_at or message.created_at)
+            msa1 = render_msa1(message.kind, message.key, message.frame, message.call)
+            # A call event is one short line: it says nothing of the position.
+            texts = [msa1] if message.kind is MessageKind.CALL else [aml.build(
+                message.fix, identity=self.identity,
+                now=message.pressed_at or message.created_at), msa1]
         except (ValueError, AmlError) as exc:
             raise ChannelError(self.name, f"message {message.key}: {exc}",
                                retryable=False) from None
         references = []
         async with self._pair:
-            for text in (position, msa1):
+            for text in texts:
                 try:
                     references.append(await self.modem.send_sms(self.number, text,
                                                                 deadline=deadline))

@@ -237,6 +237,7 @@ def test_an_alarm_opens_an_incident_with_everything_the_operator_needs(centre: C
     assert got == Ingested(Verdict.ACCEPTED, incident="INC-000001", status="open")
     [incident] = centre.incidents()
     track = incident.pop("track")
+    assert incident.pop("call") is None  # no call event yet
     case = incident.pop("case")
     assert incident == {"incident": "INC-000001", "key": f"{BID:08x}-1-5", "button_id": BID,
                         "test": False, "opened_at": T + 1, "pressed_at": T - 2,

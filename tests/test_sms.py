@@ -108,10 +108,11 @@ def test_concurrent_messages_keep_each_aml_next_to_its_msa1() -> None:
     run(body)
 
 
-def test_only_incident_location_and_battery_kinds_go_by_sms() -> None:
+def test_only_incident_location_battery_and_call_kinds_go_by_sms() -> None:
     channel = SmsChannel(url="socket://127.0.0.1:9", number=NUMBER)
     assert [k for k in MessageKind if channel.accepts(k)] == [
-        MessageKind.ALARM, MessageKind.TEST, MessageKind.LOCATION, MessageKind.LOW_BATTERY]
+        MessageKind.ALARM, MessageKind.TEST, MessageKind.LOCATION, MessageKind.LOW_BATTERY,
+        MessageKind.CALL]
 
     async def body() -> None:
         with pytest.raises(ChannelError) as err:

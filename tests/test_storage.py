@@ -150,7 +150,7 @@ def test_postgresql_is_migrated_only_by_migrate_and_never_downgraded(pg_database
     assert "msa centre migrate" in str(refused.value)
     done = migrate_all(pg_database, _error)
     assert {area: [m.version for m in got] for area, got in done.items()} == {
-        "registry": [1], "records": [1, 2], "audit": [1]}
+        "registry": [1], "records": [1, 2, 3], "audit": [1]}
     assert migrate_all(pg_database, _error) == {"registry": [], "records": [], "audit": []}
     with psycopg.connect(pg_database, autocommit=True) as admin:
         admin.execute("INSERT INTO records.schema_migrations VALUES (99, 'from the future', 0)")

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .call import CallPayload
 from .errors import ApiError
 from .message import MAX_TIME, MAX_UPDATE_NO, Fix, Message, MessageKind, finite
 from .protocol import CENTRE_FRAME_LEN
@@ -35,12 +36,16 @@ def fix_from_json(d: object) -> Fix | None:
 
 
 def body(message: Message) -> dict[str, Any]:
-    """The JSON body a host posts for a message."""
-    return {"key": message.key, "kind": message.kind.value, "button_id": message.button_id,
-            "frame": message.frame.hex(), "created_at": message.created_at,
-            "pressed_at": message.pressed_at, "battery_pct": message.battery_pct,
-            "update_no": message.update_no, "incident": message.incident,
-            "location": fix_json(message.fix)}
+    """The JSON body a host posts for a message (a CALL's adds its `call`)."""
+    out: dict[str, Any] = {
+        "key": message.key, "kind": message.kind.value, "button_id": message.button_id,
+        "frame": message.frame.hex(), "created_at": message.created_at,
+        "pressed_at": message.pressed_at, "battery_pct": message.battery_pct,
+        "update_no": message.update_no, "incident": message.incident,
+        "location": fix_json(message.fix)}
+    if message.call is not None:
+        out["call"] = message.call.as_json()
+    return out
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Posted:
     incident: str
     update_no: int
     pressed_at: float | None
+    call: CallPayload | None = None  # a CALL's event (required there, refused elsewhere)
 
 
 def _int(value: object, low: int, high: int, what: str) -> int:
@@ -70,6 +76,15 @@ def _text(value: object, shape: re.Pattern[str], what: str) -> str:
     return value
 
 
+def _call(obj: dict[str, Any], kind: MessageKind) -> CallPayload | None:
+    if (kind is MessageKind.CALL) != ("call" in obj):
+        raise ApiError("call", "required for a call event, and only there")
+    try:
+        return CallPayload.from_json(obj["call"]) if kind is MessageKind.CALL else None
+    except ValueError as exc:
+        raise ApiError("call", str(exc)) from None
+
+
 def read_body(obj: object, allowed: frozenset[MessageKind]) -> Posted:
     """A posted body, read field by field; ApiError says which field is wrong."""
     if not isinstance(obj, dict):
@@ -82,6 +97,7 @@ def read_body(obj: object, allowed: frozenset[MessageKind]) -> Posted:
         raise ApiError("kind", "unknown") from None
     if kind not in allowed:
         raise ApiError("kind", f"{kind.value!r} does not belong on this endpoint")
+    call = _call(obj, kind)
     try:
         incident, update_no = obj.get("incident"), obj.get("update_no")
         pressed = obj.get("pressed_at")
@@ -94,7 +110,7 @@ def read_body(obj: object, allowed: frozenset[MessageKind]) -> Posted:
                       update_no=0 if update_no is None else
                       _int(update_no, 0, MAX_UPDATE_NO, "update_no"),
                       pressed_at=None if pressed is None else
-                      finite(pressed, 0.0, MAX_TIME, "pressed_at"))
+                      finite(pressed, 0.0, MAX_TIME, "pressed_at"), call=call)
     except KeyError as exc:
         raise ApiError(str(exc).strip("'")[:40], "missing") from None
     except (TypeError, ValueError) as exc:

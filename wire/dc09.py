@@ -67,7 +67,11 @@ EVENT_CODES: tuple[EventCode, ...] = (
     # log the operator does not watch. Our centre tells update from alarm by the zone (and key).
     EventCode(MessageKind.LOCATION, "PA", update=True),
 )
+# A call event (MessageKind.CALL) has no code here: SIA's codes report alarms and troubles,
+# not the state of a voice line, and re-reporting PA for it would show a call step as a new
+# position of the panic. DC-09 channels do not take CALL; the HTTPS and SMS channels carry it.
 _CODE_OF = {e.kind: e for e in EVENT_CODES}
+CARRIED_KINDS = frozenset(_CODE_OF)
 _KIND_OF = {(e.code, e.update): e.kind for e in EVENT_CODES}
 
 _HEX_ID = re.compile(r"[0-9A-F]{1,6}")

@@ -8,7 +8,10 @@ import re
 import time
 from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # wire/call.py imports this module's checks
+    from .call import CallPayload
 
 
 # What a position may say. Anything outside is refused where it enters (a receiver, a decoder),
@@ -116,10 +119,14 @@ class MessageKind(enum.Enum):
     LOW_BATTERY = "low_battery"  # the button's battery fell to the threshold
     HEARTBEAT = "heartbeat"  # the button is alive (IP channels only, never SMS)
     BOOT = "boot"  # the button restarted (reset, power cut or tampering)
+    CALL = "call"  # a step of an incident's silent call (wire/call.py)
 
 
 # Kinds that open an incident at the centre; the others attach to a button or an incident.
 INCIDENT_KINDS = frozenset({MessageKind.ALARM, MessageKind.TEST})
+# Kinds that belong to an open incident: each carries its alarm's frame and a key
+# "<incident>/<suffix>" (a LOCATION's suffix "<n>", a CALL's "c<n>": wire/call.py).
+UPDATE_KINDS = frozenset({MessageKind.LOCATION, MessageKind.CALL})
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,8 @@ class Message:
     "<button_id hex8>-<boot_id>-<seq>", for a tracking update the incident's key plus
     "/<update_no>". `frame` is the button's own authenticated 26-byte frame (the centre
     verifies its tag again, so a compromised host cannot forge an alarm); a LOCATION update
-    carries the frame of the alarm it belongs to. `created_at` is when the host committed it.
+    or a CALL event carries the frame of the alarm it belongs to (a CALL's key ends in
+    "/c<n>", and `call` says what happened). `created_at` is when the host committed it.
     """
 
     key: str
@@ -143,6 +151,7 @@ class Message:
     battery_pct: int | None = None
     update_no: int = 0
     incident: str = ""  # the incident's key (ALARM/TEST: its own key)
+    call: CallPayload | None = None  # a CALL's event, else None
 
     @staticmethod
     def event_key(button_id: int, boot_id: int, seq: int) -> str:

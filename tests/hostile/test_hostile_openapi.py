@@ -23,6 +23,7 @@ from hostile_kit import BID, Live, alarm, frame, key, update
 
 from msa.wire import protocol as hp
 from msa.wire.api import body
+from msa.wire.call import CallEvent, CallPayload
 from msa.wire.message import Message, MessageKind
 
 pytestmark = pytest.mark.usefixtures("no_tracebacks")
@@ -41,8 +42,10 @@ def _with_examples(doc: dict[str, Any]) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
     heartbeat = Message(key(9), MessageKind.HEARTBEAT, BID, frame(hp.Kind.HEARTBEAT, 9),
                         time.time())
+    call = Message(f"{key(1)}/c1", MessageKind.CALL, BID, frame(hp.Kind.ALARM, 1), time.time(),
+                   incident=key(1), call=CallPayload(CallEvent.ANSWERED, time.time(), 1))
     for path, message in (("/alarms", alarm(1)), ("/alarms/{incident}/locations", update(1, 1)),
-                          ("/events", heartbeat)):
+                          ("/alarms/{incident}/calls", call), ("/events", heartbeat)):
         op = doc["paths"][path]["post"]
         op["requestBody"]["content"]["application/json"]["example"] = body(message)
     now = time.time()
@@ -51,6 +54,8 @@ def _with_examples(doc: dict[str, Any]) -> dict[str, Any]:
                                            "time": now - 1}}
     locations = doc["paths"]["/alarms/{incident}/locations"]["post"]
     locations["parameters"][0]["examples"] = {"genuine": {"value": key(1)}}
+    calls = doc["paths"]["/alarms/{incident}/calls"]["post"]
+    calls["parameters"][0]["examples"] = {"genuine": {"value": key(1)}}
     return doc
 
 
@@ -91,6 +96,7 @@ def test_schemathesis_finds_nothing_against_the_live_centre(live: Live, tmp_path
             seen[finished["recorder"]["label"], status] += 1
     per_operation = Counter(label for label, _ in seen.elements())
     assert min(per_operation[f"POST {p}"] for p in ("/alarms", "/alarms/{incident}/locations",
+                                                    "/alarms/{incident}/calls",
                                                     "/events")) >= 100, per_operation
     statuses = {status for _, status in seen}
     assert {200, 201, 400, 401, 403, 404, 405, 422} <= statuses, seen
@@ -104,7 +110,7 @@ def test_schemathesis_finds_nothing_against_the_live_centre(live: Live, tmp_path
     # The genuine examples were accepted, and nothing else opened an incident.
     [incident] = live.incidents()
     assert incident["key"] == key(1) and [p["update_no"] for p in incident["track"]] == [0, 1]
-    assert live.keys() == {key(1), f"{key(1)}/1", key(9)}
+    assert live.keys() == {key(1), f"{key(1)}/1", f"{key(1)}/c1", key(9)}
 
 
 def test_the_contract_is_served_and_needs_no_token(live: Live) -> None:
