@@ -32,6 +32,7 @@ from .bleak_backend import BumbleClient, BumbleScanner
 from .central import Central
 from .gps import SimulatedGps
 from .modem import DeliveredSms, SimModem
+from .modem_voice import Outcome
 from .world import BUTTON_ADDRESS, HOST_ADDRESS, World, hold_edges
 
 # A walk through Ghent's centre: the demo victim's route when the alarm goes off.
@@ -43,6 +44,8 @@ DEMO_CASE = Case("DEMO-2026-001", victim="(demo) A. Victim", victim_phone="+3247
                  measures=("restraining order: 500 m", "no contact"), weapons=True,
                  host_phone=HOST_PHONE)
 SMS_NUMBER = "+32470999112"
+VOICE_NUMBER = "+32470999101"  # the centre's voice line, for the silent call (voice=True)
+ANSWER_AFTER_S = 1.0  # the simulated operator picks up the silent call this long after ATD
 
 
 def _secret(path: Path, text: str) -> str:
@@ -65,10 +68,12 @@ class Chain:
 
     def __init__(self, root: Path, *, config_path: Path | None = None,
                  channels: tuple[str, ...] = ("https", "sms"), extra_toml: str = "",
-                 centre_key: bytes | None = None, **firmware: Any) -> None:
+                 centre_key: bytes | None = None, voice: bool = False,
+                 **firmware: Any) -> None:
         self.root = root
         self.config_path = config_path
         self.channel_order = channels
+        self.voice = voice  # the sms channel places the silent call (docs/dispatch.md)
         self.extra_toml = extra_toml
         self.firmware = firmware
         # K_c: the button's and the centre's, never in the host's configuration. With a
@@ -97,6 +102,7 @@ class Chain:
         async def on_sms(sms: DeliveredSms) -> None:
             inbox.receive(HOST_PHONE, sms.text, sms.time)
         self.modem = SimModem(on_sms=on_sms)
+        self.modem.voice.default = Outcome.answer(ANSWER_AFTER_S)
         await self.modem.start()
         self.gps = SimulatedGps(WALK, rate_hz=1.0)
         await self.gps.start()
@@ -113,7 +119,9 @@ class Chain:
                     f'port = {self.centre.dc09.port}\naccount = "{issued.host.dc09_account}"\n'
                     f'key_file = "{_secret(conf / "dc09.key", issued.dc09_key.hex())}"\n',
             "sms": f'[[channel]]\ntype = "sms"\nmodem = "{self.modem.url}"\n'
-                   f'number = "{SMS_NUMBER}"\ndeadline_s = 30\n',
+                   f'number = "{SMS_NUMBER}"\ndeadline_s = 30\n'
+                   + (f'[channel.voice]\nnumber = "{VOICE_NUMBER}"\ncall = true\n'
+                      if self.voice else ""),
         }
         text = (f'[host]\nstate_dir = "state"\n\n[[button]]\nid = "{button_id:#010x}"\n'
                 f'address = "{BUTTON_ADDRESS}"\n'

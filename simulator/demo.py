@@ -45,6 +45,9 @@ class DemoResult:
     press_to_centre_ack_ms: float | None
     threshold_to_centre_ack_ms: float | None
     operator_url: str | None
+    # The silent call as the centre recorded it: its latest event ("answered"), attempt,
+    # cause; None when no call event reached the centre (or a deployment's own centre).
+    call: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +58,7 @@ def _ms(a: float | None, b: float) -> float | None:
 
 
 Lingering = Callable[[str, str, str], None]  # operator page's URL, login name, password
+CALL_WAIT_S = 15.0  # for the silent call to be answered (the simulated centre: about 1 s)
 
 
 async def run_async(root: Path, hold_ms: int, config: Path | None,
@@ -64,7 +68,7 @@ async def run_async(root: Path, hold_ms: int, config: Path | None,
     `config`, `centre_key` is the K_c its centre registered for the button. Before lingering,
     `on_linger` is told where the operator's page is and an operator login made for this run
     (its centre, and the account, end with the demo)."""
-    chain = Chain(root, config_path=config, centre_key=centre_key)
+    chain = Chain(root, config_path=config, centre_key=centre_key, voice=config is None)
     threshold_ms = 2000
     try:
         await chain.start()
@@ -76,7 +80,8 @@ async def run_async(root: Path, hold_ms: int, config: Path | None,
         result = DemoResult(hold_ms, threshold_ms, alarm, _ms(timing.host_at, timing.press_at),
                             _ms(timing.acked_at, timing.press_at),
                             _ms(timing.acked_at, timing.press_at + threshold_ms / 1000),
-                            chain.centre.operator_url if chain.centre else None)
+                            chain.centre.operator_url if chain.centre else None,
+                            await _answered_call(chain, alarm.incident))
         if linger_s > 0:
             if chain.centre is not None and on_linger is not None:
                 password = secrets.token_urlsafe(12)
@@ -86,6 +91,25 @@ async def run_async(root: Path, hold_ms: int, config: Path | None,
         return result
     finally:
         await chain.close()
+
+
+async def _answered_call(chain: Chain, incident: str, wait_s: float = CALL_WAIT_S
+                         ) -> dict[str, Any] | None:
+    """The incident's call state at our own centre once the silent call is answered (as the
+    operator's page shows it), or as it is after `wait_s`; None with a deployment's centre."""
+    if chain.centre is None:
+        return None
+    changes = chain.centre.changes
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + wait_s
+    while True:
+        seen = changes.count
+        call = next((i.get("call") for i in chain.centre.centre.incidents(include_resolved=True)
+                     if i["incident"] == incident), None)
+        if (isinstance(call, dict) and call.get("event") == "answered") or \
+                loop.time() >= ends:
+            return call if isinstance(call, dict) else None
+        await changes.wait(seen, ends - loop.time())
 
 
 def _recorded(chain: Chain, event: ButtonEvent, timing: Timing) -> Dispatched:
@@ -147,6 +171,10 @@ def render(r: DemoResult) -> str:
                      " (then every 10 s)")
     else:
         lines.append("  location: no fix at dispatch (updates follow when there is one)")
+    if r.call is not None:
+        cause = f" ({r.call['cause']})" if r.call.get("cause") else ""
+        lines.append(f"  silent call to the centre's voice line: {r.call['event']}{cause},"
+                     f" attempt {r.call['attempt']} (the victim's side stays silent)")
     lines.append(f"  press -> host {r.press_to_host_ms} ms, press -> centre ACK"
                  f" {r.press_to_centre_ack_ms} ms (threshold -> ACK"
                  f" {r.threshold_to_centre_ack_ms} ms)")

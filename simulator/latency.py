@@ -82,15 +82,16 @@ IP_FAULTS = ("", "refused", "hung")
 
 async def measure_dispatch(presses: int, root: Path, ip_fault: str = "",
                            channels: tuple[str, ...] = ("https", "sms"),
-                           tracking: bool = True) -> DispatchLatency:
+                           tracking: bool = True, voice: bool = False) -> DispatchLatency:
     """Threshold -> host event and threshold -> centre acknowledgement, per press. With an
     `ip_fault`, the centre's API refuses connections or accepts and never answers. Without
     `tracking`, no location updates follow: each press opens an incident of its own, and
-    hundreds of them updating every 10 s would load the host as no single button does."""
+    hundreds of them updating every 10 s would load the host as no single button does. With
+    `voice`, the sms channel's modem also places the silent call after each alarm."""
     if ip_fault not in IP_FAULTS:
         raise ValueError(f"ip_fault must be one of {IP_FAULTS}, not {ip_fault!r}")
     chain = Chain(root, channels=channels, hold_ms=HOLD_MS, heartbeat_s=3600,
-                  extra_toml="" if tracking else "[tracking]\nwindow_s = 0\n")
+                  extra_toml="" if tracking else "[tracking]\nwindow_s = 0\n", voice=voice)
     to_host: list[float] = []
     to_ack: list[float] = []
     used: set[str] = set()

@@ -28,6 +28,8 @@ def test_demo_dispatches_one_alarm_to_the_centre_with_case_and_location() -> Non
     # The alarm fires at the 2 s threshold, not on release, and reaches the centre at once.
     assert 2000 <= r["press_to_host_ms"] <= r["press_to_centre_ack_ms"] < 2500
     assert r["threshold_to_centre_ack_ms"] < 500
+    # The silent call was placed and answered, and the centre knows it (issue 16).
+    assert r["call"]["event"] == "answered" and r["call"]["attempt"] == 1
 
 
 def test_demo_tap_shorter_than_the_threshold_raises_no_alarm() -> None:

@@ -32,7 +32,8 @@ FRAME = hp.centre_frame(hp.encode_frame(KEYS, CENTRE, kind=hp.Kind.ALARM, button
 def test_msa1_letters_and_tag() -> None:
     assert MSA1_TAG == "MSA1"
     assert KIND_LETTERS == {MessageKind.ALARM: "A", MessageKind.TEST: "T",
-                            MessageKind.LOCATION: "L", MessageKind.LOW_BATTERY: "B"}
+                            MessageKind.LOCATION: "L", MessageKind.LOW_BATTERY: "B",
+                            MessageKind.CALL: "C"}
 
 
 @pytest.mark.parametrize("kind,letter,key", [

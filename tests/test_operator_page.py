@@ -8,6 +8,7 @@ import html.parser
 import importlib.resources
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +20,7 @@ from msa.centre.registry import Case
 from msa.centre.server import start_centre
 from msa.wire import aml
 from msa.wire import protocol as hp
+from msa.wire.call import CallEvent, CallPayload
 from msa.wire.message import Fix, FixQuality, Message, MessageKind
 
 from backends import State, state  # noqa: F401
@@ -100,10 +102,20 @@ def test_operator_sees_the_alarm_case_file_and_track(tmp_path: Path, state: Stat
                 await page.screenshot(tmp_path / "operator.png")
                 # Live: a new alarm shows within LIVE_S, by the page's event stream (its slow
                 # timer reads the state only every 10 s).
-                for m in _alarm(hp.Kind.ALARM, 5, 1, time.time()):
+                live = _alarm(hp.Kind.ALARM, 5, 1, time.time())
+                for m in live:
                     await c.centre.submit(m)
                 await page.wait("document.querySelectorAll('article.incident').length === 3",
                                 timeout_s=LIVE_S)
+                # The silent call's state on that alarm's card (issue 16), as the host
+                # reports it: answered, with the attempt.
+                alarm = live[0]
+                await c.centre.submit(replace(
+                    alarm, key=f"{alarm.key}/c1", kind=MessageKind.CALL, fix=None,
+                    pressed_at=None, call=CallPayload(CallEvent.ANSWERED, time.time(), 1, "")))
+                await page.wait("[...document.querySelectorAll('dd.call')].some(d =>"
+                                " d.textContent.startsWith('answered since') &&"
+                                " d.textContent.endsWith('; attempt 1'))", timeout_s=LIVE_S)
             return dom, c.operator_url
         finally:
             await c.stop()

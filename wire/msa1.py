@@ -71,14 +71,15 @@ def render_msa1(kind: MessageKind, key: str, frame: bytes,
 def parse_msa1(text: str) -> Msa1:
     """Parses an MSA1 SMS (the centre's side); ValueError says what is wrong."""
     parts = text.split(" ")
-    if len(parts) not in (4, 5) or parts[0] != MSA1_TAG:
+    # One space between words, and as many words as the kind has: 5 for a call event, else 4.
+    if parts[0] != MSA1_TAG or len(parts) < 4 or "" in parts:
         raise ValueError(f"not an {MSA1_TAG} message")
     letter, key, frame_hex = parts[1:4]
     if letter not in _LETTER_KINDS:
         raise ValueError(f"unknown kind letter {letter!r}")
     kind = _LETTER_KINDS[letter]
-    if (kind is MessageKind.CALL) != (len(parts) == 5):
-        raise ValueError("a call event, and only one, has a fifth word")
+    if len(parts) != (5 if kind is MessageKind.CALL else 4):
+        raise ValueError(f"not an {MSA1_TAG} message")
     if not _KEY.fullmatch(key):
         raise ValueError("malformed key")
     if not re.fullmatch(r"[0-9a-f]{%d}" % (2 * CENTRE_FRAME_LEN), frame_hex):
