@@ -61,8 +61,8 @@ class CallEvent:
     cause: str = ""
 
 
-# The seam to the centre: told of every call event, by incident key. For now the service logs
-# them; reporting them in the incident's updates needs a protocol change.
+# The seam to the centre: told of every call event, by incident key. The service commits each
+# in the outbox as a CALL message of the incident (host/service.py, report_call_event).
 CallObserver = Callable[[str, CallEvent], None]
 
 
