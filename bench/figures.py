@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -78,6 +79,14 @@ def percentile(samples: Sequence[float], q: float) -> float:
     ordered = sorted(samples)
     rank = min(len(ordered) - 1, max(0, int(len(ordered) * q / 100 + 0.999999) - 1))
     return ordered[rank]
+
+
+def rate(n: int, fn: Callable[[int], object]) -> float:
+    """How many calls a second `fn(0)` ... `fn(n - 1)` took, one after the other."""
+    start = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return n / (time.perf_counter() - start)
 
 
 def median(samples: Sequence[float]) -> float:

@@ -34,7 +34,7 @@ from msa.wire.protocol import verify_centre
 from msa.common.sqlite import open_wal
 
 from . import ingest_pg
-from .figures import Better, Figure, Options, median, percentile
+from .figures import Better, Figure, Options, median, percentile, rate
 from .ingest_load import MIX, Fleet, Item, Tally, build_fleet, drive, fix, fleet_minute, quiet
 
 SECTION = "ingest"
@@ -43,13 +43,6 @@ FLEET = 100_000  # buttons at scale 1
 FLEET_RATE = 1700.0  # 100,000 buttons heartbeating each minute: 1,667/s, "about 1,700"
 HTTPS_CONNECTIONS = 32
 IN_FLIGHT = 32  # messages at once, as from that many hosts
-
-
-def _rate(n: int, fn: Callable[[int], object]) -> float:
-    start = time.perf_counter()
-    for i in range(n):
-        fn(i)
-    return n / (time.perf_counter() - start)
 
 
 def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> None:
@@ -78,8 +71,8 @@ def floors(root: Path, fleet: Fleet, options: Options, tls: TlsFiles) -> dict[st
     ids = rng.choices(fleet.ids, k=options.count(20_000))
     frames = [(fleet.keys[b][1], fleet.message(b, MessageKind.HEARTBEAT, 0.0).frame) for b in ids]
     registry = Registry(fleet.registry)
-    out = {"tag": _rate(len(frames), lambda i: verify_centre(frames[i][1], frames[i][0])),
-           "lookup": _rate(len(ids), lambda i: registry.key(ids[i]))}
+    out = {"tag": rate(len(frames), lambda i: verify_centre(frames[i][1], frames[i][0])),
+           "lookup": rate(len(ids), lambda i: registry.key(ids[i]))}
     registry.close()
     for sync, n in (("NORMAL", options.count(5000)), ("FULL", options.count(1000))):
         path = root / f"commit-{sync}.db"
@@ -90,7 +83,7 @@ def floors(root: Path, fleet: Fleet, options: Options, tls: TlsFiles) -> dict[st
             db.execute("BEGIN IMMEDIATE")
             db.execute("INSERT INTO t (v) VALUES (?)", (b"x" * 64,))
             db.execute("COMMIT")
-        out[sync] = _rate(n, commit)
+        out[sync] = rate(n, commit)
         db.close()
     fd = os.open(root / "fsync.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
@@ -98,18 +91,18 @@ def floors(root: Path, fleet: Fleet, options: Options, tls: TlsFiles) -> dict[st
         os.write(fd, bytes(4096))
         os.fsync(fd)
     try:
-        out["fsync"] = _rate(options.count(1000), append)
+        out["fsync"] = rate(options.count(1000), append)
     finally:
         os.close(fd)
     server, client = tls.server_context(), ssl.create_default_context(cafile=str(tls.ca_cert))
-    out["tls"] = _rate(options.count(300), lambda i: _handshake(server, client))
+    out["tls"] = rate(options.count(300), lambda i: _handshake(server, client))
     aes, b = bytes(16), ids[0]
     raw = dc09.encode(dc09.Dc09Message(seq=1, account=dc09.account_for(b),
                                        kind=MessageKind.HEARTBEAT, key=f"{b:08x}-1-1",
                                        frame=frames[0][1], timestamp=dc09.stamp(time.time())), aes)
     ack = dc09.Dc09Reply(token=dc09.Token.ACK, seq=1, account=dc09.account_for(b),
                          receiver=None, line="0", timestamp=dc09.stamp(time.time()))
-    out["dc09 codec"] = _rate(options.count(5000), lambda i: (dc09.decode(raw, lambda _a: aes),
+    out["dc09 codec"] = rate(options.count(5000), lambda i: (dc09.decode(raw, lambda _a: aes),
                                                                dc09.encode(ack, aes)))
     return out
 

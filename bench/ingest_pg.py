@@ -17,13 +17,11 @@ import asyncio
 import random
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 
 from msa.centre.core import Centre
-from msa.centre.errors import CentreError
 from msa.centre.migrations import migrate_all
 from msa.centre.registry import Registry
 from msa.common.sqlite import open_wal
@@ -31,7 +29,7 @@ from msa.simulator.nodes import DEADLINE_S, drill
 from msa.wire.message import MessageKind
 from msa.simulator.pgserver import PostgresServer, PostgresUnavailable, start_server
 
-from .figures import Better, Figure, Options, median
+from .figures import Better, Figure, Options, median, rate
 from .ingest_load import Fleet, Item, build_fleet, drive, fix, fleet_minute, quiet
 
 SECTION = "ingest"
@@ -42,36 +40,25 @@ IN_FLIGHT = 32
 KILLS = 8  # at scale 1 (the tests' drill does 20)
 
 
-def _error(path: str, detail: str) -> CentreError:
-    return CentreError(f"{path}: {detail}")
-
-
-def _rate(n: int, fn: Callable[[int], object]) -> float:
-    start = time.perf_counter()
-    for i in range(n):
-        fn(i)
-    return n / (time.perf_counter() - start)
-
-
 def _pg_commits(url: str, synced: bool, n: int) -> float:
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("CREATE TABLE IF NOT EXISTS bench_commit (k BIGSERIAL PRIMARY KEY,"
                    " v BYTEA NOT NULL)")
         db.execute(f"SET synchronous_commit = {'on' if synced else 'off'}")
-        return _rate(n, lambda i: db.execute("INSERT INTO bench_commit (v) VALUES (%s)",
+        return rate(n, lambda i: db.execute("INSERT INTO bench_commit (v) VALUES (%s)",
                                              (b"x" * 64,)))
 
 
 def _pg_round_trips(url: str, n: int) -> float:
     with psycopg.connect(url, autocommit=True) as db:
-        return _rate(n, lambda i: db.execute("SELECT 1"))
+        return rate(n, lambda i: db.execute("SELECT 1"))
 
 
 def _sqlite_commits(path: Path, n: int) -> float:
     db = open_wal(str(path), ("CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY,"
                               " v BLOB NOT NULL)",), "FULL")
     try:
-        return _rate(n, lambda i: db.execute("INSERT INTO t (v) VALUES (?)", (b"x" * 64,)))
+        return rate(n, lambda i: db.execute("INSERT INTO t (v) VALUES (?)", (b"x" * 64,)))
     finally:
         db.close()
 
@@ -117,7 +104,7 @@ def _measure(root: Path, server: PostgresServer, options: Options) -> list[Figur
     rng = random.Random(options.seed + 17)
     size = options.count(20_000)
     _, url = server.new_database()
-    migrate_all(url, _error)
+    migrate_all(url)
     pg_fleet = build_fleet(root / "pg", size, random.Random(options.seed), database=url)
     sq_fleet = build_fleet(root / "sqlite", size, random.Random(options.seed))
     s: dict[str, list[float]] = {}
@@ -138,7 +125,7 @@ def _measure(root: Path, server: PostgresServer, options: Options) -> list[Figur
             add("pg trip", _pg_round_trips(url, options.count(5000)))
             add("sqlite full", _sqlite_commits(root / "commit.db", options.count(1000)))
     _, drill_url = server.new_database()
-    migrate_all(drill_url, _error)
+    migrate_all(drill_url)
     result = asyncio.run(drill(root / "drill", drill_url, kills=max(2, options.count(KILLS))))
     if result.problems:
         raise RuntimeError(f"the failover drill lost or doubled messages: {result.problems}")

@@ -24,6 +24,16 @@ class RecordError(CentreError):
         super().__init__(f"alarm records {path}: {detail}")
 
 
+class DataError(CentreError):
+    """An area of the centre's data at `path` (any of the three: centre/storage.py) could not
+    be opened or migrated; `detail` is the database's own words."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"centre data {path}: {detail}")
+
+
 class StorageConflict(CentreError):
     """A write broke a unique or primary key of the centre's data at `path` (a name taken, a
     row that exists): `detail` is the database's own words."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from .errors import SchemaError
+from .errors import DataError, SchemaError
 from .storage import (AREAS, Begin, Connection, ErrorFactory, Engine, Place, connect, place,
                       translate_ddl)
 
@@ -252,7 +252,7 @@ def open_area(where: Place | Path | str, area: str, error: ErrorFactory, synced:
     return db
 
 
-def migrate_all(where: Place | Path | str, error: ErrorFactory
+def migrate_all(where: Place | Path | str, error: ErrorFactory = DataError
                 ) -> dict[str, list[Migration]]:
     """`msa centre migrate`: every area of the centre at `where` (a state folder's registry
     file or the database URL), brought to this msa's schema. Returns what each area got."""

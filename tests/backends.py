@@ -20,7 +20,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from msa.centre.errors import CentreError
 from msa.centre.migrations import migrate_all
 from msa.centre.retention import StatePaths
 from msa.centre.server import CentreConfig
@@ -62,14 +61,10 @@ class State:
         return CentreConfig(state_dir=self.dir, database=self.database, **kwargs)
 
 
-def _error(path: str, detail: str) -> CentreError:
-    return CentreError(f"{path}: {detail}")
-
-
 def make_state(folder: Path, database: str | None) -> State:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if database is not None:
-        migrate_all(database, _error)
+        migrate_all(database)
     return State(folder, database)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from msa.centre.errors import CentreError
 from msa.centre.migrations import migrate_all
 from msa.simulator.nodes import DEADLINE_S, drill
 
@@ -17,13 +16,9 @@ from pg import pg_database, pg_server  # noqa: F401
 KILLS = 20
 
 
-def _error(path: str, detail: str) -> CentreError:
-    return CentreError(f"{path}: {detail}")
-
-
 def test_twenty_kills_lose_nothing_and_count_nothing_twice(tmp_path: Path,
                                                            pg_database: str) -> None:
-    migrate_all(pg_database, _error)
+    migrate_all(pg_database)
     result = asyncio.run(asyncio.wait_for(drill(tmp_path, pg_database, kills=KILLS), 600))
     print(result.summary())
     assert result.problems == []

@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 from hostile_kit import BID, CENTRE_KEY, frame, key  # noqa: E402
 
 from msa.centre.core import Inbound, Verdict  # noqa: E402
-from msa.centre.errors import CentreError  # noqa: E402
 from msa.centre.migrations import migrate_all  # noqa: E402
 from msa.centre.registry import Case  # noqa: E402
 from msa.centre.server import CentreConfig, RunningCentre, start_centre  # noqa: E402
@@ -26,10 +25,6 @@ from pg import pg_database, pg_server  # noqa: E402,F401
 from staff import cheap, session_headers  # noqa: E402,F401
 
 WAIT_S = 10.0  # for what comes in milliseconds (a NOTIFY on loopback), on a busy machine
-
-
-def _error(path: str, detail: str) -> CentreError:
-    return CentreError(f"{path}: {detail}")
 
 
 async def _listening(url: str, nodes: int) -> None:
@@ -72,7 +67,7 @@ async def _until_shown(s: aiohttp.ClientSession, base: str, headers: dict[str, s
 
 def test_an_alarm_on_one_node_is_live_on_the_other_s_page_and_back(
         tmp_path: Path, pg_database: str, cheap: None) -> None:
-    migrate_all(pg_database, _error)
+    migrate_all(pg_database)
 
     async def body() -> tuple[float, float]:
         nodes: list[RunningCentre] = []

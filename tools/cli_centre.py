@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from .dbopt import DATABASE, centre_places
 from .errors import ToolError
 from .who import cli_actor
-
-if TYPE_CHECKING:
-    from msa.centre.errors import CentreError
 
 
 def _address(text: str, option: str) -> tuple[str, int]:
@@ -318,13 +314,6 @@ def audit_verify(state_dir: Path | None, database: str | None) -> None:
     click.echo(f"audit log intact: {result.entries} entries; head {count} {digest.hex()}")
 
 
-def _storage_error(path: str, detail: str) -> CentreError:
-    """The error of an area that cannot be opened or migrated (any of the three)."""
-    from msa.centre.errors import CentreError
-
-    return CentreError(f"centre data {path}: {detail}")
-
-
 @centre.command("migrate")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The state folder of a SQLite centre (made 0700 if missing).")
@@ -356,7 +345,7 @@ def centre_migrate(state_dir: Path | None, database: str | None) -> None:
         where = state_dir / "registry.db"
     else:
         where = database
-    for area, applied in migrate_all(where, _storage_error).items():
+    for area, applied in migrate_all(where).items():
         if not applied:
             click.echo(f"{area}: at version {latest(area)}, nothing to do")
         for m in applied:
